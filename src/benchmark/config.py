@@ -1,0 +1,327 @@
+"""The typed spec tree: grid, data, split, model, training, transfer, pretraining.
+
+Specs are frozen dataclasses built from YAML (a profile name or a path) plus dotted overrides,
+converted and validated at this edge, all problems reported at once with their YAML paths.
+A spec's identity is :func:`spec_hash` of its canonical JSON: the same spec always has the same key.
+
+Semantic checks that need the registries (known architectures, modes, sources) live in
+:mod:`benchmark.validation`; this module only knows shapes and types.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from benchmark.errors import SpecError, TlbenchError
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """One series collection: a registered source name plus that source's own options.
+
+    ``options`` are validated by the source's options class (see ``benchmark.data.sources``),
+    e.g. ``{"file": "ETTh1", "column": "OT"}`` for ``ett`` or ``{"path": ..., "date_column": ...,
+    "value_column": ...}`` for ``csv``.
+    """
+
+    source: str = "ett"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """How a target is cut: a fixed test segment at the end, the last ``target_size`` points
+    before it as history, the history's last ``val_fraction`` held out for early stopping."""
+
+    lookback: int = 24
+    horizon: int = 1
+    test_size: int | None = None  # points; None: test_fraction of the whole target
+    test_fraction: float = 0.1
+    val_fraction: float = 0.2
+    season_length: int = 24  # m of seasonal naive and MASE
+    fill_gaps: str | None = None  # None: gaps are errors; "interpolate": fill up to max_gap points
+    max_gap: int = 3
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The network of one architecture; identical for every transfer mode of a cell."""
+
+    architecture: str = "lstm"
+    units: int = 64
+    layers: int | None = None  # None: the architecture's default depth (2; stacked_lstm 3)
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0  # > 0 loses the cuDNN kernels on GPU
+    head: str = "dense"  # dense | recurrent
+    head_units: int = 0  # hidden units of the dense head; 0: one linear layer
+    conv_filters: int = 64  # conv1d_lstm only
+    kernel_size: int = 5  # conv1d_lstm only
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """Optimiser, loss and early stopping (on validation loss, best weights restored)."""
+
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    loss: str = "mse"
+    batch_size: int = 64
+    max_epochs: int = 50
+    patience: int = 5
+    min_delta: float = 0.0
+    shuffle: bool = True
+    time_limit_s: float | None = None  # per cell; exceeded: the cell fails, the grid goes on
+
+
+@dataclass(frozen=True)
+class TransferSpec:
+    """Knobs of the transfer modes that have any (``partial``, ``lp_ft``) and the pretrained pin."""
+
+    partial_frozen_layers: int = 1  # partial: freeze the first k body layers
+    probe_epochs_fraction: float = 0.5  # lp_ft: share of max_epochs spent on the linear probe
+    finetune_lr_factor: float = 0.1  # lp_ft: learning-rate multiplier once unfrozen
+    pretrained_version: str | None = None  # registry version or alias to pin; None: build/reuse
+
+
+@dataclass(frozen=True)
+class PretrainSpec:
+    """Pretraining on the source: which series and windows, and how to train."""
+
+    source: DataSpec = field(
+        default_factory=lambda: DataSpec("m4", {"group": "Hourly"})
+    )
+    max_series: int | None = None  # None: all series
+    windows_per_series: int | None = None  # None: all windows; else the last k of each series
+    val_fraction: float = 0.1  # last part of every series held out for early stopping
+    training: TrainingSpec = field(
+        default_factory=lambda: TrainingSpec(batch_size=512, learning_rate=2e-3, max_epochs=20)
+    )
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A whole benchmark: targets x target sizes x architectures x modes x seeds."""
+
+    name: str = "smoke"
+    targets: tuple[DataSpec, ...] = (DataSpec("ett", {"file": "ETTh1", "column": "OT"}),)
+    target_sizes: tuple[int, ...] = (240, 960)
+    architectures: tuple[str, ...] = ("lstm",)
+    modes: tuple[str, ...] = ("scratch", "frozen", "finetune")
+    seeds: tuple[int, ...] = (0,)
+    baselines: tuple[str, ...] = ("naive", "seasonal_naive", "naive2", "mean")
+    split: SplitSpec = field(default_factory=SplitSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    training: TrainingSpec = field(default_factory=TrainingSpec)
+    transfer: TransferSpec = field(default_factory=TransferSpec)
+    pretrain: PretrainSpec = field(default_factory=PretrainSpec)
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One trained model: everything that determines its result (its key is its identity)."""
+
+    grid: str
+    target: DataSpec
+    target_size: int
+    mode: str
+    seed: int
+    split: SplitSpec
+    model: ModelSpec
+    training: TrainingSpec
+    transfer: TransferSpec
+    pretrain: PretrainSpec
+
+    @property
+    def architecture(self) -> str:
+        return self.model.architecture
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def to_plain(obj: Any) -> Any:
+    """Spec -> JSON-able plain data (dicts with sorted keys, lists), the canonical form."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): to_plain(v) for k, v in sorted(obj.items())}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(to_plain(obj), sort_keys=True, separators=(",", ":"), default=str)
+
+
+def spec_hash(*parts: Any, length: int = 16) -> str:
+    """Content hash of any specs/values: the identity used by caching, MLflow tags and results."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(canonical_json(part).encode())
+        digest.update(b"\x00")
+    return digest.hexdigest()[:length]
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def from_dict(cls: type, data: Any, path: str = "grid") -> Any:
+    """Build dataclass ``cls`` from plain data, collecting every problem; raises SpecError."""
+    problems: list[str] = []
+    value = _convert(cls, data, path, problems)
+    if problems:
+        raise SpecError(problems)
+    return value
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(tp: Any, data: Any, path: str, problems: list[str]) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if data is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return _convert(inner[0], data, path, problems)
+        raise TypeError(f"unsupported union {tp}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(data, Mapping):
+            problems.append(f"{path}: expected a mapping, got {data!r}")
+            return None
+        hints = typing.get_type_hints(tp)
+        names = [f.name for f in dataclasses.fields(tp)]
+        for key in data:
+            if key not in names:
+                problems.append(f"{path}.{key}: unknown key. Known keys: {', '.join(names)}")
+        kwargs = {}
+        for name in names:
+            if name in data:
+                kwargs[name] = _convert(hints[name], data[name], f"{path}.{name}", problems)
+        try:
+            return tp(**kwargs)
+        except TypeError as exc:
+            problems.append(f"{path}: {exc}")
+            return None
+    if origin is tuple:
+        item_type = args[0]
+        if isinstance(data, (str, bytes, Mapping)) or not isinstance(data, (list, tuple)):
+            data = [data]  # a single value where a list is expected: accept `seeds: 0`
+        return tuple(_convert(item_type, v, f"{path}[{i}]", problems) for i, v in enumerate(data))
+    if tp is Mapping[str, Any] or origin in (Mapping, dict, typing.Mapping):
+        if data is None:
+            return {}
+        if not isinstance(data, Mapping):
+            problems.append(f"{path}: expected a mapping, got {data!r}")
+            return {}
+        return dict(data)
+    if tp is Any:
+        return data
+    if tp is bool:
+        if isinstance(data, bool):
+            return data
+        problems.append(f"{path}: expected true or false, got {data!r}")
+        return None
+    if tp is int:
+        if isinstance(data, int) and not isinstance(data, bool):
+            return data
+        problems.append(f"{path}: expected an integer, got {data!r}")
+        return None
+    if tp is float:
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            return float(data)
+        problems.append(f"{path}: expected a number, got {data!r}")
+        return None
+    if tp is str:
+        if isinstance(data, str):
+            return data
+        problems.append(f"{path}: expected a string, got {data!r}")
+        return None
+    raise TypeError(f"unsupported spec type {_type_name(tp)} at {path}")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def profile_names() -> list[str]:
+    """Names of the profiles shipped with the package (``smoke``, ``standard``, ``nightly``)."""
+    folder = resources.files("benchmark") / "profiles"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def read_grid_yaml(profile_or_path: str) -> tuple[dict, str]:
+    """Raw YAML mapping of a profile name or a YAML file path, and a label for messages."""
+    candidate = Path(profile_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        if not candidate.is_file():
+            raise TlbenchError(f"Grid spec file {candidate} does not exist. Pass an existing YAML "
+                               f"file or one of the profiles: {', '.join(profile_names())}.")
+        text, label = candidate.read_text(), str(candidate)
+    else:
+        if profile_or_path not in profile_names():
+            raise TlbenchError(f"Unknown profile {profile_or_path!r}. Known: "
+                               f"{', '.join(profile_names())} (or pass a path to a YAML file).")
+        text = (resources.files("benchmark") / "profiles" / f"{profile_or_path}.yaml").read_text()
+        label = f"profile {profile_or_path!r}"
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise TlbenchError(f"{label} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise TlbenchError(f"{label} must be a YAML mapping at the top level, got {type(data).__name__}.")
+    return data, label
+
+
+def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """Apply ``dotted.key=value`` overrides (values parsed as YAML) to a raw grid mapping."""
+    data = json.loads(json.dumps(data, default=str))  # deep copy of plain data
+    for item in overrides:
+        if "=" not in item:
+            raise TlbenchError(f"Override {item!r} must look like key.subkey=value "
+                               "(e.g. training.max_epochs=3 or modes=[scratch,frozen]).")
+        key, raw = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise TlbenchError(f"Override {item!r}: {part} is not a mapping.")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def load_grid(profile_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> GridSpec:
+    """The grid spec of a profile name or YAML path plus overrides, checked for types and keys.
+
+    Registry-level checks (architectures, modes, sources, sizes) are in
+    ``benchmark.validation.validate_grid``, which :func:`benchmark.grid.run_grid` calls.
+    """
+    data, label = read_grid_yaml(profile_or_path)
+    data = apply_overrides(data, overrides)
+    try:
+        return from_dict(GridSpec, data, "grid")
+    except SpecError as exc:
+        raise SpecError(exc.problems, source=label) from None
+
+
+def grid_from_mapping(data: Mapping[str, Any], label: str = "grid spec") -> GridSpec:
+    try:
+        return from_dict(GridSpec, dict(data), "grid")
+    except SpecError as exc:
+        raise SpecError(exc.problems, source=label) from None
