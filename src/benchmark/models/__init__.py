@@ -1,0 +1,31 @@
+"""The model zoo: architectures, heads and transfer modes, all in registries.
+
+Importing this package registers every architecture, head, transfer mode and custom layer (the
+latter is needed to load saved models). Nothing is built, configured or trained at import.
+"""
+
+from benchmark.models.architectures import (
+    ARCHITECTURES,
+    Architecture,
+    body_layer_names,
+    build_model,
+    head_layer_names,
+    param_counts,
+)
+from benchmark.models.heads import HEADS, Head
+from benchmark.models.layers import Rescale
+from benchmark.models.transfer import (
+    TRANSFER_MODES,
+    Phase,
+    TransferMode,
+    apply_freezing,
+    frozen_layer_names,
+    load_pretrained_weights,
+    prepare_for_mode,
+)
+
+__all__ = [
+    "ARCHITECTURES", "Architecture", "HEADS", "Head", "Phase", "Rescale", "TRANSFER_MODES",
+    "TransferMode", "apply_freezing", "body_layer_names", "build_model", "frozen_layer_names",
+    "head_layer_names", "load_pretrained_weights", "param_counts", "prepare_for_mode",
+]

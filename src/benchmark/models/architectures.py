@@ -1,0 +1,180 @@
+"""The architecture zoo: recurrent bodies, the one model builder, and layer bookkeeping.
+
+An :class:`Architecture` builds a *body* (``body_0``, ``body_1``, ... in order) from a
+:class:`~benchmark.config.ModelSpec`; :func:`build_model` puts a registered head on it. Every
+model obeys one contract, uncompiled: ``[batch, lookback, n_features] -> [batch, horizon]``.
+
+The last recurrent body layer returns its full sequence *and* its final state, so one body serves
+both heads (``dense`` reads the state, ``recurrent`` the sequence) and a pretrained body loads into
+a target whatever its head. All earlier recurrent layers return sequences.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import keras
+import numpy as np
+
+from benchmark.config import ModelSpec
+from benchmark.errors import TlbenchError
+from benchmark.models.heads import HEADS
+from benchmark.models.layers import Rescale
+from benchmark.registry import Registry
+
+# (spec, inputs [B, L, F]) -> (sequence_output [B, L, U], last_state_output [B, U])
+BodyBuilder = Callable[[ModelSpec, Any], tuple[Any, Any]]
+
+_BODY_NAME = re.compile(r"^body_(\d+)$")
+
+_RNN_CUDNN = ("cuDNN on GPU only with tanh/sigmoid activations, recurrent_dropout=0, unroll=False "
+              "and use_bias=True (all fixed here except recurrent_dropout)")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A registered body: its default depth, its builder, tiny test settings and cuDNN caveats.
+
+    ``test_params`` are :class:`ModelSpec` overrides small enough for the contract test.
+    ``output_scale``: when set, a :class:`~benchmark.models.layers.Rescale` named
+    ``head_rescale`` multiplies the output (the Sunspots recipe; 1.0 on z-scored data).
+    """
+
+    name: str
+    default_layers: int
+    build_body: BodyBuilder
+    test_params: Mapping[str, Any] = field(default_factory=dict)
+    cudnn_note: str = ""
+    output_scale: float | None = None
+    description: str = ""
+
+    def n_layers(self, spec: ModelSpec) -> int:
+        """Recurrent layers of the body: ``spec.layers`` or this architecture's default."""
+        return self.default_layers if spec.layers is None else spec.layers
+
+
+ARCHITECTURES: Registry[Architecture] = Registry("architecture")
+
+
+def register_architecture(name: str, *, default_layers: int, test_params: Mapping[str, Any],
+                          cudnn_note: str, description: str,
+                          output_scale: float | None = None) -> Callable[[BodyBuilder], BodyBuilder]:
+    """Decorator: register a body builder as architecture ``name``."""
+
+    def decorator(build_body: BodyBuilder) -> BodyBuilder:
+        ARCHITECTURES.add(name, Architecture(name=name, default_layers=default_layers,
+                                             build_body=build_body, test_params=dict(test_params),
+                                             cudnn_note=cudnn_note, output_scale=output_scale,
+                                             description=description))
+        return build_body
+
+    return decorator
+
+
+def recurrent_stack(layer_class: type, spec: ModelSpec, x, n_layers: int, first_index: int = 0):
+    """``n_layers`` recurrent layers named ``body_{first_index}``...; ``[B, L, F] -> ([B, L, U], [B, U])``.
+
+    Dropout is the layers' input dropout (keeps cuDNN); ``recurrent_dropout > 0`` loses cuDNN.
+    """
+    if n_layers < 1:
+        raise TlbenchError(f"model.layers must be at least 1, got {n_layers}.")
+    for i in range(n_layers):
+        last = i == n_layers - 1
+        layer = layer_class(spec.units, return_sequences=True, return_state=last,
+                            dropout=spec.dropout, recurrent_dropout=spec.recurrent_dropout,
+                            name=f"body_{first_index + i}")
+        if not last:
+            x = layer(x)  # [B, L, *] -> [B, L, U]
+            continue
+        # LSTM returns (sequence, h, c), GRU (sequence, h); h is the last step's output.
+        sequence_output, last_state_output, *_ = layer(x)  # [B, L, U], [B, U]
+        return sequence_output, last_state_output
+    raise AssertionError("unreachable")
+
+
+@register_architecture("lstm", default_layers=2, test_params={"units": 8},
+                       cudnn_note=_RNN_CUDNN, description="stack of LSTM layers")
+def lstm_body(spec: ModelSpec, inputs):
+    return recurrent_stack(keras.layers.LSTM, spec, inputs, ARCHITECTURES.get("lstm").n_layers(spec))
+
+
+@register_architecture("gru", default_layers=2, test_params={"units": 8},
+                       cudnn_note=_RNN_CUDNN + "; GRU also needs reset_after=True (the default, kept)",
+                       description="stack of GRU layers (reset_after=True)")
+def gru_body(spec: ModelSpec, inputs):
+    return recurrent_stack(keras.layers.GRU, spec, inputs, ARCHITECTURES.get("gru").n_layers(spec))
+
+
+@register_architecture("stacked_lstm", default_layers=3, test_params={"units": 8},
+                       cudnn_note=_RNN_CUDNN, description="deeper LSTM stack (3 layers by default)")
+def stacked_lstm_body(spec: ModelSpec, inputs):
+    return recurrent_stack(keras.layers.LSTM, spec, inputs,
+                           ARCHITECTURES.get("stacked_lstm").n_layers(spec))
+
+
+@register_architecture("conv1d_lstm", default_layers=2,
+                       test_params={"units": 8, "conv_filters": 4, "kernel_size": 3},
+                       cudnn_note=_RNN_CUDNN + " (the LSTM layers); the Conv1D is unaffected",
+                       description="causal Conv1D(relu) then LSTM layers (the Sunspots recipe)",
+                       output_scale=1.0)
+def conv1d_lstm_body(spec: ModelSpec, inputs):
+    if spec.conv_filters < 1 or spec.kernel_size < 1:
+        raise TlbenchError(f"conv1d_lstm needs model.conv_filters >= 1 and model.kernel_size >= 1, "
+                           f"got {spec.conv_filters} and {spec.kernel_size}.")
+    # Causal padding: step t sees only steps <= t, and the sequence keeps its length.
+    x = keras.layers.Conv1D(spec.conv_filters, spec.kernel_size, padding="causal", activation="relu",
+                            name="body_0")(inputs)  # [B, L, F] -> [B, L, C]
+    return recurrent_stack(keras.layers.LSTM, spec, x, ARCHITECTURES.get("conv1d_lstm").n_layers(spec),
+                           first_index=1)
+
+
+def build_model(spec: ModelSpec, lookback: int, n_features: int, horizon: int,
+                name: str = "model") -> keras.Model:
+    """A fresh, UNCOMPILED model ``[batch, lookback, n_features] -> [batch, horizon]``.
+
+    Unknown ``spec.architecture`` or ``spec.head`` raises :class:`UnknownNameError` listing the
+    known names. Layers: ``inputs``, ``body_0..body_{n-1}``, ``head_*``.
+    """
+    architecture = ARCHITECTURES.get(spec.architecture)
+    head = HEADS.get(spec.head)
+    for label, value in (("lookback", lookback), ("n_features", n_features), ("horizon", horizon)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise TlbenchError(f"build_model: {label} must be a positive integer, got {value!r}.")
+    if spec.units < 1:
+        raise TlbenchError(f"model.units must be at least 1, got {spec.units}.")
+    inputs = keras.Input(shape=(int(lookback), int(n_features)), name="inputs")  # [B, L, F]
+    sequence_output, last_state_output = architecture.build_body(spec, inputs)  # [B, L, U], [B, U]
+    outputs = head.build(spec, sequence_output, last_state_output, int(horizon))  # [B, H]
+    if architecture.output_scale is not None:
+        outputs = Rescale(architecture.output_scale, name="head_rescale")(outputs)  # [B, H]
+    return keras.Model(inputs, outputs, name=name)
+
+
+def body_layer_names(model: keras.Model) -> list[str]:
+    """Names of the body layers in build order: ``["body_0", "body_1", ...]``."""
+    found = [(int(m.group(1)), layer.name) for layer in model.layers
+             if (m := _BODY_NAME.match(layer.name))]
+    return [name for _, name in sorted(found)]
+
+
+def head_layer_names(model: keras.Model) -> list[str]:
+    """Names of the head layers (``head_*``), in model order."""
+    return [layer.name for layer in model.layers if layer.name.startswith("head_")]
+
+
+def _count(weights) -> int:
+    return int(sum(int(np.prod(w.shape)) for w in weights))
+
+
+def param_counts(model: keras.Model) -> dict[str, int]:
+    """``{"trainable", "non_trainable", "total"}`` scalar counts, per the layers' trainable flags."""
+    trainable = _count(model.trainable_weights)
+    non_trainable = _count(model.non_trainable_weights)
+    return {"trainable": trainable, "non_trainable": non_trainable, "total": trainable + non_trainable}
+
+
+def layer_param_count(model: keras.Model, names: list[str]) -> int:
+    """Number of scalar weights in the named layers."""
+    return _count([w for name in names for w in model.get_layer(name).weights])

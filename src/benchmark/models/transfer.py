@@ -1,0 +1,217 @@
+"""Transfer modes as data, and the few functions that apply them.
+
+A :class:`TransferMode` says whether the pretrained body (and head) is loaded and which training
+:class:`Phase` s follow, each with what to freeze, its share of ``max_epochs`` and a learning-rate
+factor. :func:`apply_freezing` is the one place that sets ``trainable``, and it always recompiles:
+Keras raises when a model is unfrozen without recompiling. Weights move from a pretrained model
+by layer name and value (:func:`load_pretrained_weights`), never by sharing layer objects.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import keras
+import numpy as np
+
+from benchmark.config import ModelSpec, TrainingSpec, TransferSpec
+from benchmark.errors import TlbenchError
+from benchmark.models.architectures import body_layer_names, build_model, head_layer_names
+from benchmark.registry import Registry
+
+log = logging.getLogger(__name__)
+
+# Phase fields that name a TransferSpec knob instead of holding a number.
+_REST = "rest"  # epochs_fraction: whatever share of max_epochs the earlier phases left
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One training phase.
+
+    ``freeze``: a rule in :data:`FREEZE_RULES` (``none``, ``body``, ``first_k``, ``all``).
+    ``epochs_fraction``: share of ``max_epochs``; a number, the name of a :class:`TransferSpec`
+    field (``"probe_epochs_fraction"``), or ``"rest"`` (one minus the earlier phases' shares).
+    ``lr_factor``: multiplies ``training.learning_rate``; a number or a TransferSpec field name.
+    """
+
+    freeze: str
+    epochs_fraction: float | str = 1.0
+    lr_factor: float | str = 1.0
+
+
+@dataclass(frozen=True)
+class TransferMode:
+    """What a mode loads from the pretrained model and how it then trains (``phases`` in order)."""
+
+    name: str
+    load_body: bool
+    phases: tuple[Phase, ...]
+    load_head: bool = False
+    description: str = ""
+
+    def resolved_phases(self, transfer: TransferSpec) -> tuple[Phase, ...]:
+        """The phases with every symbolic field replaced by its number from ``transfer``."""
+        resolved: list[Phase] = []
+        used = 0.0
+        for phase in self.phases:
+            fraction = (max(0.0, 1.0 - used) if phase.epochs_fraction == _REST
+                        else _knob(phase.epochs_fraction, transfer, self.name))
+            resolved.append(replace(phase, epochs_fraction=fraction,
+                                    lr_factor=_knob(phase.lr_factor, transfer, self.name)))
+            used += fraction
+        return tuple(resolved)
+
+
+def _knob(value: float | str, transfer: TransferSpec, mode: str) -> float:
+    if isinstance(value, str):
+        if not hasattr(transfer, value):
+            raise TlbenchError(f"transfer mode {mode!r} refers to transfer.{value}, which TransferSpec "
+                               "does not have; fix the mode's Phase.")
+        return float(getattr(transfer, value))
+    return float(value)
+
+
+TRANSFER_MODES: Registry[TransferMode] = Registry("transfer mode")
+
+
+def _register(mode: TransferMode) -> None:
+    TRANSFER_MODES.add(mode.name, mode)
+
+
+_register(TransferMode("scratch", load_body=False, phases=(Phase("none"),),
+                       description="random init, all layers trained (the baseline)"))
+_register(TransferMode("frozen", load_body=True, phases=(Phase("body"),),
+                       description="pretrained body frozen; a fresh head trained"))
+_register(TransferMode("finetune", load_body=True, phases=(Phase("none"),),
+                       description="pretrained body, everything trained"))
+_register(TransferMode("lp_ft", load_body=True,
+                       phases=(Phase("body", epochs_fraction="probe_epochs_fraction"),
+                               Phase("none", epochs_fraction=_REST, lr_factor="finetune_lr_factor")),
+                       description="linear probe (body frozen), then everything at lr x finetune_lr_factor"))
+_register(TransferMode("partial", load_body=True, phases=(Phase("first_k"),),
+                       description="first transfer.partial_frozen_layers body layers frozen, rest trained"))
+_register(TransferMode("zeroshot", load_body=True, load_head=True, phases=(),
+                       description="pretrained body and head used as is, no training"))
+
+
+# --------------------------------------------------------------------------- freezing
+
+# freeze rule: (model, transfer) -> names of the layers to freeze
+FreezeRule = Callable[[keras.Model, TransferSpec], list[str]]
+FREEZE_RULES: Registry[FreezeRule] = Registry("freeze rule")
+
+
+@FREEZE_RULES.register("none")
+def _freeze_none(model: keras.Model, transfer: TransferSpec) -> list[str]:
+    return []
+
+
+@FREEZE_RULES.register("body")
+def _freeze_body(model: keras.Model, transfer: TransferSpec) -> list[str]:
+    return body_layer_names(model)
+
+
+@FREEZE_RULES.register("first_k")
+def _freeze_first_k(model: keras.Model, transfer: TransferSpec) -> list[str]:
+    body = body_layer_names(model)
+    k = transfer.partial_frozen_layers
+    if not 0 <= k <= len(body):
+        raise TlbenchError(f"transfer.partial_frozen_layers={k}, but model {model.name!r} has "
+                           f"{len(body)} body layers ({', '.join(body)}); use 0..{len(body)}.")
+    if k == 0:
+        log.warning("transfer.partial_frozen_layers=0: mode 'partial' freezes nothing (same as finetune)")
+    return body[:k]
+
+
+@FREEZE_RULES.register("all")
+def _freeze_all(model: keras.Model, transfer: TransferSpec) -> list[str]:
+    return [layer.name for layer in model.layers if layer.weights]
+
+
+def frozen_layer_names(model: keras.Model, phase: Phase, transfer: TransferSpec) -> list[str]:
+    """Names of the layers ``phase`` freezes in ``model`` (``partial`` reads ``transfer``)."""
+    return FREEZE_RULES.get(phase.freeze)(model, transfer)
+
+
+def apply_freezing(model: keras.Model, frozen_names: list[str], training: TrainingSpec,
+                   learning_rate: float) -> None:
+    """Freeze exactly ``frozen_names`` (every other layer trainable), then recompile.
+
+    The only function that sets ``trainable``. Recompiling is not optional: unfreezing a model
+    after a fit without it raises in Keras (the optimizer only knows its original variables).
+    """
+    from benchmark.training import compile_model  # training imports models: import here
+
+    names = {layer.name for layer in model.layers}
+    unknown = sorted(set(frozen_names) - names)
+    if unknown:
+        raise TlbenchError(f"cannot freeze {', '.join(unknown)}: model {model.name!r} has no such "
+                           f"layer. Its layers: {', '.join(sorted(names))}.")
+    frozen = set(frozen_names)
+    for layer in model.layers:
+        layer.trainable = layer.name not in frozen
+    compile_model(model, training, learning_rate)
+
+
+# --------------------------------------------------------------------------- loading weights
+
+
+def load_pretrained_weights(model: keras.Model, pretrained: keras.Model,
+                            include_head: bool = False) -> list[str]:
+    """Copy the body (and, with ``include_head``, the head) of ``pretrained`` into ``model``.
+
+    Copies values layer by layer by name (``get_weights``/``set_weights``): no layer object, and so
+    no variable or trainable flag, is shared. Returns the names copied. Raises TlbenchError when a
+    layer is missing, of another class or of another shape: the pretrained and target model specs
+    (architecture, units, layers, head, number of features) must match.
+    """
+    how = ("The pretrained and target model specs must match (architecture, units, layers, "
+           "conv_filters, kernel_size, head, number of input features); pretrain again with the "
+           "target's model spec.")
+    target_body, source_body = body_layer_names(model), body_layer_names(pretrained)
+    if target_body != source_body:
+        raise TlbenchError(f"pretrained model {pretrained.name!r} has body layers {source_body}, "
+                           f"target {model.name!r} has {target_body}. {how}")
+    names = target_body + (head_layer_names(model) if include_head else [])
+    for name in names:
+        target = model.get_layer(name)
+        try:
+            source = pretrained.get_layer(name)
+        except ValueError:
+            raise TlbenchError(f"pretrained model {pretrained.name!r} has no layer {name!r} "
+                               f"(needed to load the head). {how}") from None
+        if type(source) is not type(target):
+            raise TlbenchError(f"layer {name!r}: pretrained is {type(source).__name__}, target is "
+                               f"{type(target).__name__}. {how}")
+        values = source.get_weights()  # numpy copies
+        source_shapes = [tuple(v.shape) for v in values]
+        target_shapes = [tuple(w.shape) for w in target.weights]
+        if source_shapes != target_shapes:
+            raise TlbenchError(f"layer {name!r}: pretrained weight shapes {source_shapes} != target "
+                               f"shapes {target_shapes}. {how}")
+        target.set_weights([np.array(v, copy=True) for v in values])
+    log.debug("loaded %s from %s into %s", names, pretrained.name, model.name)
+    return names
+
+
+def prepare_for_mode(mode_name: str, spec: ModelSpec, lookback: int, n_features: int, horizon: int,
+                     pretrained: keras.Model | None) -> keras.Model:
+    """A fresh model for one cell, with the pretrained weights the mode asks for (uncompiled).
+
+    ``[batch, lookback, n_features] -> [batch, horizon]``. Raises TlbenchError when the mode loads
+    weights and ``pretrained`` is None.
+    """
+    mode = TRANSFER_MODES.get(mode_name)
+    model = build_model(spec, lookback, n_features, horizon, name=f"{spec.architecture}_{mode.name}")
+    if mode.load_body:
+        if pretrained is None:
+            raise TlbenchError(f"transfer mode {mode.name!r} loads a pretrained body, but no pretrained "
+                               "model was given; pretrain first (tlbench runs pretraining before the "
+                               "cells) or use mode 'scratch'.")
+        load_pretrained_weights(model, pretrained, include_head=mode.load_head)
+    elif pretrained is not None:
+        log.debug("mode %r ignores the pretrained model %r", mode.name, pretrained.name)
+    return model

@@ -1,0 +1,111 @@
+"""Pretraining on the source, and the pretrained-model artefact: atomic save, checksum, safe load.
+
+The pretrained model is built by the same :func:`~benchmark.models.build_model` as the cells (same
+body, same head type), so the transfer modes can copy its layers by name. Its ``.keras`` file sits
+next to ``<file>.sha256``; a file whose checksum does not match is never loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import keras
+
+from benchmark.config import ModelSpec, TrainingSpec
+from benchmark.errors import TlbenchError
+from benchmark.models import build_model
+from benchmark.models.transfer import apply_freezing
+from benchmark.training import Arrays, FitResult, fit, seed_everything
+
+log = logging.getLogger(__name__)
+
+
+def pretrain_model(spec: ModelSpec, training: TrainingSpec, train: Arrays, val: Arrays,
+                   lookback: int, horizon: int, seed: int) -> tuple[keras.Model, FitResult]:
+    """Train a fresh model of ``spec`` on source windows ``x [n, lookback, F] -> y [n, horizon]``.
+
+    All layers train (early stopping on ``val``, best weights restored). Returns the model,
+    compiled, and its FitResult.
+    """
+    x_train, y_train = train
+    if x_train.ndim != 3 or x_train.shape[1] != lookback or y_train.ndim != 2 or y_train.shape[1] != horizon:
+        raise TlbenchError(f"pretraining windows have shapes x {x_train.shape}, y {y_train.shape}; "
+                           f"expected (n, {lookback}, n_features) and (n, {horizon}).")
+    seed_everything(seed)
+    model = build_model(spec, lookback, x_train.shape[-1], horizon, name=f"pretrained_{spec.architecture}")
+    apply_freezing(model, [], training, training.learning_rate)  # every layer trains
+    result = fit(model, train, val, training)
+    log.info("pretrained %s: %d epochs (best %d) in %.1f s", spec.architecture, result.epochs_run,
+             result.best_epoch, result.seconds)
+    return model, result
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checksum_path(path: Path) -> Path:
+    """Where the checksum of ``path`` lives: ``<path>.sha256`` (``sha256sum`` format)."""
+    return path.with_name(path.name + ".sha256")
+
+
+def save_pretrained(model: keras.Model, path: Path) -> str:
+    """Save ``model`` to ``path`` (a ``.keras`` file) atomically, write ``<path>.sha256``; the sha256 hex.
+
+    The model goes to a temporary file in the same folder first and is then renamed over
+    ``path``, so a reader never sees a half-written file.
+    """
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise TlbenchError(f"pretrained model path {path} must end with .keras.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")  # Keras needs the .keras suffix
+    try:
+        model.save(tmp)
+        sha = file_sha256(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    sidecar = checksum_path(path)
+    tmp_sidecar = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
+    tmp_sidecar.write_text(f"{sha}  {path.name}\n")
+    os.replace(tmp_sidecar, sidecar)
+    log.info("saved pretrained model %s (sha256 %s)", path, sha[:12])
+    return sha
+
+
+def load_pretrained(path: Path, expected_sha256: str | None = None) -> keras.Model:
+    """Load a pretrained model after checking its sha256 (``expected_sha256``, else ``<path>.sha256``).
+
+    Loads with ``safe_mode=True`` and ``compile=False``. A missing file, a missing checksum or a
+    mismatch raises TlbenchError: the file is not loaded, and the next run pretrains it again.
+    """
+    path = Path(path)
+    rebuild = (f"The next `tlbench run` pretrains it again (reusing nothing under {path.parent}); "
+               f"to rebuild now, delete {path.parent} and run again.")
+    if not path.is_file():
+        raise TlbenchError(f"pretrained model {path} is missing. {rebuild}")
+    expected = expected_sha256
+    if expected is None:
+        sidecar = checksum_path(path)
+        if not sidecar.is_file():
+            raise TlbenchError(f"pretrained model {path} has no checksum file {sidecar.name}, so it "
+                               f"cannot be verified. {rebuild}")
+        text = sidecar.read_text().split()
+        expected = text[0] if text else ""
+    actual = file_sha256(path)
+    if actual != expected.strip().lower():
+        raise TlbenchError(f"pretrained model {path} is corrupted: its sha256 is {actual[:12]}..., "
+                           f"expected {expected[:12]}.... It will not be loaded. {rebuild}")
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:  # noqa: BLE001 - a verified file that will not load is still rebuildable
+        raise TlbenchError(f"pretrained model {path} passed its checksum but does not load "
+                           f"({type(exc).__name__}: {exc}). {rebuild}") from exc

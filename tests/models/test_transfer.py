@@ -1,0 +1,230 @@
+"""The contract of every architecture x every transfer mode, and the freezing/loading rules.
+
+One parametrised test trains each (architecture, mode) for one epoch on a tiny sine series and
+checks the output shape, finite losses, parameter counts, an architecture identical across modes,
+and the mode's semantics: layers frozen in every phase stay bit-identical to what was loaded,
+every other layer changes, loaded layers equal the pretrained ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmark.config import ModelSpec, TrainingSpec, TransferSpec
+from benchmark.errors import TlbenchError, UnknownNameError
+from benchmark.models import (
+    ARCHITECTURES,
+    TRANSFER_MODES,
+    Phase,
+    body_layer_names,
+    build_model,
+    param_counts,
+    prepare_for_mode,
+)
+from benchmark.models.transfer import apply_freezing, frozen_layer_names, load_pretrained_weights
+from benchmark.training import compile_model, configure_threads, predict, seed_everything, train_for_mode
+
+LOOKBACK, HORIZON = 8, 2
+TRAINING = TrainingSpec(learning_rate=1e-2, batch_size=256, max_epochs=1, patience=3)  # one batch per epoch
+TRANSFER = TransferSpec(partial_frozen_layers=1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _single_threaded_eager():
+    import tensorflow as tf
+
+    configure_threads(1, 1)
+    tf.config.run_functions_eagerly(True)  # tiny models: tracing would cost more than running
+    yield
+    tf.config.run_functions_eagerly(False)
+
+
+def sine_windows(n_points: int, lookback: int = LOOKBACK, horizon: int = HORIZON):
+    """``sin(t / 4)`` cut into windows: x [n, lookback, 1], y [n, horizon]."""
+    series = np.sin(np.arange(n_points) / 4.0).astype("float32")
+    windows = np.lib.stride_tricks.sliding_window_view(series, lookback + horizon)
+    return windows[:, :lookback, None].copy(), windows[:, lookback:].copy()
+
+
+@pytest.fixture(scope="module")
+def data():
+    x, y = sine_windows(240)
+    return (x[:160], y[:160]), (x[160:], y[160:])
+
+
+def tiny_spec(architecture: str) -> ModelSpec:
+    return ModelSpec(architecture=architecture, **ARCHITECTURES.get(architecture).test_params)
+
+
+@pytest.fixture(scope="module")
+def pretrained():
+    """One 'pretrained' model per architecture: built under another seed, so its weights differ
+    from every cell's initialisation (the weights' provenance does not matter to these tests)."""
+    seed_everything(1234)
+    return {name: build_model(tiny_spec(name), LOOKBACK, 1, HORIZON, name=f"pretrained_{name}")
+            for name in ARCHITECTURES}
+
+
+@pytest.fixture(scope="module")
+def reference_signatures(pretrained):
+    """Layer names, classes and weight shapes of each architecture: every mode must match them."""
+    return {name: signature(model) for name, model in pretrained.items()}
+
+
+def signature(model) -> list:
+    return [(layer.name, type(layer).__name__, [tuple(w.shape) for w in layer.weights])
+            for layer in model.layers]
+
+
+def layer_weights(model) -> dict[str, list[np.ndarray]]:
+    return {layer.name: [np.array(w) for w in layer.get_weights()] for layer in model.layers if layer.weights}
+
+
+def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("mode_name", TRANSFER_MODES.names())
+@pytest.mark.parametrize("architecture", ARCHITECTURES.names())
+def test_contract(architecture, mode_name, data, pretrained, reference_signatures):
+    train, val = data
+    spec, mode, source = tiny_spec(architecture), TRANSFER_MODES.get(mode_name), pretrained[architecture]
+    seed_everything(0)
+    model = prepare_for_mode(mode_name, spec, LOOKBACK, 1, HORIZON, source if mode.load_body else None)
+    assert signature(model) == reference_signatures[architecture]  # the same in every mode
+
+    loaded = layer_weights(model)
+    source_weights = layer_weights(source)
+    for name, values in loaded.items():
+        is_loaded = mode.load_body and (name.startswith("body_") or mode.load_head)
+        assert same(values, source_weights[name]) == is_loaded, f"{name}: loaded={is_loaded}"
+
+    result = train_for_mode(model, mode, train, val, TRAINING, TRANSFER)
+    prediction = predict(model, val[0])
+    assert prediction.shape == (len(val[0]), HORIZON)
+    assert np.isfinite(prediction).all()
+
+    phases = mode.resolved_phases(TRANSFER)
+    assert len(result.phases) == len(phases)
+    assert result.epochs_run == len(phases) * TRAINING.max_epochs == len(result.history["loss"])
+    assert len(result.history["val_loss"]) == result.epochs_run
+    assert np.isfinite(result.history["loss"] + result.history["val_loss"]).all()
+    if not phases:  # zeroshot: the pretrained model as is
+        assert result.seconds == 0 and result.best_epoch == 0
+        assert np.array_equal(prediction, predict(source, val[0]))
+        assert np.isfinite(np.mean((prediction - val[1]) ** 2))
+
+    # Layers frozen in every phase are bit-identical to what was loaded; all others trained.
+    frozen_always = (set.intersection(*(set(p["frozen_layers"]) for p in result.phases))
+                     if result.phases else set(loaded))
+    after = layer_weights(model)
+    for name in loaded:
+        assert same(after[name], loaded[name]) == (name in frozen_always), name
+
+    expected_frozen = result.phases[-1]["frozen_layers"] if result.phases else list(loaded)
+    frozen_params = sum(model.get_layer(n).count_params() for n in expected_frozen)
+    counts = param_counts(model)
+    assert counts["non_trainable"] == frozen_params
+    assert counts["trainable"] == counts["total"] - frozen_params
+    assert counts["total"] == model.count_params()
+
+
+def test_modes_declare_what_they_do():
+    assert set(TRANSFER_MODES) == {"scratch", "frozen", "finetune", "lp_ft", "partial", "zeroshot"}
+    assert not TRANSFER_MODES.get("scratch").load_body
+    assert TRANSFER_MODES.get("zeroshot").phases == () and TRANSFER_MODES.get("zeroshot").load_head
+    phases = TRANSFER_MODES.get("lp_ft").resolved_phases(
+        TransferSpec(probe_epochs_fraction=0.3, finetune_lr_factor=0.1))
+    assert phases == (Phase("body", 0.3, 1.0), Phase("none", 0.7, 0.1))
+
+
+def test_partial_freezes_exactly_the_first_k(pretrained):
+    model = prepare_for_mode("partial", tiny_spec("stacked_lstm"), LOOKBACK, 1, HORIZON,
+                             pretrained["stacked_lstm"])
+    phase = TRANSFER_MODES.get("partial").phases[0]
+    for k in range(4):
+        assert frozen_layer_names(model, phase, TransferSpec(partial_frozen_layers=k)) == \
+            ["body_0", "body_1", "body_2"][:k]
+    apply_freezing(model, ["body_0", "body_1"], TRAINING, 1e-3)
+    assert [layer.trainable for layer in model.layers if layer.weights] == [False, False, True, True]
+    with pytest.raises(TlbenchError, match="partial_frozen_layers=4, but model .* has 3 body layers"):
+        frozen_layer_names(model, phase, TransferSpec(partial_frozen_layers=4))
+    with pytest.raises(TlbenchError, match="cannot freeze body_9"):
+        apply_freezing(model, ["body_9"], TRAINING, 1e-3)
+
+
+def test_unfreezing_without_recompiling_is_the_trap_we_avoid(data):
+    """Raw Keras: unfreeze after a frozen fit without recompiling and the fit raises (eager) or
+    silently keeps the body frozen (graph). lp_ft goes through apply_freezing, which recompiles."""
+    train, val = data
+    seed_everything(0)
+    model = build_model(tiny_spec("lstm"), LOOKBACK, 1, HORIZON)
+    for name in body_layer_names(model):
+        model.get_layer(name).trainable = False
+    compile_model(model, TRAINING)
+    model.fit(*train, epochs=1, verbose=0)
+    for layer in model.layers:
+        layer.trainable = True
+    with pytest.raises(ValueError, match="Unknown variable"):
+        model.fit(*train, epochs=1, verbose=0)
+
+
+def test_lp_ft_recompiles_in_graph_mode(data):
+    """In graph mode a missed recompile would not raise: the body would silently stay frozen. Show
+    that lp_ft's second phase really trains the body, in the compiled (production) path."""
+    import tensorflow as tf
+
+    train, val = data
+    spec = ModelSpec(units=8, layers=1)  # one body layer: graph tracing is the cost here
+    seed_everything(1)
+    source = build_model(spec, LOOKBACK, 1, HORIZON)
+    seed_everything(0)
+    model = prepare_for_mode("lp_ft", spec, LOOKBACK, 1, HORIZON, source)
+    snapshots = []  # body weights after each epoch, before any best-weights restore
+    tf.config.run_functions_eagerly(False)
+    try:
+        result = train_for_mode(model, TRANSFER_MODES.get("lp_ft"), train, val, TRAINING, TRANSFER,
+                                on_epoch_end=lambda epoch, logs: snapshots.append(
+                                    model.get_layer("body_0").get_weights()))
+    finally:
+        tf.config.run_functions_eagerly(True)
+    assert [p["frozen_layers"] for p in result.phases] == [["body_0"], []]
+    assert [p["learning_rate"] for p in result.phases] == pytest.approx([1e-2, 1e-3])
+    assert same(snapshots[0], source.get_layer("body_0").get_weights())  # phase 1: probe only
+    assert not same(snapshots[1], snapshots[0])  # phase 2: the body trains
+
+
+def test_loading_checks_that_specs_match(pretrained):
+    source = pretrained["lstm"]
+    wider = build_model(ModelSpec(units=16), LOOKBACK, 1, HORIZON)
+    with pytest.raises(TlbenchError, match=r"layer 'body_0': pretrained weight shapes \[\(1, 32\).*"
+                                           r"!= target shapes \[\(1, 64\).*specs must match"):
+        load_pretrained_weights(wider, source)
+    two_features = build_model(tiny_spec("lstm"), LOOKBACK, 2, HORIZON)
+    with pytest.raises(TlbenchError, match=r"layer 'body_0'.*\(2, 32\).*specs must match"):
+        load_pretrained_weights(two_features, source)
+    with pytest.raises(TlbenchError, match="pretrained is GRU, target is LSTM"):
+        load_pretrained_weights(build_model(tiny_spec("lstm"), LOOKBACK, 1, HORIZON), pretrained["gru"])
+    with pytest.raises(TlbenchError, match=r"has body layers \['body_0', 'body_1'\], target .* has "
+                                           r"\['body_0', 'body_1', 'body_2'\]"):
+        load_pretrained_weights(build_model(tiny_spec("stacked_lstm"), LOOKBACK, 1, HORIZON), source)
+    # The lookback does not enter the weights: a body pretrained on 8 steps loads for 16.
+    longer = build_model(tiny_spec("lstm"), 16, 1, HORIZON)
+    assert load_pretrained_weights(longer, source) == ["body_0", "body_1"]
+
+
+def test_loading_never_shares_layers_or_flags(pretrained):
+    source = pretrained["lstm"]
+    model = prepare_for_mode("frozen", tiny_spec("lstm"), LOOKBACK, 1, HORIZON, source)
+    apply_freezing(model, body_layer_names(model), TRAINING, 1e-3)
+    assert all(layer.trainable for layer in source.layers)
+    source_ids = {id(v) for v in source.weights}
+    assert not any(id(v) in source_ids for v in model.weights)
+
+
+def test_mode_errors():
+    with pytest.raises(TlbenchError, match="mode 'frozen' loads a pretrained body, but no pretrained"):
+        prepare_for_mode("frozen", tiny_spec("lstm"), LOOKBACK, 1, HORIZON, None)
+    with pytest.raises(UnknownNameError, match="Unknown transfer mode 'lpft'. Known: finetune, frozen"):
+        prepare_for_mode("lpft", tiny_spec("lstm"), LOOKBACK, 1, HORIZON, None)

@@ -1,0 +1,152 @@
+"""Training loop: seeding and reproducibility, early stopping on validation loss, failures as
+CellFailed, epoch splitting, registries and predict."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from benchmark.config import ModelSpec, TrainingSpec, TransferSpec
+from benchmark.errors import CellFailed, TlbenchError, UnknownNameError
+from benchmark.models import TRANSFER_MODES, build_model, prepare_for_mode
+from benchmark.training import (
+    LOSSES,
+    OPTIMIZERS,
+    compile_model,
+    configure_threads,
+    fit,
+    predict,
+    seed_everything,
+    split_epochs,
+    train_for_mode,
+)
+
+LOOKBACK, HORIZON = 8, 1
+SPEC = ModelSpec(units=8)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _single_threaded_eager():
+    import tensorflow as tf
+
+    configure_threads(1, 1)
+    tf.config.run_functions_eagerly(True)  # tiny models: tracing would cost more than running
+    yield
+    tf.config.run_functions_eagerly(False)
+
+
+def sine_windows(n_points: int, lookback: int = LOOKBACK, horizon: int = HORIZON):
+    """``sin(t / 4)`` cut into windows: x [n, lookback, 1], y [n, horizon]."""
+    series = np.sin(np.arange(n_points) / 4.0).astype("float32")
+    windows = np.lib.stride_tricks.sliding_window_view(series, lookback + horizon)
+    return windows[:, :lookback, None].copy(), windows[:, lookback:].copy()
+
+
+def train_and_predict(seed: int) -> np.ndarray:
+    x, y = sine_windows(200)
+    seed_everything(seed)
+    model = prepare_for_mode("scratch", SPEC, LOOKBACK, 1, HORIZON, None)
+    # 150 windows in 3 shuffled batches: the order matters, and it must repeat with the seed.
+    training = TrainingSpec(learning_rate=1e-2, batch_size=64, max_epochs=1, shuffle=True)
+    train_for_mode(model, TRANSFER_MODES.get("scratch"), (x[:150], y[:150]), (x[150:], y[150:]),
+                   training, TransferSpec())
+    return predict(model, x[150:])
+
+
+def test_same_seed_same_predictions_other_seed_differs():
+    first, again, other = train_and_predict(0), train_and_predict(0), train_and_predict(1)
+    assert np.array_equal(first, again)
+    assert not np.allclose(first, other)
+
+
+def test_early_stopping_watches_val_loss_and_restores_the_best_epoch():
+    # Same inputs, opposite targets: fitting the training set makes the validation loss rise.
+    x, y = sine_windows(200)
+    seed_everything(0)
+    model = build_model(SPEC, LOOKBACK, 1, HORIZON)
+    training = TrainingSpec(learning_rate=1e-2, batch_size=256, max_epochs=30, patience=2)
+    compile_model(model, training)
+    snapshots, epochs_seen = [], []
+
+    def on_epoch_end(epoch: int, logs: dict) -> None:
+        epochs_seen.append(epoch)
+        snapshots.append(model.get_weights())
+
+    result = fit(model, (x, y), (x, -y), training, on_epoch_end=on_epoch_end)
+    loss, val_loss = result.history["loss"], result.history["val_loss"]
+    best = int(np.argmin(val_loss))
+    assert result.stopped_early and result.epochs_run == best + 1 + training.patience < 30
+    assert result.best_epoch == best + 1
+    assert epochs_seen == list(range(result.epochs_run))
+    assert loss[-1] < loss[best]  # training loss still falling when it stopped
+    assert all(v > val_loss[best] for v in val_loss[best + 1:])
+    final = model.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(final, snapshots[best]))
+    assert not all(np.array_equal(a, b) for a, b in zip(final, snapshots[-1]))
+
+
+def test_non_finite_loss_raises_cell_failed():
+    x, y = sine_windows(100)
+    y[5] = np.nan
+    model = build_model(SPEC, LOOKBACK, 1, HORIZON)
+    with pytest.raises(CellFailed, match="non-finite loss at epoch 1"):
+        fit(model, (x, y), (x, y), TrainingSpec(batch_size=256, max_epochs=3))
+
+
+def test_time_limit_raises_cell_failed():
+    x, y = sine_windows(100)
+    model = build_model(SPEC, LOOKBACK, 1, HORIZON)
+    with pytest.raises(CellFailed, match="time limit of 0 s exceeded after epoch 1"):
+        fit(model, (x, y), (x, y), TrainingSpec(batch_size=256, max_epochs=3, time_limit_s=0.0))
+
+
+def test_inputs_are_checked():
+    x, y = sine_windows(100)
+    model = build_model(SPEC, LOOKBACK, 1, HORIZON)
+    with pytest.raises(TlbenchError, match="val has no windows"):
+        fit(model, (x, y), (x[:0], y[:0]), TrainingSpec())
+    with pytest.raises(TlbenchError, match=r"train: expected x of shape \(n, lookback, n_features\)"):
+        fit(model, (x[..., 0], y), (x, y), TrainingSpec())
+
+
+def test_zeroshot_trains_nothing():
+    model = prepare_for_mode("scratch", SPEC, LOOKBACK, 1, HORIZON, None)
+    result = train_for_mode(model, TRANSFER_MODES.get("zeroshot"), None, None, TrainingSpec(), TransferSpec())
+    assert (result.epochs_run, result.seconds, result.history) == (0, 0.0, {"loss": [], "val_loss": []})
+
+
+@pytest.mark.parametrize("fractions,max_epochs,expected", [
+    ([1.0], 7, [7]), ([0.5, 0.5], 1, [1, 1]), ([0.3, 0.7], 50, [15, 35]), ([0.5, 0.5], 5, [3, 2]),
+    ([0.9, 0.1], 3, [3, 1]),
+])
+def test_split_epochs(fractions, max_epochs, expected):
+    assert split_epochs(fractions, max_epochs) == expected
+
+
+def test_registries_and_compile():
+    assert OPTIMIZERS.names() == ["adam", "adamw", "nadam", "sgd"]
+    assert LOSSES.names() == ["huber", "mae", "mse"]
+    model = build_model(SPEC, LOOKBACK, 1, HORIZON)
+    compile_model(model, TrainingSpec(optimizer="sgd", loss="huber", learning_rate=0.5), learning_rate=0.25)
+    assert model.optimizer.momentum == 0.9
+    assert float(np.asarray(model.optimizer.learning_rate)) == 0.25
+    with pytest.raises(UnknownNameError, match="Unknown optimizer 'adamm'. Known: adam, adamw, nadam, sgd."):
+        compile_model(model, TrainingSpec(optimizer="adamm"))
+
+
+def test_predict_in_chunks_matches_one_batch():
+    x, _ = sine_windows(60)
+    model = build_model(SPEC, LOOKBACK, 1, HORIZON)  # uncompiled is fine
+    assert np.allclose(predict(model, x, batch_size=7), predict(model, x), atol=1e-6)
+    assert predict(model, x[:0]).shape == (0, HORIZON)
+
+
+def test_seeding_and_threads_tolerate_repeats(caplog):
+    seed_everything(3)
+    seed_everything(3)
+    with caplog.at_level(logging.WARNING, logger="benchmark.training"):
+        configure_threads(1, 1)  # the current values: silently fine
+        configure_threads(2, 2)  # too late in this process: logged, not raised
+    assert "already initialised" in caplog.text
