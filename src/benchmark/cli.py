@@ -1,0 +1,237 @@
+"""``tlbench``: the command line, a thin shell over :mod:`benchmark.grid`, the leaderboard and
+the evaluation. Errors a user can fix are printed as one clear message (exit code 2), never as a
+traceback; a grid with failed cells exits 1.
+
+``tlbench run`` runs through Prefect by default (the ``prefect`` engine, found through the
+``tlbench.launchers`` entry point group so this library never imports Prefect); ``--engine local``
+runs the same grid with no orchestrator at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from benchmark.errors import TlbenchError
+from benchmark.registry import Registry
+from benchmark.settings import Settings
+
+log = logging.getLogger("tlbench")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(os.environ, data_dir=getattr(args, "data_dir", None),
+                             results=getattr(args, "results", None),
+                             tracking_uri=getattr(args, "tracking_uri", None),
+                             experiment=getattr(args, "experiment", None))
+
+
+def _launchers() -> Registry:
+    launchers: Registry = Registry("engine")
+    launchers.add("local", None)
+    for entry in entry_points(group="tlbench.launchers"):
+        launchers.add(entry.name, entry)
+    return launchers
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark.config import load_grid
+    from benchmark.grid import LocalEngine, run_grid
+    from benchmark.leaderboard import format_table
+
+    settings = _settings(args)
+    grid_source = args.grid or args.profile
+    launcher = _launchers().get(args.engine)
+    if launcher is None:
+        spec = load_grid(grid_source, args.set)
+        result = run_grid(spec, settings, LocalEngine(args.concurrency), label=grid_source)
+    else:
+        # Before Prefect is imported: its settings are read once. The ephemeral API server's
+        # default 20 s start-up timeout fails on a loaded 2-core machine.
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        result = launcher.load()(grid_source, list(args.set), settings, args.concurrency)
+    print(f"grid {result.grid} run {result.run_id}: {result.counts()} in {result.wall_seconds:.1f} s")
+    for outcome in result.failed:
+        print(f"FAILED {outcome.label}: {outcome.error}", file=sys.stderr)
+    if len(result.leaderboard):
+        from benchmark.leaderboard import aggregate
+
+        agg = aggregate(result.leaderboard)
+        columns = [c for c in ("target", "target_size", "architecture", "mode", "mase_mean", "smape_mean",
+                               "mae_mean", "mse_mean", "rank", "improvement_vs_scratch_pct", "n_seeds")
+                   if c in agg.columns]
+        print(format_table(agg.sort_values(["target", "target_size", "rank"]), columns, max_rows=200))
+    print(f"results: {settings.results}   mlflow: {settings.tracking_uri}")
+    return 1 if result.failed else 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from benchmark.leaderboard import Leaderboard, aggregate, format_table
+
+    settings = _settings(args)
+    board = Leaderboard(settings.results)
+    rows = board.read(target=args.target, target_size=args.size, architecture=args.architecture,
+                      mode=args.mode, run_date=args.date, grid=args.grid)
+    if args.json:
+        print(rows.to_json(orient="records", date_format="iso"))
+        return 0
+    if not len(rows):
+        print(f"no leaderboard rows under {settings.results} for these filters")
+        return 0
+    if args.cells:
+        columns = ["target", "target_size", "architecture", "mode", "seed", "mase", "smape", "mae",
+                   "mse", "mape", "train_seconds", "epochs", "mlflow_run_id"]
+        print(format_table(rows.sort_values(["target", "target_size", "mase"]), columns, max_rows=args.max_rows))
+    else:
+        agg = aggregate(rows)
+        columns = [c for c in ("target", "target_size", "architecture", "mode", "mase_mean", "mase_ci95",
+                               "smape_mean", "mae_mean", "mse_mean", "mape_mean", "rank",
+                               "improvement_vs_scratch_pct", "p_value_vs_scratch", "n_seeds")
+                   if c in agg.columns]
+        print(format_table(agg.sort_values(["target", "target_size", "rank"]), columns, max_rows=args.max_rows))
+    for path, reason in board.skipped:
+        print(f"skipped unreadable file {path}: {reason}", file=sys.stderr)
+    return 0
+
+
+def cmd_evaluate_source(args: argparse.Namespace) -> int:
+    from benchmark.config import DataSpec
+    from benchmark.evaluation import evaluate_source
+
+    settings = _settings(args)
+    known = {"m4-hourly": DataSpec("m4", {"group": "Hourly"})}
+    if args.source not in known:
+        raise TlbenchError(f"Unknown source {args.source!r}. Known: {', '.join(sorted(known))}.")
+    result = evaluate_source(known[args.source], args.method, settings.data_dir)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.source} {result['method']}: sMAPE {result['smape']:.3f}  MASE {result['mase']:.3f}  "
+              f"OWA {result['owa']:.3f}  ({result['n_series']} series)")
+    return 0
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    from benchmark.config import profile_names
+
+    print("\n".join(profile_names()))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from benchmark.config import load_grid
+    from benchmark.grid import check_targets, expand, source_fingerprint
+    from benchmark.validation import validate_grid
+
+    settings = _settings(args)
+    source = args.grid or args.profile
+    spec = validate_grid(load_grid(source, args.set), source)
+    check_targets(spec, settings)
+    source_fingerprint(spec, settings)
+    print(f"{source}: ok, {len(expand(spec))} cells")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Start ``mlflow server`` on the embedded store, bound to 127.0.0.1 unless told otherwise."""
+    settings = _settings(args)
+    if not settings.tracking_uri.startswith("sqlite:"):
+        raise TlbenchError(f"tlbench ui serves the embedded SQLite store; the tracking URI is "
+                           f"{settings.tracking_uri} (open that server's UI instead)")
+    settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "mlflow", "server", "--host", args.host, "--port", str(args.port),
+               "--workers", "1", "--backend-store-uri", settings.tracking_uri,
+               "--default-artifact-root", settings.artifact_location]
+    print("starting:", " ".join(command))
+    os.execv(sys.executable, command)
+    return 0  # pragma: no cover
+
+
+def _add_settings(parser: argparse.ArgumentParser, data=True) -> None:
+    if data:
+        parser.add_argument("--data-dir", help="data folder (default $TLBENCH_DATA_DIR or ./data)")
+    parser.add_argument("--results", help="results location (default $TLBENCH_RESULTS or ./results)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or "
+                                               "sqlite:///./mlflow/mlflow.db)")
+
+
+def _add_grid(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--profile", default="smoke", help="a shipped profile (see `tlbench profiles`)")
+    group.add_argument("--grid", help="a grid spec YAML file")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a spec value, e.g. --set training.max_epochs=3 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tlbench", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a benchmark grid")
+    _add_grid(run)
+    _add_settings(run)
+    run.add_argument("--experiment", help="MLflow experiment (default tlbench-<grid name>)")
+    run.add_argument("--engine", default="prefect", help="prefect (default: in-process flow) or local")
+    run.add_argument("--concurrency", type=int, default=1, help="cells at once (threads)")
+    run.set_defaults(func=cmd_run)
+
+    board = sub.add_parser("leaderboard", help="print the leaderboard")
+    _add_settings(board, data=False)
+    board.add_argument("--target", action="append", help="filter (repeatable)")
+    board.add_argument("--size", type=int, action="append", help="filter by target size (repeatable)")
+    board.add_argument("--architecture", action="append")
+    board.add_argument("--mode", action="append")
+    board.add_argument("--date", action="append", help="run date YYYY-MM-DD")
+    board.add_argument("--grid", action="append", help="grid name")
+    board.add_argument("--cells", action="store_true", help="one line per cell instead of aggregated")
+    board.add_argument("--json", action="store_true", help="rows as a JSON list of objects")
+    board.add_argument("--max-rows", type=int, default=200)
+    board.set_defaults(func=cmd_leaderboard)
+
+    evaluate = sub.add_parser("evaluate-source", help="M4-protocol evaluation on the source")
+    evaluate.add_argument("--source", default="m4-hourly")
+    evaluate.add_argument("--method", default="seasonal_naive", help="a baseline name")
+    evaluate.add_argument("--json", action="store_true")
+    _add_settings(evaluate)
+    evaluate.set_defaults(func=cmd_evaluate_source)
+
+    validate = sub.add_parser("validate", help="check a grid spec and its data without training")
+    _add_grid(validate)
+    _add_settings(validate)
+    validate.set_defaults(func=cmd_validate)
+
+    profiles = sub.add_parser("profiles", help="list the shipped profiles")
+    profiles.set_defaults(func=cmd_profiles)
+
+    ui = sub.add_parser("ui", help="start the MLflow UI on the embedded store")
+    _add_settings(ui, data=False)
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "alembic", "urllib3", "httpx",
+                  "mlflow.store.db.utils"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return args.func(args)
+    except TlbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""MLflow: the only module that imports mlflow.
+
+One experiment per benchmark name, one parent run per grid run, one child run per pretraining
+and per cell. Runs carry their configuration as params and as filterable tags (architecture, mode,
+target, target_size, seed, grid_id, cell_key, package version, git commit, host, device).
+
+The embedded default is a SQLite file plus a local artifact folder (see ``Settings``); the store is
+created once, before any fan-out (several processes creating a fresh SQLite store at once corrupt
+it). The active-run stack of MLflow's fluent API is thread-local, so cells running in threads each
+hold their own run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import mlflow
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+from benchmark.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Tag names shared by every run tlbench writes (the UI filters on them).
+TAG_KIND = "tlbench.kind"  # grid | pretrain | cell
+TAG_CELL_KEY = "tlbench.cell_key"
+TAG_GRID_ID = "tlbench.grid_id"
+TAG_RUN_ID = "tlbench.grid_run_id"
+TAG_ERROR = "tlbench.error"
+
+_SECRET_PATTERN = re.compile(r"(secret|password|passwd|token|api[_-]?key|credential|auth)", re.I)
+
+PIP_REQUIREMENTS = ["tensorflow>=2.21,<2.22", "keras>=3"]
+
+
+def looks_secret(name: str) -> bool:
+    """True for parameter or tag names that look like credentials: those are never logged."""
+    return bool(_SECRET_PATTERN.search(name))
+
+
+def flatten(prefix: str, value: Any) -> dict[str, str]:
+    """Nested plain data -> flat ``a.b.c`` params (MLflow params are strings of <= 6000 chars)."""
+    out: dict[str, str] = {}
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            out.update(flatten(f"{prefix}.{key}" if prefix else str(key), item))
+    else:
+        out[prefix] = str(value)[:6000]
+    return {k: v for k, v in out.items() if not looks_secret(k)}
+
+
+@dataclass(frozen=True)
+class RunRef:
+    run_id: str
+    experiment_id: str
+
+
+class Tracker:
+    """Talks to one MLflow tracking store for one experiment."""
+
+    def __init__(self, settings: Settings, experiment: str):
+        self.settings = settings
+        self.experiment_name = experiment
+        self.client = MlflowClient(tracking_uri=settings.tracking_uri)
+        self._experiment_id: str | None = None
+
+    # ------------------------------------------------------------------ set-up
+
+    def ensure_store(self) -> str:
+        """Create the store (schema) and the experiment once, before any fan-out."""
+        if self._experiment_id:
+            return self._experiment_id
+        if self.settings.tracking_uri.startswith("sqlite:"):
+            self.settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(self.settings.tracking_uri)
+        experiment = self.client.get_experiment_by_name(self.experiment_name)
+        if experiment is None:
+            try:
+                self._experiment_id = self.client.create_experiment(
+                    self.experiment_name, artifact_location=self.settings.artifact_location or None)
+            except mlflow.exceptions.MlflowException:
+                # Another process created it between our lookup and create.
+                self._experiment_id = self.client.get_experiment_by_name(self.experiment_name).experiment_id
+        else:
+            self._experiment_id = experiment.experiment_id
+        return self._experiment_id
+
+    @property
+    def experiment_id(self) -> str:
+        return self.ensure_store()
+
+    # ------------------------------------------------------------------ runs
+
+    def start_run(self, name: str, kind: str, tags: Mapping[str, str], params: Mapping[str, str],
+                  parent_run_id: str | None = None) -> str:
+        """Create a RUNNING run with tags and params; returns its id (close it with end_run)."""
+        all_tags = {TAG_KIND: kind, "mlflow.runName": name}
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        all_tags.update({k: str(v) for k, v in tags.items() if not looks_secret(k)})
+        run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=name)
+        self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in params.items() if not looks_secret(k)]
+        for start in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[start:start + 100])
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, str(v)[:5000]) for k, v in tags.items() if not looks_secret(k)]
+        if items:
+            self.client.log_batch(run_id, tags=items)
+
+    def end_run(self, run_id: str, status: str = "FINISHED", error: str | None = None) -> None:
+        if error:
+            self.set_tags(run_id, {TAG_ERROR: error[:5000]})
+        self.client.set_terminated(run_id, status=status)
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items()
+                 if v is not None and v == v]  # NaN metrics are left out, not logged as NaN
+        if items:
+            self.client.log_batch(run_id, metrics=items)
+
+    def log_history(self, run_id: str, history: Mapping[str, list[float]]) -> None:
+        """Per-epoch curves as metric steps, in batches (one call per 500 points)."""
+        now = int(time.time() * 1000)
+        items = [Metric(name, float(v), now, step)
+                 for name, values in history.items() for step, v in enumerate(values)
+                 if v == v]
+        for start in range(0, len(items), 500):
+            self.client.log_batch(run_id, metrics=items[start:start + 500])
+
+    def log_figure(self, run_id: str, figure, artifact_file: str) -> None:
+        self.client.log_figure(run_id, figure, artifact_file)
+
+    def log_file(self, run_id: str, local_path: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(local_path), artifact_path)
+
+    def log_frame(self, run_id: str, frame, artifact_file: str) -> None:
+        """A small DataFrame (predictions) as a Parquet artifact."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / artifact_file
+            frame.to_parquet(path, index=False)
+            self.client.log_artifact(run_id, str(path))
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self.client.log_text(run_id, text, artifact_file)
+
+    def log_keras_model(self, run_id: str, model, x_example, name: str = "model") -> str:
+        """Log a Keras 3 model in the ``mlflow.keras`` flavour under the run; returns its URI.
+
+        The model is saved with ``mlflow.keras.save_model`` and uploaded with the client, so no
+        fluent active run is involved (cells run in threads and decide their run's final status
+        themselves). ``signature`` rather than ``input_example`` (the latter crashes in 3.17) and
+        explicit ``pip_requirements`` (inferring them costs about 12 s per model).
+        """
+        import mlflow.keras
+        from mlflow.models import infer_signature
+
+        signature = infer_signature(x_example, model.predict(x_example, verbose=0))
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / name
+            mlflow.keras.save_model(model, str(local), signature=signature,
+                                    pip_requirements=PIP_REQUIREMENTS)
+            self.client.log_artifacts(run_id, str(local), name)
+        return f"runs:/{run_id}/{name}"
+
+    # ------------------------------------------------------------------ registry
+
+    def register_model(self, name: str, run_id: str, artifact_path: str, tags: Mapping[str, str],
+                       alias: str = "current") -> str:
+        """Register the model logged under ``run_id/artifact_path`` as a new version of ``name``,
+        point ``alias`` at it, and return the version number (as a string).
+
+        MLflow reserves the alias ``latest`` (``models:/NAME/latest`` is built in and always means
+        the newest version), so tlbench's moving alias is ``current``.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.create_registered_model(name, description="tlbench pretrained bodies; "
+                                                "versions are tagged with their pretrain_key")
+        except MlflowException as exc:
+            if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code) and "already exists" not in str(exc):
+                raise
+        source = f"{self.client.get_run(run_id).info.artifact_uri}/{artifact_path}"
+        version = self.client.create_model_version(name, source=source, run_id=run_id,
+                                                   tags={k: str(v) for k, v in tags.items()})
+        self.client.set_registered_model_alias(name, alias, version.version)
+        return str(version.version)
+
+    def find_model_version(self, name: str, tag: str, value: str) -> str | None:
+        """The newest version of ``name`` whose tag ``tag`` equals ``value`` (None if none)."""
+        versions = self.client.search_model_versions(f"name = '{name}' and tags.{tag} = '{value}'")
+        return str(max(int(v.version) for v in versions)) if versions else None
+
+    def resolve_model_version(self, name: str, version_or_alias: str) -> tuple[str, str]:
+        """A pinned version number, ``latest``, or an alias (``current``, ``@champion``) ->
+        (version, run id)."""
+        from mlflow.exceptions import MlflowException
+
+        ref = version_or_alias.lstrip("@")
+        try:
+            if ref.lower() == "latest":
+                ref = str(max(int(v.version) for v in self.client.search_model_versions(f"name = '{name}'")))
+            mv = (self.client.get_model_version(name, ref) if ref.isdigit()
+                  else self.client.get_model_version_by_alias(name, ref))
+        except MlflowException as exc:
+            from benchmark.errors import TlbenchError
+
+            raise TlbenchError(f"pretrained model {name!r} has no version or alias {version_or_alias!r} "
+                               f"in the registry at {self.settings.tracking_uri}: {exc.message}") from None
+        return str(mv.version), mv.run_id
+
+    def load_registered_keras(self, name: str, version: str):
+        import mlflow.keras
+
+        import benchmark.models  # noqa: F401 - registers tlbench's custom layers (Rescale)
+
+        mlflow.set_tracking_uri(self.settings.tracking_uri)
+        return mlflow.keras.load_model(f"models:/{name}/{version}")
+
+    # ------------------------------------------------------------------ lookups
+
+    def runs_for_cell(self, cell_key: str) -> list:
+        return self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{TAG_CELL_KEY}` = '{cell_key}'",
+            max_results=100)
+
+    def finished_run_for_cell(self, cell_key: str) -> str | None:
+        for run in self.runs_for_cell(cell_key):
+            if run.info.status == "FINISHED":
+                return run.info.run_id
+        return None
+
+    def close_stale_runs(self, cell_key: str) -> int:
+        """Runs left RUNNING for this cell by a crashed process are ended as KILLED."""
+        closed = 0
+        for run in self.runs_for_cell(cell_key):
+            if run.info.status == "RUNNING":
+                self.end_run(run.info.run_id, "KILLED", error="left RUNNING by a crashed run; rerun")
+                closed += 1
+        return closed
+
+    def get_run(self, run_id: str):
+        return self.client.get_run(run_id)
+
+
+def host_and_device() -> tuple[str, str]:
+    """The worker host name and the device the cell trains on (GPU name or 'CPU')."""
+    import platform
+
+    host = platform.node() or os.environ.get("HOSTNAME", "unknown")
+    try:
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            details = tf.config.experimental.get_device_details(gpus[0])
+            return host, details.get("device_name", "GPU")
+    except Exception:  # noqa: BLE001 - device detection must never fail a cell
+        pass
+    return host, "CPU"

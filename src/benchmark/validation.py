@@ -1,0 +1,85 @@
+"""Grid-spec checks that need the registries: every problem reported at once, with its YAML path,
+before anything is loaded or trained."""
+
+from __future__ import annotations
+
+from benchmark.config import GridSpec
+from benchmark.errors import SpecError
+
+
+def grid_problems(spec: GridSpec) -> list[str]:
+    """All registry-level and range problems of a grid spec (empty when it is fine)."""
+    from benchmark.baselines import BASELINES
+    from benchmark.data.sources import parse_options
+    from benchmark.models import ARCHITECTURES, HEADS, TRANSFER_MODES
+    from benchmark.training import LOSSES, OPTIMIZERS
+
+    problems: list[str] = []
+
+    def need(condition: bool, message: str) -> None:
+        if not condition:
+            problems.append(message)
+
+    need(bool(spec.name) and "/" not in spec.name and ".." not in spec.name,
+         f"grid.name: {spec.name!r} must be a plain name (no '/' or '..'); it names folders")
+    need(len(spec.targets) > 0, "grid.targets: at least one target is needed")
+    for i, target in enumerate(spec.targets):
+        _, target_problems = parse_options(target, f"grid.targets[{i}]")
+        problems.extend(target_problems)
+    _, source_problems = parse_options(spec.pretrain.source, "grid.pretrain.source")
+    problems.extend(source_problems)
+    need(len(spec.target_sizes) > 0, "grid.target_sizes: at least one size is needed")
+    for i, size in enumerate(spec.target_sizes):
+        need(size is None or size > 0, f"grid.target_sizes[{i}]: must be positive, got {size}")
+    for i, name in enumerate(spec.architectures):
+        need(name in ARCHITECTURES, f"grid.architectures[{i}]: {ARCHITECTURES.unknown_message(name)}")
+    for i, name in enumerate(spec.modes):
+        need(name in TRANSFER_MODES, f"grid.modes[{i}]: {TRANSFER_MODES.unknown_message(name)}")
+    for i, name in enumerate(spec.baselines):
+        need(name in BASELINES, f"grid.baselines[{i}]: {BASELINES.unknown_message(name)}")
+    need(len(spec.seeds) > 0, "grid.seeds: at least one seed is needed")
+    need(len(set(spec.seeds)) == len(spec.seeds), f"grid.seeds: duplicates in {list(spec.seeds)}")
+    need(spec.model.head in HEADS, f"grid.model.head: {HEADS.unknown_message(spec.model.head)}")
+    need(spec.model.units > 0, f"grid.model.units: must be positive, got {spec.model.units}")
+    need(spec.model.layers is None or spec.model.layers > 0,
+         f"grid.model.layers: must be positive, got {spec.model.layers}")
+    need(0 <= spec.model.dropout < 1, f"grid.model.dropout: must be in [0, 1), got {spec.model.dropout}")
+    need(0 <= spec.model.recurrent_dropout < 1,
+         f"grid.model.recurrent_dropout: must be in [0, 1), got {spec.model.recurrent_dropout}")
+    split = spec.split
+    need(split.lookback > 0, f"grid.split.lookback: must be positive, got {split.lookback}")
+    need(split.horizon > 0, f"grid.split.horizon: must be positive, got {split.horizon}")
+    need(split.test_size is None or split.test_size > 0,
+         f"grid.split.test_size: must be positive, got {split.test_size}")
+    need(0 < split.test_fraction < 1, f"grid.split.test_fraction: must be in (0, 1), got {split.test_fraction}")
+    need(0 < split.val_fraction < 1, f"grid.split.val_fraction: must be in (0, 1), got {split.val_fraction}")
+    need(split.season_length > 0, f"grid.split.season_length: must be positive, got {split.season_length}")
+    need(split.fill_gaps in (None, "interpolate"),
+         f"grid.split.fill_gaps: {split.fill_gaps!r}; use null (gaps are errors) or 'interpolate'")
+    for prefix, training in (("grid.training", spec.training), ("grid.pretrain.training", spec.pretrain.training)):
+        need(training.optimizer in OPTIMIZERS, f"{prefix}.optimizer: {OPTIMIZERS.unknown_message(training.optimizer)}")
+        need(training.loss in LOSSES, f"{prefix}.loss: {LOSSES.unknown_message(training.loss)}")
+        need(training.batch_size > 0, f"{prefix}.batch_size: must be positive, got {training.batch_size}")
+        need(training.max_epochs > 0, f"{prefix}.max_epochs: must be positive, got {training.max_epochs}")
+        need(training.learning_rate > 0, f"{prefix}.learning_rate: must be positive, got {training.learning_rate}")
+        need(training.patience >= 0, f"{prefix}.patience: must be >= 0, got {training.patience}")
+    for size_index, size in enumerate(spec.target_sizes):
+        if size is not None and size > 0:
+            train_part = int(size * (1 - split.val_fraction))
+            need(train_part > split.lookback + split.horizon,
+                 f"grid.target_sizes[{size_index}]: size {size} leaves {train_part} training points, "
+                 f"fewer than lookback {split.lookback} + horizon {split.horizon} + 1; "
+                 "raise the size or lower split.lookback")
+    transfer = spec.transfer
+    need(transfer.partial_frozen_layers >= 0,
+         f"grid.transfer.partial_frozen_layers: must be >= 0, got {transfer.partial_frozen_layers}")
+    need(0 < transfer.probe_epochs_fraction < 1,
+         f"grid.transfer.probe_epochs_fraction: must be in (0, 1), got {transfer.probe_epochs_fraction}")
+    return problems
+
+
+def validate_grid(spec: GridSpec, label: str = "grid spec") -> GridSpec:
+    problems = grid_problems(spec)
+    if problems:
+        raise SpecError(problems, source=label)
+    return spec

@@ -1,0 +1,194 @@
+"""MLflow tracking against a real ``mlflow server`` on 127.0.0.1 (started and stopped by the
+``mlflow_server`` fixture): the run tree, the registry, model round trips, concurrency, failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from benchmark.config import load_grid
+from benchmark.grid import LocalEngine, run_grid
+from benchmark.settings import Settings
+from benchmark.tracking import Tracker, flatten, looks_secret
+
+pytestmark = pytest.mark.e2e
+
+TINY = ["target_sizes=[120]", "split.test_size=48", "model.units=8", "training.max_epochs=2",
+        "pretrain.max_series=6", "pretrain.windows_per_series=40", "pretrain.training.max_epochs=1",
+        "modes=[scratch, frozen, finetune]", "baselines=[seasonal_naive]"]
+
+
+def test_secrets_are_never_logged():
+    assert looks_secret("AWS_SECRET_ACCESS_KEY") and looks_secret("db.password") and looks_secret("api_key")
+    assert not looks_secret("training.learning_rate")
+    flat = flatten("", {"training": {"batch_size": 64}, "storage": {"token": "abc"}})
+    assert flat == {"training.batch_size": "64"}
+
+
+@pytest.fixture(scope="module")
+def server_run(mlflow_server, tmp_path_factory, data_dir):
+    root = tmp_path_factory.mktemp("tracked")
+    settings = Settings(data_dir=data_dir, results=str(root / "results"), tracking_uri=mlflow_server,
+                        mlflow_dir=root / "mlflow", experiment="tracking-test",
+                        allow_download=False).resolved()
+    result = run_grid(load_grid("smoke", TINY), settings, LocalEngine(1))
+    return settings, result
+
+
+def test_run_tree_params_tags_metrics_and_artifacts(server_run):
+    settings, result = server_run
+    assert result.counts() == {"finished": 4}
+    tracker = Tracker(settings, "tracking-test")
+    runs = tracker.client.search_runs([tracker.experiment_id], max_results=100)
+    by_kind = {}
+    for run in runs:
+        by_kind.setdefault(run.data.tags["tlbench.kind"], []).append(run)
+    assert [r.info.run_id for r in by_kind["grid"]] == [result.parent_run_id]
+    assert len(by_kind["pretrain"]) == 1 and len(by_kind["cell"]) == 3
+    for run in by_kind["pretrain"] + by_kind["cell"]:
+        assert run.data.tags["mlflow.parentRunId"] == result.parent_run_id
+        assert run.info.status == "FINISHED"
+    cell = next(r for r in by_kind["cell"] if r.data.tags["mode"] == "finetune")
+    assert cell.data.params["model.units"] == "8" and cell.data.params["mode"] == "finetune"
+    assert cell.data.tags["target"] == "ett/ETTh1:OT" and cell.data.tags["target_size"] == "120"
+    assert cell.data.tags["device"] == "CPU" and cell.data.tags["git_commit"] != ""
+    for metric in ("mase", "smape", "mse", "mae", "train_seconds", "trainable_params"):
+        assert metric in cell.data.metrics
+    history = tracker.client.get_metric_history(cell.info.run_id, "val_loss")
+    assert [m.step for m in history] == list(range(len(history))) and len(history) >= 1
+    artifacts = {a.path for a in tracker.client.list_artifacts(cell.info.run_id)}
+    assert {"forecast.png", "learning_curve.png", "predictions.parquet", "model"} <= artifacts
+    pretrain = by_kind["pretrain"][0]
+    assert len(tracker.client.get_metric_history(pretrain.info.run_id, "loss")) >= 1
+
+
+def test_pretrained_body_is_registered_and_cells_say_which_version(server_run):
+    settings, result = server_run
+    tracker = Tracker(settings, "tracking-test")
+    name = "pretrained-lstm-m4-hourly"
+    current = tracker.client.get_model_version_by_alias(name, "current")
+    assert current.tags["pretrain_key"]
+    runs = tracker.client.search_runs([tracker.experiment_id], "tags.`tlbench.kind` = 'cell'")
+    for run in runs:
+        if run.data.tags["mode"] in ("frozen", "finetune"):
+            assert run.data.tags["pretrained_model"] == name
+            assert run.data.tags["pretrained_version"] == current.version
+        else:
+            assert "pretrained_version" not in run.data.tags
+    rows = result.leaderboard
+    finetune = rows[rows["mode"] == "finetune"].iloc[0]
+    assert finetune["pretrained_version"] == f"{name}/{current.version}"
+
+
+def test_pinned_registry_version_is_used_instead_of_pretraining(server_run, tmp_path):
+    settings, result = server_run
+    tracker = Tracker(settings, "tracking-test")
+    version = tracker.client.get_model_version_by_alias("pretrained-lstm-m4-hourly", "current").version
+    other = Settings(data_dir=settings.data_dir, results=str(tmp_path / "results"),
+                     tracking_uri=settings.tracking_uri, mlflow_dir=tmp_path / "mlflow",
+                     experiment="tracking-pinned", allow_download=False).resolved()
+    pinned = run_grid(load_grid("smoke", TINY + ["modes=[frozen]", f"transfer.pretrained_version='{version}'"]),
+                      other, LocalEngine(1))
+    assert pinned.counts() == {"finished": 2}
+    pinned_tracker = Tracker(other, "tracking-pinned")
+    kinds = [r.data.tags["tlbench.kind"] for r in
+             pinned_tracker.client.search_runs([pinned_tracker.experiment_id])]
+    assert "pretrain" not in kinds  # nothing was pretrained: the pinned version was fetched
+    assert pinned.leaderboard.query("mode == 'frozen'")["pretrained_version"].iloc[0].endswith(f"/{version}")
+
+
+def test_logged_keras_model_round_trips_with_identical_predictions(server_run):
+    import keras
+    import mlflow.keras
+
+    settings, _ = server_run
+    tracker = Tracker(settings, "tracking-test")
+    inputs = keras.Input((24, 1))
+    model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.LSTM(4)(inputs)))
+    x = np.random.default_rng(0).normal(size=(16, 24, 1)).astype("float32")
+    run_id = tracker.start_run("roundtrip", "test", {}, {})
+    uri = tracker.log_keras_model(run_id, model, x[:2])
+    tracker.end_run(run_id)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    loaded = mlflow.keras.load_model(uri)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    pyfunc = mlflow.pyfunc.load_model(uri)
+    np.testing.assert_allclose(np.asarray(pyfunc.predict(x)).reshape(-1, 1),
+                               model.predict(x, verbose=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("store", ["server", "sqlite"])
+def test_eight_concurrent_cells_lose_nothing(store, mlflow_server, tmp_path):
+    from matplotlib.figure import Figure
+
+    uri = mlflow_server if store == "server" else f"sqlite:///{tmp_path / 'load.db'}"
+    settings = Settings(tracking_uri=uri, mlflow_dir=tmp_path / "mlflow",
+                        artifact_location="" if store == "server" else (tmp_path / "art").as_uri(),
+                        results=str(tmp_path / "results")).resolved()
+    tracker = Tracker(settings, f"load-{store}")
+    tracker.ensure_store()  # once, before the fan-out
+    errors, run_ids = [], []
+
+    def cell(i: int) -> None:
+        try:
+            own = Tracker(settings, f"load-{store}")
+            run_id = own.start_run(f"cell-{i}", "cell", {"tlbench.cell_key": f"k{i}"}, {"i": str(i)})
+            run_ids.append(run_id)
+            for step in range(100):
+                own.log_metrics(run_id, {"loss": 1.0 / (step + 1), "val_loss": 2.0 / (step + 1)}, step=step)
+            fig = Figure()
+            fig.add_subplot().plot(range(10))
+            own.log_figure(run_id, fig, "forecast.png")
+            own.log_text(run_id, f"cell {i}", "note.txt")
+            own.end_run(run_id)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=cell, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert errors == []
+    assert len(run_ids) == 8
+    for run_id in run_ids:
+        run = tracker.get_run(run_id)
+        assert run.info.status == "FINISHED"
+        assert len(tracker.client.get_metric_history(run_id, "loss")) == 100
+        assert len(tracker.client.get_metric_history(run_id, "val_loss")) == 100
+        assert {a.path for a in tracker.client.list_artifacts(run_id)} == {"forecast.png", "note.txt"}
+
+
+def test_failed_cell_ends_failed_with_its_error_and_stale_runs_are_closed(server_run, tmp_path):
+    settings, _ = server_run
+    other = Settings(data_dir=settings.data_dir, results=str(tmp_path / "results"),
+                     tracking_uri=settings.tracking_uri, mlflow_dir=tmp_path / "mlflow",
+                     experiment="tracking-failures", allow_download=False).resolved()
+    spec = load_grid("smoke", TINY + ["modes=[scratch]", "training.time_limit_s=0.000001"])
+    from benchmark.grid import cell_key, expand, check_targets
+    from benchmark.data.sources import source_label
+
+    fingerprints = check_targets(spec, other)
+    key = cell_key(expand(spec)[0], fingerprints[source_label(spec.targets[0])])
+    tracker = Tracker(other, "tracking-failures")
+    # what a process killed mid-cell leaves behind: a RUNNING run for the cell
+    stale = tracker.start_run("crashed", "cell", {"tlbench.cell_key": key}, {})
+
+    result = run_grid(spec, other, LocalEngine(1))
+    assert [o.status for o in result.outcomes if o.cell_key == key] == ["failed"]
+    runs = tracker.runs_for_cell(key)
+    statuses = {r.info.run_id: r.info.status for r in runs}
+    assert statuses[stale] == "KILLED"
+    failed = [r for r in runs if r.info.status == "FAILED"]
+    assert len(failed) == 1 and "time limit" in failed[0].data.tags["tlbench.error"]
+    assert "RUNNING" not in statuses.values()
+    parent = tracker.get_run(result.parent_run_id)
+    assert parent.info.status == "FAILED"
+    from benchmark.leaderboard import Leaderboard
+
+    board = Leaderboard(other.results)
+    assert key not in board.finished_keys()
+    assert key in set(board.failures()["cell_key"])
