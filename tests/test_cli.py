@@ -1,0 +1,76 @@
+"""The command line: clear errors before anything trains, exit codes, listings."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmark.cli import main
+
+
+def run(capsys, *args):
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_unknown_profile_lists_the_known_ones(capsys, tmp_path):
+    code, _, err = run(capsys, "run", "--engine", "local", "--profile", "smok",
+                       "--results", str(tmp_path))
+    assert code == 2
+    assert "Unknown profile 'smok'. Known: nightly, smoke, standard" in err
+    assert "Traceback" not in err
+
+
+def test_missing_data_file_names_the_path_and_the_setting(capsys, tmp_path):
+    empty = tmp_path / "nodata"
+    empty.mkdir()
+    code, _, err = run(capsys, "validate", "--profile", "smoke", "--data-dir", str(empty))
+    assert code == 2
+    assert str(empty / "ett" / "ETTh1.csv") in err
+    assert "TLBENCH_DATA_DIR" in err or "--data-dir" in err
+    assert "Traceback" not in err
+
+
+def test_target_shorter_than_the_size_says_both_numbers(capsys, data_dir, tmp_path):
+    code, _, err = run(capsys, "run", "--engine", "local", "--profile", "smoke", "--data-dir", str(data_dir),
+                       "--results", str(tmp_path / "r"), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}",
+                       "--set", "target_sizes=[240, 20000]")
+    assert code == 2
+    assert "17420" in err and "20000" in err
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("*.parquet"))
+
+
+def test_spec_problems_are_listed_together_and_nothing_starts(capsys, data_dir, tmp_path):
+    code, _, err = run(capsys, "run", "--engine", "local", "--profile", "smoke", "--data-dir", str(data_dir),
+                       "--results", str(tmp_path / "r"), "--set", "architectures=[lsmt]",
+                       "--set", "modes=[scratch, frozn]", "--set", "training.batch_size=-1")
+    assert code == 2
+    assert "3 problem(s)" in err
+    assert "grid.architectures[0]" in err and "grid.modes[1]" in err and "grid.training.batch_size" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_validate_counts_cells(capsys, data_dir):
+    code, out, _ = run(capsys, "validate", "--profile", "smoke", "--data-dir", str(data_dir))
+    assert code == 0 and "6 cells" in out
+
+
+def test_profiles_and_evaluate_source(capsys, data_dir):
+    code, out, _ = run(capsys, "profiles")
+    assert code == 0 and out.split() == ["nightly", "smoke", "standard"]
+    code, out, _ = run(capsys, "evaluate-source", "--source", "m4-hourly", "--method", "seasonal_naive",
+                       "--data-dir", str(data_dir))
+    assert code == 0
+    assert "sMAPE 13.912" in out and "MASE 1.193" in out
+
+
+def test_unknown_engine_lists_the_known_ones(capsys, tmp_path):
+    code, _, err = run(capsys, "run", "--engine", "dask", "--results", str(tmp_path))
+    assert code == 2 and "Unknown engine 'dask'. Known: local, prefect." in err
+
+
+def test_leaderboard_on_an_empty_results_folder(capsys, tmp_path):
+    code, out, _ = run(capsys, "leaderboard", "--results", str(tmp_path))
+    assert code == 0 and "no leaderboard rows" in out
+    code, out, _ = run(capsys, "leaderboard", "--results", str(tmp_path), "--json")
+    assert code == 0 and out.strip() == "[]"
