@@ -246,6 +246,11 @@ def _convert(tp: Any, data: Any, path: str, problems: list[str]) -> Any:
     if tp is float:
         if isinstance(data, (int, float)) and not isinstance(data, bool):
             return float(data)
+        if isinstance(data, str):  # YAML 1.1 reads `1e-3` (no dot) as a string
+            try:
+                return float(data)
+            except ValueError:
+                pass
         problems.append(f"{path}: expected a number, got {data!r}")
         return None
     if tp is str:
