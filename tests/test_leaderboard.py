@@ -417,7 +417,7 @@ def test_aggregate_numbers_by_hand():
     assert fine["rank"] == 1 and row.loc[(100, "lstm", "scratch"), "rank"] == 2
     assert row.loc[(100, "baseline", "seasonal_naive"), "rank"] == 3
     assert fine["improvement_vs_scratch_pct"] == pytest.approx(100 / 3)  # (3 - 2) / 3
-    assert fine["test_vs_scratch"] == "bootstrap" and fine["p_value_vs_scratch"] < 0.05
+    assert fine["test_vs_scratch"] == "t-test" and fine["p_value_vs_scratch"] < 0.05
     assert fine["skill_vs_seasonal_naive"] == pytest.approx(0.5)  # 1 - 2 / 4
     assert row.loc[(100, "lstm", "scratch"), "skill_vs_seasonal_naive"] == pytest.approx(0.25)
     naive = row.loc[(100, "baseline", "seasonal_naive")]
@@ -477,8 +477,8 @@ def test_transfer_horizon_by_hand():
 
 
 def test_transfer_horizon_always_helping_gives_none():
-    spec = {(100, "gru", "scratch"): [2.0, 2.1], (100, "gru", "freeze"): [1.0, 1.1],
-            (1000, "gru", "scratch"): [2.0, 2.2], (1000, "gru", "freeze"): [1.5, 1.6]}
+    spec = {(100, "gru", "scratch"): [2.0, 2.1, 2.05], (100, "gru", "freeze"): [1.0, 1.1, 1.0],
+            (1000, "gru", "scratch"): [2.0, 2.2, 2.1], (1000, "gru", "freeze"): [1.5, 1.6, 1.55]}
     row = transfer_horizon(aggregate(results_frame(spec))).iloc[0]
     assert row["largest_helping_size"] == 1000 and row["smallest_non_helping_size"] is None
     assert row["rule"] == "mean better than scratch and paired p < 0.05"

@@ -65,13 +65,24 @@ def test_identical_values_are_never_significant():
     assert paired_test(values[:3], values[:3])["p_value"] == 1.0
 
 
-def test_few_seeds_use_a_reproducible_bootstrap():
+def test_few_seeds_use_the_paired_t_test_with_a_bootstrap_interval():
     scratch = [1.0, 1.3, 0.8, 1.1]
     shifted = paired_test([v - 0.2 for v in scratch], scratch)
-    assert shifted["method"] == "bootstrap" and shifted["n"] == 4
-    # every resample has mean difference -0.2: p is the smallest the estimator gives
-    assert shifted["p_value"] == pytest.approx(2 / (BOOTSTRAP_RESAMPLES + 1))
+    assert shifted["method"] == "t-test" and shifted["n"] == 4
+    # every difference is exactly -0.2: no variance, the shift is certain
+    assert shifted["p_value"] == 0.0
     assert shifted["ci_low"] == pytest.approx(-0.2) and shifted["ci_high"] == pytest.approx(-0.2)
+
+    # three same-signed but uneven differences: the t-test's p, by hand
+    three = paired_test([0.9, 1.0, 1.2], [1.0, 1.3, 1.3])  # differences -0.1 -0.3 -0.1
+    d = [-0.1, -0.3, -0.1]
+    mean, sd = sum(d) / 3, math.sqrt(sum((x - sum(d) / 3) ** 2 for x in d) / 2)
+    t = mean / (sd / math.sqrt(3))
+    from scipy import stats as scipy_stats
+
+    assert three["statistic"] == pytest.approx(t)
+    assert three["p_value"] == pytest.approx(2 * scipy_stats.t.sf(abs(t), df=2))
+    assert three["p_value"] > 0.05  # not "significant" on three seeds of this spread
 
     noisy = paired_test([1.1, 1.2, 0.7, 1.2], scratch)  # differences +0.1 -0.1 -0.1 +0.1
     assert noisy["p_value"] > 0.5

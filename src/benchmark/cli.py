@@ -100,6 +100,39 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the HTML report of one grid's leaderboard rows (default: the rows of its current
+    spec, i.e. the grid_id of its newest row, as ``run_grid`` reports it)."""
+    from benchmark.grid import report_dir, write_grid_report
+    from benchmark.leaderboard import Leaderboard
+
+    settings = _settings(args)
+    rows = Leaderboard(settings.results).read(target=args.target, target_size=args.size,
+                                              architecture=args.architecture, mode=args.mode,
+                                              run_date=args.date, grid=args.grid)
+    if args.run_id:
+        rows = rows[rows["run_id"].isin(args.run_id)]
+    if not len(rows):
+        raise TlbenchError(f"No leaderboard rows under {settings.results} for these filters: run a grid "
+                           "first (tlbench run) or loosen them (tlbench leaderboard shows what there is)")
+    grids = sorted(rows["grid"].unique())
+    if len(grids) > 1:
+        raise TlbenchError(f"The rows come from {len(grids)} grids ({', '.join(grids)}); a report covers one: "
+                           "choose it with --grid NAME")
+    if not args.run_id:
+        newest = rows.sort_values("finished_at", kind="stable")["grid_id"].iloc[-1]
+        rows = rows[rows["grid_id"] == newest]
+    tracker = None
+    if not args.no_forecasts:
+        from benchmark.tracking import Tracker
+
+        tracker = Tracker(settings, settings.experiment or f"tlbench-{grids[0]}")
+    out_dir = Path(args.out) if args.out else report_dir(settings, grids[0])
+    path = write_grid_report(rows, settings, grids[0], tracker, out_dir=out_dir)
+    print(f"report: {path}")
+    return 0
+
+
 def cmd_evaluate_source(args: argparse.Namespace) -> int:
     from benchmark.config import DataSpec
     from benchmark.evaluation import evaluate_source
@@ -194,6 +227,20 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--json", action="store_true", help="rows as a JSON list of objects")
     board.add_argument("--max-rows", type=int, default=200)
     board.set_defaults(func=cmd_leaderboard)
+
+    report = sub.add_parser("report", help="write the HTML report of a grid's leaderboard")
+    _add_settings(report, data=False)
+    report.add_argument("--grid", action="append", help="grid name (needed when several grids have rows)")
+    report.add_argument("--target", action="append", help="filter (repeatable)")
+    report.add_argument("--size", type=int, action="append", help="filter by target size (repeatable)")
+    report.add_argument("--architecture", action="append")
+    report.add_argument("--mode", action="append")
+    report.add_argument("--date", action="append", help="run date YYYY-MM-DD")
+    report.add_argument("--run-id", action="append", help="only these grid runs (default: the grid's current spec)")
+    report.add_argument("--out", help="output folder (default <results>/reports/<grid>/)")
+    report.add_argument("--no-forecasts", action="store_true",
+                        help="do not fetch the best cells' predictions from MLflow")
+    report.set_defaults(func=cmd_report)
 
     evaluate = sub.add_parser("evaluate-source", help="M4-protocol evaluation on the source")
     evaluate.add_argument("--source", default="m4-hourly")

@@ -111,6 +111,7 @@ class GridResult:
     leaderboard: pd.DataFrame
     aggregate_uri: str | None
     wall_seconds: float
+    report_path: str | None = None
 
     @property
     def failed(self) -> list[CellOutcome]:
@@ -702,10 +703,14 @@ def run_grid(spec: GridSpec, settings: Settings, engine: Engine | None = None,
             log.warning("could not compact the leaderboard partition", exc_info=True)
         rows = leaderboard.read(grid=spec.name)
         rows = rows[rows["grid_id"] == grid_id] if len(rows) else rows
-        aggregate_uri = None
+        aggregate_uri = report_path = None
         if len(rows):
             aggregate_uri = leaderboard.write_aggregate(aggregate(rows))
             tracker.log_frame(parent, aggregate(rows), "leaderboard.parquet")
+            try:
+                report_path = str(write_grid_report(rows, settings, spec.name, tracker, parent))
+            except Exception:  # noqa: BLE001 - the results are safe; a report can be redrawn (tlbench report)
+                log.warning("could not write the grid report", exc_info=True)
         all_outcomes = skipped + baseline_outcomes + list(outcomes)
         failed = [o for o in all_outcomes if o.status == "failed"]
         tracker.log_metrics(parent, {"cells_total": len(jobs), "cells_failed": len(failed),
@@ -714,10 +719,53 @@ def run_grid(spec: GridSpec, settings: Settings, engine: Engine | None = None,
         tracker.end_run(parent, "FAILED" if failed else "FINISHED",
                         error=f"{len(failed)} cell(s) failed" if failed else None)
         return GridResult(spec.name, grid_id, run_id, parent, all_outcomes, rows, aggregate_uri,
-                          time.perf_counter() - t0)
+                          time.perf_counter() - t0, report_path)
     except BaseException as exc:
         tracker.end_run(parent, "FAILED", error=f"{type(exc).__name__}: {exc}")
         raise
+
+
+def report_dir(settings: Settings, grid: str) -> Path:
+    """Where a grid's report goes: ``<results>/reports/<grid>/`` (beside the MLflow store when the
+    results live on an object store; the copy logged to the parent MLflow run is the shared one)."""
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", grid).strip("._") or "grid"
+    if "://" in settings.results and not settings.results.startswith("file://"):
+        return settings.mlflow_dir / "reports" / name
+    return Path(settings.results.removeprefix("file://")) / "reports" / name
+
+
+def write_grid_report(rows: pd.DataFrame, settings: Settings, grid: str, tracker=None,
+                      parent_run_id: str | None = None, out_dir: Path | None = None) -> Path:
+    """The HTML report of ``rows`` (one grid), in ``out_dir`` or :func:`report_dir`.
+
+    With a tracker, the forecast of the best cell per size (:func:`benchmark.report.best_cells`)
+    is fetched from its MLflow run's ``predictions.parquet``; with a parent run too, the report and
+    its PNGs are logged under that run's ``report/`` artifacts. Returns the HTML path.
+    """
+    from benchmark.report import best_cells, write_report
+
+    forecasts = {}
+    best = best_cells(rows) if tracker is not None else rows.iloc[0:0]
+    several_targets = best["target"].nunique() > 1
+    for cell in best.itertuples(index=False):
+        if not isinstance(cell.mlflow_run_id, str):
+            continue
+        try:
+            frame = tracker.load_frame(cell.mlflow_run_id, "predictions.parquet")
+        except Exception as exc:  # noqa: BLE001 - a missing artifact costs one plot, not the report
+            log.warning("report: no predictions for %s n=%s (run %s): %s", cell.target, cell.target_size,
+                        cell.mlflow_run_id, exc)
+            continue
+        key = (cell.target, int(cell.target_size)) if several_targets else int(cell.target_size)
+        forecasts[key] = (frame["ds"].to_numpy(), frame["y"].to_numpy(), frame["y_pred"].to_numpy())
+    path = write_report(rows, out_dir or report_dir(settings, grid), f"tlbench report: grid {grid}", forecasts)
+    if tracker is not None and parent_run_id:
+        for file in sorted(path.parent.iterdir()):
+            if file.is_file() and not file.name.startswith("."):
+                tracker.log_file(parent_run_id, file, "report")
+    return path
 
 
 def source_fingerprint(spec: GridSpec, settings: Settings) -> str:

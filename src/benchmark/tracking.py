@@ -158,6 +158,13 @@ class Tracker:
             frame.to_parquet(path, index=False)
             self.client.log_artifact(run_id, str(path))
 
+    def load_frame(self, run_id: str, artifact_file: str):
+        """A Parquet artifact of a run (e.g. a cell's ``predictions.parquet``) as a DataFrame."""
+        import pandas as pd
+
+        with tempfile.TemporaryDirectory() as tmp:
+            return pd.read_parquet(self.client.download_artifacts(run_id, artifact_file, tmp))
+
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self.client.log_text(run_id, text, artifact_file)
 
