@@ -1,2 +1,4 @@
 """Prefect flows: thin shells that read the environment, build ``Settings`` and call
-``benchmark.grid.run_grid`` with a Prefect engine."""
+``benchmark.grid``: ``benchmark_grid`` (flows.grid) runs a grid, ``train_cell`` (flows.cell) runs a
+batch of its cells on a pool worker, ``nightly`` (flows.nightly) is the scheduled grid. The
+engines that map a grid's stages onto Prefect are in flows.engine."""

@@ -1,68 +1,359 @@
-"""The Prefect engine: runs each stage's jobs as Prefect task runs inside the current flow run.
+"""The Prefect engines ``benchmark.grid.run_grid`` runs its stages on.
 
-``local`` execution runs ``concurrency`` task runs at a time in this process (threads that carry
-the flow run's context, so every cell shows up as a task run in the UI); progress is published as
-a Prefect progress artifact.
+:class:`PrefectEngine` (``execution="local"``) runs each stage's jobs as Prefect task runs inside
+the current flow run, ``concurrency`` at a time (threads that carry the flow run's context, so
+every job shows up as a task run in the UI); progress is published as a progress artifact.
+
+:class:`PoolEngine` (``execution="pool"``) sends the ``cell`` stage to the work pool: batches of
+``batch_size`` cells become child flow runs of the ``train-cell/train-cell`` deployment, all
+submitted at once (the pool's concurrency limit decides how many run). The ``pretrain`` and
+``baselines`` stages stay in this flow run (a :class:`PrefectEngine`). The parent then waits with
+bounded polls and takes every cell's outcome from the leaderboard ledger, not from Prefect results:
+a cell with a row is finished; a cell without one failed, with its failure row's error or, when
+its child run crashed or never ran, with the child run's state. A child run whose worker stopped
+heartbeating is marked CRASHED instead of being waited on forever.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
+from benchmark.errors import TlbenchError
+from benchmark.grid import CellJob, CellOutcome, cell_label
+from benchmark.settings import Settings
+from flows.cell import CELL_DEPLOYMENT, WORKER_LABEL, jobs_to_plain
 from tasks.stages import STAGE_TASKS
 
-log = logging.getLogger(__name__)
+_module_log = logging.getLogger(__name__)
 
 
-class PrefectEngine:
-    def __init__(self, concurrency: int = 1):
-        self.concurrency = max(1, int(concurrency))
-        self._progress_id = None
-        self._done = 0
-        self._total = 0
+def _log() -> logging.Logger | logging.LoggerAdapter:
+    """The flow run's logger inside a run (so messages reach the UI), else this module's."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
 
-    def _progress(self, stage: str, done: int, total: int) -> None:
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return _module_log
+
+
+class _Progress:
+    """One progress artifact per flow run, updated as jobs finish (never fails a grid)."""
+
+    def __init__(self) -> None:
+        self._id = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from prefect.context import FlowRunContext
+
+        if FlowRunContext.get() is None:
+            return  # outside a flow run there is nothing to attach it to
         try:
             description = f"{stage}: {done}/{total} done"
             percent = 100.0 * done / max(total, 1)
-            if self._progress_id is None:
-                self._progress_id = create_progress_artifact(percent, key="grid-progress",
-                                                             description=description)
+            if self._id is None:
+                self._id = create_progress_artifact(percent, key="grid-progress",
+                                                    description=description)
             else:
-                update_progress_artifact(self._progress_id, percent, description=description)
+                update_progress_artifact(self._id, percent, description=description)
         except Exception:  # noqa: BLE001 - progress display must never fail a grid
-            log.debug("progress artifact update failed", exc_info=True)
+            _module_log.debug("progress artifact update failed", exc_info=True)
 
-    def map(self, stage, fn, items, settings):
+
+class PrefectEngine:
+    """Every stage as task runs of the current flow run, ``concurrency`` at a time."""
+
+    def __init__(self, concurrency: int = 1, progress: _Progress | None = None):
+        self.concurrency = max(1, int(concurrency))
+        self.progress = progress or _Progress()
+
+    def map(self, stage: str, fn: Callable[[Any, Settings], Any], items: Sequence[Any],
+            settings: Settings) -> list[Any]:
         items = list(items)
         task = STAGE_TASKS[stage]
         if not items:
             return []
-        done = 0
-
-        def call(item):
-            return task(item, settings)
-
-        self._progress(stage, 0, len(items))
-        results = [None] * len(items)
+        self.progress(stage, 0, len(items))
+        results: list[Any] = [None] * len(items)
         if self.concurrency == 1:
             for i, item in enumerate(items):
-                results[i] = call(item)
-                done += 1
-                self._progress(stage, done, len(items))
+                results[i] = task(item, settings)
+                self.progress(stage, i + 1, len(items))
             return results
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"prefect-{stage}") as pool:
             # Each thread runs the task in a copy of this flow run's context.
-            futures = {pool.submit(contextvars.copy_context().run, call, item): i
+            futures = {pool.submit(contextvars.copy_context().run, task, item, settings): i
                        for i, item in enumerate(items)}
-            from concurrent.futures import as_completed
-
-            for future in as_completed(futures):
+            for done, future in enumerate(as_completed(futures), start=1):
                 results[futures[future]] = future.result()
-                done += 1
-                self._progress(stage, done, len(items))
+                self.progress(stage, done, len(items))
         return results
+
+
+# --------------------------------------------------------------------------- pool mode
+
+
+@dataclass
+class _Child:
+    """One submitted batch: its child flow run and its jobs."""
+
+    flow_run_id: Any  # UUID
+    name: str
+    jobs: list[CellJob]
+    state_name: str = "SCHEDULED"
+    state_message: str | None = None
+    final: bool = False
+    pending_since: float | None = None
+
+
+class PoolEngine:
+    """Cells as child flow runs of the ``train-cell`` deployment, ``batch_size`` cells each.
+
+    ``timeout_s`` bounds the whole wait; ``poll_s`` is the state-poll interval; a child run stuck
+    PENDING (claimed by a worker, never started) for ``pending_timeout_s`` is marked CRASHED; a
+    RUNNING child whose worker (the ``tlbench.worker`` label it sets on itself) has sent no
+    heartbeat for ``3 x`` its heartbeat interval, or is OFFLINE, is marked CRASHED at once.
+    """
+
+    def __init__(self, batch_size: int = 4, timeout_s: float = 24 * 3600, poll_s: float = 5.0,
+                 pending_timeout_s: float = 900.0, concurrency: int = 1,
+                 deployment: str = CELL_DEPLOYMENT):
+        if int(batch_size) < 1:
+            raise TlbenchError(f"batch_size must be at least 1, got {batch_size!r}")
+        self.batch_size = int(batch_size)
+        self.timeout_s = float(timeout_s)
+        self.poll_s = float(poll_s)
+        self.pending_timeout_s = float(pending_timeout_s)
+        self.deployment = deployment
+        self.progress = _Progress()
+        self.local = PrefectEngine(concurrency, self.progress)
+        self._heartbeats: dict[str, tuple[Any, float]] = {}
+
+    def map(self, stage: str, fn: Callable[[Any, Settings], Any], items: Sequence[Any],
+            settings: Settings) -> list[Any]:
+        if stage != "cell":
+            return self.local.map(stage, fn, items, settings)
+        jobs = list(items)
+        if not jobs:
+            return []
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            pool = self._check_deployment(client)
+            batches = [jobs[i:i + self.batch_size] for i in range(0, len(jobs), self.batch_size)]
+            children = self._submit(batches, settings)
+            _log().info("pool mode: %d cell(s) in %d child run(s) of %s (pool %r)", len(jobs),
+                        len(children), self.deployment, pool)
+            self._wait(client, children, pool, len(jobs))
+        return self._outcomes(children, settings)
+
+    # ------------------------------------------------------------------ steps
+
+    def _check_deployment(self, client) -> str:
+        """The deployment's work pool; a clear error when there is no server or no deployment."""
+        from prefect.exceptions import ObjectNotFound
+        from prefect.settings import get_current_settings
+
+        api_url = get_current_settings().api.url
+        if not api_url:
+            raise TlbenchError("execution='pool' needs a Prefect server that workers poll: set "
+                               "PREFECT_API_URL (see deployments/README.md), or use execution='local'")
+        try:
+            deployment = client.read_deployment_by_name(self.deployment)
+        except ObjectNotFound:
+            raise TlbenchError(f"execution='pool' needs the deployment {self.deployment!r} on "
+                               f"{api_url}: run `prefect --no-prompt deploy --all` in the checkout "
+                               "(deployments/README.md)") from None
+        return deployment.work_pool_name
+
+    def _submit(self, batches: list[list[CellJob]], settings: Settings) -> list[_Child]:
+        """Every batch at once, as a child flow run (returns as soon as each run is scheduled)."""
+        from prefect.deployments import run_deployment
+
+        from benchmark.config import spec_hash
+
+        run_id = batches[0][0].context.run_id
+        children = []
+        for i, batch in enumerate(batches, start=1):
+            name = f"cells-{run_id}-{i:03d}of{len(batches):03d}"
+            keys = [job.cell_key for job in batch]
+            flow_run = run_deployment(
+                self.deployment, timeout=0, flow_run_name=name,
+                parameters={"jobs": jobs_to_plain(batch), "results": settings.results,
+                            "tracking_uri": settings.tracking_uri},
+                tags=["tlbench", f"grid:{batch[0].cell.grid}", f"grid-run:{run_id}"],
+                # a resubmission of the same batch in this grid run returns the same child run
+                idempotency_key=f"tlbench:{run_id}:{spec_hash(keys)}")
+            children.append(_Child(flow_run.id, name, batch))
+        return children
+
+    def _wait(self, client, children: list[_Child], pool: str, total_cells: int) -> None:
+        """Poll the children's states until all are final or the deadline passes. Children left
+        RUNNING or PENDING at the deadline are marked CRASHED, SCHEDULED ones CANCELLED (so they
+        never start later and race a rerun). API errors are retried until the deadline: a server
+        hiccup must not fail a parent whose children are still training."""
+        deadline = time.monotonic() + self.timeout_s
+        last_note, reported = time.monotonic(), -1
+        while True:
+            try:
+                self._poll(client, children, pool)
+            except Exception as exc:  # noqa: BLE001 - transient; the deadline bounds the retries
+                _log().warning("polling the child runs failed (%s: %s); retrying in %.0f s",
+                               type(exc).__name__, exc, self.poll_s)
+            done = sum(len(c.jobs) for c in children if c.final)
+            if done != reported:
+                reported = done
+                self.progress("cell", done, total_cells)
+            if all(c.final for c in children):
+                return
+            if time.monotonic() >= deadline:
+                for child in children:
+                    if not child.final:
+                        scheduled = child.state_name == "SCHEDULED"
+                        self._end(client, child, "CANCELLED" if scheduled else "CRASHED",
+                                  f"tlbench pool mode gave up waiting after {self.timeout_s:.0f} s "
+                                  f"(state was {child.state_name})")
+                return
+            if time.monotonic() - last_note > 300:
+                last_note = time.monotonic()
+                waiting = [c for c in children if c.state_name == "SCHEDULED"]
+                if waiting:
+                    _log().info("%d child run(s) still SCHEDULED: is a worker polling pool %r?",
+                                len(waiting), pool)
+            time.sleep(self.poll_s)
+
+    def _poll(self, client, children: list[_Child], pool: str) -> None:
+        """One look at every open child (one API call per 200), ending the ones that cannot end."""
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+        by_id = {child.flow_run_id: child for child in children if not child.final}
+        ids = list(by_id)
+        runs = []
+        for start in range(0, len(ids), 200):
+            runs += client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids[start:start + 200])),
+                limit=200)
+        running = []
+        for run in runs:
+            child, state = by_id[run.id], run.state
+            if state is None:
+                continue
+            child.state_name, child.state_message = state.type.value, state.message
+            if state.is_final():
+                child.final = True
+            elif state.is_running():
+                running.append((child, run))
+            elif state.is_pending():
+                child.pending_since = child.pending_since or time.monotonic()
+                if time.monotonic() - child.pending_since > self.pending_timeout_s:
+                    self._end(client, child, "CRASHED",
+                              f"PENDING for more than {self.pending_timeout_s:.0f} s: its worker "
+                              "claimed it and never started it")
+        if running:
+            self._check_workers(client, pool, running)
+
+    def _check_workers(self, client, pool: str, running: list) -> None:
+        """Mark RUNNING children whose worker is gone as CRASHED (their worker cannot do it)."""
+        workers = {w.name: w for w in client.read_workers_for_work_pool(pool, limit=200)}
+        now = time.monotonic()
+        for child, run in running:
+            name = (run.labels or {}).get(WORKER_LABEL)
+            if not name:
+                continue  # not labelled yet (just started): the deadlines still apply
+            worker = workers.get(name)
+            if worker is None:
+                self._end(client, child, "CRASHED", f"its worker {name!r} is no longer in pool {pool!r}")
+                continue
+            seen, since = self._heartbeats.get(name, (None, now))
+            if worker.last_heartbeat_time != seen:
+                seen, since = worker.last_heartbeat_time, now
+            self._heartbeats[name] = (seen, since)
+            stale_after = 3 * (worker.heartbeat_interval_seconds or 30)
+            status = getattr(worker.status, "value", str(worker.status))
+            if status == "OFFLINE" or now - since > stale_after:
+                self._end(client, child, "CRASHED",
+                          f"its worker {name!r} stopped heartbeating (status {status}, no heartbeat "
+                          f"for {now - since:.0f} s): the worker or its machine died")
+
+    def _end(self, client, child: _Child, state: str, message: str) -> None:
+        from prefect.states import Cancelled, Crashed
+
+        new_state = Cancelled(message=message) if state == "CANCELLED" else Crashed(message=message)
+        try:
+            client.set_flow_run_state(child.flow_run_id, new_state, force=True)
+        except Exception:  # noqa: BLE001 - the outcome below says the same either way
+            _log().warning("could not mark child run %s %s", child.name, state, exc_info=True)
+        _log().warning("child run %s marked %s: %s", child.name, state, message)
+        child.final, child.state_name, child.state_message = True, state, message
+
+    def _outcomes(self, children: list[_Child], settings: Settings) -> list[CellOutcome]:
+        """Every cell's outcome, from the leaderboard ledger (rows and failure rows)."""
+        from benchmark.leaderboard import Leaderboard
+
+        board = Leaderboard(settings.results)
+        finished = board.finished_keys()
+        grids = sorted({job.cell.grid for child in children for job in child.jobs})
+        rows = board.read(grid=grids)
+        by_key = {row["cell_key"]: row for row in rows.to_dict(orient="records")} if len(rows) else {}
+        failures = board.failures()
+        errors: dict[str, str] = {}
+        if len(failures):
+            run_ids = {job.context.run_id for child in children for job in child.jobs}
+            mine = failures[failures["run_id"].isin(run_ids)]
+            errors = dict(zip(mine["cell_key"], mine["error"]))  # oldest first: the last one wins
+        outcomes = []
+        for child in children:
+            where = f"child run {child.name} ended {child.state_name}"
+            lost = []
+            for job in child.jobs:
+                label = cell_label(job.cell)
+                if job.cell_key in finished:
+                    row = by_key.get(job.cell_key, {})
+                    metrics = {m: float(row[m]) for m in ("mse", "rmse", "mae", "mape", "smape", "mase")
+                               if m in row}
+                    outcomes.append(CellOutcome(job.cell_key, "finished", label, metrics,
+                                                row.get("mlflow_run_id"),
+                                                seconds=float(row.get("train_seconds", 0.0))))
+                elif job.cell_key in errors:
+                    outcomes.append(CellOutcome(job.cell_key, "failed", label,
+                                                error=f"{errors[job.cell_key]} ({where})"))
+                else:
+                    lost.append(job)
+                    detail = f": {child.state_message}" if child.state_message else ""
+                    outcomes.append(CellOutcome(
+                        job.cell_key, "failed", label,
+                        error=f"no leaderboard row after {where}{detail}; it runs again on the next trigger"))
+            self._close_stale_runs(lost, settings)
+        return outcomes  # in the order of the jobs: batches are consecutive slices
+
+    @staticmethod
+    def _close_stale_runs(jobs: list[CellJob], settings: Settings) -> None:
+        """MLflow runs a crashed child left RUNNING are closed as KILLED now (the rerun would)."""
+        if not jobs:
+            return
+        from benchmark.tracking import Tracker
+
+        try:
+            tracker = Tracker(settings, jobs[0].context.experiment)
+            for job in jobs:
+                tracker.close_stale_runs(job.cell_key)
+        except Exception:  # noqa: BLE001 - the next run closes them too
+            _log().warning("could not close stale MLflow runs", exc_info=True)
+
+
+def make_engine(execution: str, concurrency: int = 1, batch_size: int = 4,
+                timeout_s: float = 24 * 3600, poll_s: float = 5.0):
+    """The engine for ``benchmark_grid``'s ``execution`` parameter."""
+    if execution == "local":
+        return PrefectEngine(concurrency)
+    if execution == "pool":
+        return PoolEngine(batch_size, timeout_s=timeout_s, poll_s=poll_s, concurrency=concurrency)
+    raise TlbenchError(f"Unknown execution {execution!r}. Known: local, pool.")

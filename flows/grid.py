@@ -1,19 +1,25 @@
 """``benchmark_grid``: the flow behind ad-hoc and nightly runs. Reads the environment, builds the
-settings, runs ``benchmark.grid.run_grid`` with the Prefect engine and publishes the leaderboard
-as a table artifact plus a markdown summary."""
+settings, runs ``benchmark.grid.run_grid`` with a Prefect engine and publishes the leaderboard
+as a table artifact plus a markdown summary.
+
+``execution="local"`` trains every cell in this flow run (task runs, ``concurrency`` at a time);
+``execution="pool"`` pretrains and runs the baselines here, then sends the cells to the work pool
+in child runs of ``batch_size`` cells (``flows.engine.PoolEngine``, docs/orchestration.md)."""
 
 from __future__ import annotations
 
 import os
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Literal
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from pydantic import Field
 
 from benchmark.config import load_grid
 from benchmark.grid import GridResult, run_grid
 from benchmark.settings import Settings
-from flows.engine import PrefectEngine
+from flows.engine import make_engine
 
 
 def _publish(result: GridResult) -> None:
@@ -32,6 +38,12 @@ def _publish(result: GridResult) -> None:
              f"- cells: {counts}", f"- wall time: {result.wall_seconds:.1f} s",
              f"- MLflow parent run: `{result.parent_run_id}`",
              f"- aggregated leaderboard: `{result.aggregate_uri}`"]
+    if result.report_path:
+        uri = Path(result.report_path).as_uri()
+        lines.append(f"- report: [{result.report_path}]({uri}) (also under `report/` in the MLflow parent "
+                     "run's artifacts)")
+        create_link_artifact(uri, link_text="HTML report", key="grid-report",
+                             description=f"grid {result.grid} run {result.run_id}")
     for outcome in result.failed:
         lines.append(f"- FAILED {outcome.label}: {outcome.error}")
     create_markdown_artifact("\n".join(lines), key="grid-summary")
@@ -39,22 +51,42 @@ def _publish(result: GridResult) -> None:
 
 @flow(name="benchmark-grid", log_prints=True)
 def benchmark_grid(grid: str = "smoke", overrides: list[str] | None = None,
-                   execution: Literal["local"] = "local", concurrency: int = 1,
+                   execution: Literal["local", "pool"] = "local",
+                   concurrency: Annotated[int, Field(ge=1)] = 1,
+                   batch_size: Annotated[int, Field(ge=1)] = 4,
                    data_dir: str | None = None, results: str | None = None,
-                   tracking_uri: str | None = None, fail_on_cell_errors: bool = True) -> GridResult:
+                   tracking_uri: str | None = None, fail_on_cell_errors: bool = True,
+                   pool_timeout_s: Annotated[float, Field(gt=0)] = 24 * 3600.0) -> GridResult:
     """Run a grid spec (a profile name or a YAML path, plus ``key=value`` overrides).
 
+    Args:
+        grid: A profile name (smoke, standard, nightly) or a path to a grid YAML file.
+        overrides: ``dotted.key=value`` overrides, e.g. ``training.max_epochs=3``.
+        execution: ``local``: train every cell in this flow run; ``pool``: send the cells to the
+            work pool as child runs of the ``train-cell`` deployment.
+        concurrency: Jobs run at once in this flow run (every stage in local mode; pretraining
+            and baselines in pool mode).
+        batch_size: Pool mode: cells per child flow run (each child run costs about 20 s of start-up).
+        data_dir: Data folder; default: ``TLBENCH_DATA_DIR`` of the machine running this flow.
+        results: Results location (leaderboard, pretrained models); default: ``TLBENCH_RESULTS``.
+            Pool mode passes it to every child run: it must mean the same place on every worker.
+        tracking_uri: MLflow tracking URI; default: ``MLFLOW_TRACKING_URI``. Passed on like ``results``.
+        fail_on_cell_errors: End this flow run FAILED when any cell failed (after publishing).
+        pool_timeout_s: Pool mode: the longest wait for all child runs; children still open then
+            are marked CRASHED (or CANCELLED when they never started) and their cells failed.
+
     Settings not given here come from the worker's environment (``TLBENCH_DATA_DIR``,
-    ``TLBENCH_RESULTS``, ``MLFLOW_TRACKING_URI``). With ``fail_on_cell_errors`` the flow run ends
-    FAILED when any cell failed, after the leaderboard is published.
+    ``TLBENCH_RESULTS``, ``MLFLOW_TRACKING_URI``, ``TLBENCH_ARTIFACTS``).
     """
     logger = get_run_logger()
     settings = Settings.from_env(os.environ, data_dir=data_dir, results=results,
                                  tracking_uri=tracking_uri)
     spec = load_grid(grid, overrides or [])
-    result = run_grid(spec, settings, PrefectEngine(concurrency), label=grid)
+    engine = make_engine(execution, concurrency, batch_size, timeout_s=pool_timeout_s)
+    result = run_grid(spec, settings, engine, label=grid)
     _publish(result)
-    logger.info("grid %s: %s in %.1f s", result.grid, result.counts(), result.wall_seconds)
+    logger.info("grid %s (%s): %s in %.1f s", result.grid, execution, result.counts(),
+                result.wall_seconds)
     if result.failed and fail_on_cell_errors:
         raise RuntimeError(f"{len(result.failed)} cell(s) failed: "
                            + "; ".join(f"{o.label}: {o.error}" for o in result.failed))

@@ -1,0 +1,128 @@
+"""``train_cell``: the flow a pool worker runs for one batch of cells (deployment
+``train-cell/train-cell``, see ``prefect.yaml``).
+
+In pool mode (``benchmark_grid(execution="pool")``, :class:`flows.engine.PoolEngine`) the parent
+sends every batch of cell jobs here as plain JSON data. Each cell keeps its own MLflow run and
+leaderboard row through :func:`benchmark.grid.run_cell`; the parent reads the outcome of every
+cell from the leaderboard (the ledger), never from this flow's return value, so a worker that dies
+mid-batch loses nothing that was already recorded.
+
+Settings come from the worker's environment (``TLBENCH_DATA_DIR``, ``TLBENCH_RESULTS``,
+``MLFLOW_TRACKING_URI``, ``TLBENCH_ARTIFACTS``); the parent also passes its results location and
+tracking URI as parameters, so every child writes to the ledger and tracking store the parent reads.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import Any, Sequence
+
+from prefect import flow, get_run_logger
+
+from benchmark.config import from_dict, to_plain
+from benchmark.grid import CellJob, CellOutcome
+from benchmark.settings import Settings
+
+#: The deployment pool mode submits batches to: "<flow name>/<deployment name>".
+CELL_DEPLOYMENT = "train-cell/train-cell"
+
+#: Flow-run label a running batch sets to its worker's name, so the parent can check that
+#: worker's heartbeat while it waits (a dead worker cannot report its runs as crashed).
+WORKER_LABEL = "tlbench.worker"
+
+#: MLflow tags added to every cell run trained by a pool worker.
+TAG_WORKER = "prefect_worker"
+TAG_FLOW_RUN = "prefect_flow_run_id"
+
+
+def jobs_to_plain(jobs: Sequence[CellJob]) -> list[dict[str, Any]]:
+    """Cell jobs -> JSON-able data (a flow-run parameter)."""
+    return [to_plain(job) for job in jobs]
+
+
+def jobs_from_plain(data: Sequence[dict[str, Any]]) -> list[CellJob]:
+    """The inverse of :func:`jobs_to_plain`; a malformed job raises ``SpecError`` with its path."""
+    return [from_dict(CellJob, item, f"jobs[{i}]") for i, item in enumerate(data)]
+
+
+def worker_name() -> str:
+    """The Prefect worker running this flow run (set by the worker), else this host's name."""
+    return os.environ.get("PREFECT__WORKER_NAME") or f"no-worker@{platform.node()}"
+
+
+def configure_device() -> str:
+    """On CPU, every TF job runs single-threaded (one worker per core is fastest: STACK_NOTES);
+    on a GPU, TF keeps its defaults. Must run before TensorFlow runs its first op."""
+    import tensorflow as tf
+
+    from benchmark.training import configure_threads
+
+    if tf.config.list_physical_devices("GPU"):
+        return "GPU"
+    configure_threads(1, 1)
+    return "CPU"
+
+
+def _label_flow_run(worker: str) -> str | None:
+    """Put the worker's name on this flow run (see WORKER_LABEL); returns the flow run id."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    run_id = flow_run.get_id()
+    if run_id is None:
+        return None
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run_labels(run_id, {WORKER_LABEL: worker})
+    except Exception:  # noqa: BLE001 - a missing label only slows crash detection
+        get_run_logger().warning("could not label flow run %s with its worker", run_id, exc_info=True)
+    return str(run_id)
+
+
+def _tag_mlflow_run(settings: Settings, job: CellJob, outcome: CellOutcome, worker: str,
+                    flow_run_id: str | None) -> None:
+    if not outcome.mlflow_run_id:
+        return
+    from benchmark.tracking import Tracker
+
+    try:
+        Tracker(settings, job.context.experiment).set_tags(
+            outcome.mlflow_run_id, {TAG_WORKER: worker, TAG_FLOW_RUN: flow_run_id or ""})
+    except Exception:  # noqa: BLE001 - tags are provenance; never fail a recorded cell for them
+        get_run_logger().warning("could not tag MLflow run %s", outcome.mlflow_run_id, exc_info=True)
+
+
+@flow(name="train-cell", log_prints=True)
+def train_cell(jobs: list[dict[str, Any]], results: str | None = None,
+               tracking_uri: str | None = None) -> list[dict[str, Any]]:
+    """Train a batch of cells one after the other on this worker's device.
+
+    Args:
+        jobs: Cell jobs as plain JSON data (``flows.cell.jobs_to_plain``); pool mode fills this in.
+        results: Results location (the leaderboard ledger); default: the worker's ``TLBENCH_RESULTS``.
+        tracking_uri: MLflow tracking URI; default: the worker's ``MLFLOW_TRACKING_URI``.
+
+    The flow run ends FAILED when any cell failed (its failure row and FAILED MLflow run are
+    written first); it returns the outcomes as plain data for the UI.
+    """
+    from tasks.stages import STAGE_TASKS
+
+    logger = get_run_logger()
+    worker = worker_name()
+    flow_run_id = _label_flow_run(worker)
+    cell_jobs = jobs_from_plain(jobs)
+    device = configure_device()
+    settings = Settings.from_env(os.environ, results=results, tracking_uri=tracking_uri)
+    logger.info("worker %s (%s): %d cell(s), results %s", worker, device, len(cell_jobs),
+                settings.results)
+    outcomes = []
+    for job in cell_jobs:
+        outcome = STAGE_TASKS["cell"](job, settings)
+        _tag_mlflow_run(settings, job, outcome, worker, flow_run_id)
+        outcomes.append(outcome)
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(outcomes)} cell(s) failed: "
+                           + "; ".join(f"{o.label}: {o.error}" for o in failed))
+    return [to_plain(o) for o in outcomes]

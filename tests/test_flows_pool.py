@@ -1,0 +1,244 @@
+"""Pool mode without a server: cell jobs as flow-run parameters, the parent's bounded wait on its
+child runs (a dead worker's run is marked CRASHED, a run nobody picks up is CANCELLED at the
+deadline), outcomes taken from the leaderboard ledger, and the flows' parameter forms.
+The real server, workers and kills are in ``test_prefect_pool.py``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+import pyarrow as pa
+import pytest
+from prefect.states import Completed, Running, Scheduled
+
+from benchmark.config import load_grid
+from benchmark.errors import SpecError, TlbenchError
+from benchmark.grid import CellJob, RunContext, expand
+from flows.cell import WORKER_LABEL, jobs_from_plain, jobs_to_plain
+from flows.engine import PoolEngine, _Child, make_engine
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONTEXT = RunContext("smoke", "gid", "20240501T000000-abcdef", "2024-05-01", "tlbench-smoke", None, None)
+
+
+def cell_jobs(n: int) -> list[CellJob]:
+    cells = expand(load_grid("smoke", ["seeds=[0,1,2,3]"]))[:n]
+    return [CellJob(cell, f"key{i}", "fp", CONTEXT) for i, cell in enumerate(cells)]
+
+
+# ------------------------------------------------------------------ jobs as parameters
+
+
+def test_cell_jobs_round_trip_through_json():
+    jobs = cell_jobs(3)
+    plain = json.loads(json.dumps(jobs_to_plain(jobs)))  # what a flow-run parameter carries
+    assert jobs_from_plain(plain) == jobs
+
+
+def test_a_malformed_job_names_its_path():
+    plain = jobs_to_plain(cell_jobs(2))
+    plain[1]["cell"]["target_size"] = "big"
+    with pytest.raises(SpecError, match=r"jobs\[1\]\.cell\.target_size: expected an integer"):
+        jobs_from_plain(plain)
+
+
+# ------------------------------------------------------------------ the bounded wait
+
+
+class FakeClient:
+    """The few Prefect client calls PoolEngine._wait makes, over scripted flow runs."""
+
+    def __init__(self, runs: dict, workers: list):
+        self.runs = runs  # id -> SimpleNamespace(id, state, labels) or a callable(poll) -> that
+        self.workers = workers
+        self.set_states: list[tuple] = []
+        self.polls = 0
+
+    def read_flow_runs(self, flow_run_filter, limit):
+        self.polls += 1
+        wanted = flow_run_filter.id.any_
+        out = []
+        for run_id in wanted:
+            run = self.runs[run_id]
+            out.append(run(self.polls) if callable(run) else run)
+        return out
+
+    def read_workers_for_work_pool(self, pool, limit):
+        return self.workers
+
+    def set_flow_run_state(self, run_id, state, force=False):
+        self.set_states.append((run_id, state.type.value, force, state.message))
+        self.runs[run_id] = SimpleNamespace(id=run_id, state=state, labels={})
+
+
+def child(jobs=None) -> _Child:
+    return _Child(uuid.uuid4(), f"cells-{uuid.uuid4().hex[:4]}", jobs or [])
+
+
+def worker(name: str, interval: float = 0.05) -> SimpleNamespace:
+    frozen_heartbeat = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)
+    return SimpleNamespace(name=name, last_heartbeat_time=frozen_heartbeat,
+                           heartbeat_interval_seconds=interval, status=SimpleNamespace(value="ONLINE"))
+
+
+def test_a_running_child_whose_worker_stopped_heartbeating_is_marked_crashed_long_before_the_deadline():
+    dead, done = child(), child()
+    client = FakeClient({
+        dead.flow_run_id: SimpleNamespace(id=dead.flow_run_id, state=Running(), labels={WORKER_LABEL: "w1"}),
+        done.flow_run_id: lambda poll: SimpleNamespace(
+            id=done.flow_run_id, state=Completed() if poll > 2 else Running(), labels={WORKER_LABEL: "w2"}),
+    }, [worker("w1"), SimpleNamespace(**{**vars(worker("w2")), "heartbeat_interval_seconds": 60})])
+    engine = PoolEngine(batch_size=1, timeout_s=30, poll_s=0.02)
+    t0 = time.monotonic()
+    engine._wait(client, [dead, done], "gpu", 2)
+    assert time.monotonic() - t0 < 5
+    assert [(s[0], s[1], s[2]) for s in client.set_states] == [(dead.flow_run_id, "CRASHED", True)]
+    assert "w1" in client.set_states[0][3] and "stopped heartbeating" in client.set_states[0][3]
+    assert dead.final and dead.state_name == "CRASHED"
+    assert done.final and done.state_name == "COMPLETED"
+
+
+def test_a_running_child_whose_worker_left_the_pool_is_marked_crashed():
+    lost = child()
+    client = FakeClient({lost.flow_run_id: SimpleNamespace(id=lost.flow_run_id, state=Running(),
+                                                           labels={WORKER_LABEL: "gone"})}, [])
+    PoolEngine(timeout_s=30, poll_s=0.01)._wait(client, [lost], "gpu", 1)
+    assert client.set_states[0][1] == "CRASHED" and "no longer in pool 'gpu'" in client.set_states[0][3]
+
+
+def test_children_still_open_at_the_deadline_are_ended_never_waited_on_forever():
+    never_picked, stuck = child(), child()
+    client = FakeClient({
+        never_picked.flow_run_id: SimpleNamespace(id=never_picked.flow_run_id, state=Scheduled(), labels={}),
+        # RUNNING without a worker label (died before labelling itself): only the deadline applies
+        stuck.flow_run_id: SimpleNamespace(id=stuck.flow_run_id, state=Running(), labels={}),
+    }, [])
+    t0 = time.monotonic()
+    PoolEngine(timeout_s=0.3, poll_s=0.02)._wait(client, [never_picked, stuck], "gpu", 2)
+    assert time.monotonic() - t0 < 5
+    assert {(s[0], s[1]) for s in client.set_states} == {(never_picked.flow_run_id, "CANCELLED"),
+                                                         (stuck.flow_run_id, "CRASHED")}
+    assert all("gave up waiting after 0 s" in s[3] for s in client.set_states)
+
+
+def test_an_api_error_while_waiting_is_retried_not_fatal():
+    done = child()
+    client = FakeClient({done.flow_run_id: SimpleNamespace(id=done.flow_run_id, state=Completed(), labels={})}, [])
+    real_read = client.read_flow_runs
+
+    def flaky(flow_run_filter, limit):
+        if client.polls == 0:
+            client.polls += 1
+            raise ConnectionError("server restarting")
+        return real_read(flow_run_filter, limit)
+
+    client.read_flow_runs = flaky
+    PoolEngine(timeout_s=30, poll_s=0.01)._wait(client, [done], "gpu", 1)
+    assert done.final and done.state_name == "COMPLETED" and client.set_states == []
+
+
+# ------------------------------------------------------------------ outcomes from the ledger
+
+
+def leaderboard_row(cell_key: str, **overrides) -> dict:
+    """A valid leaderboard row built from the schema itself, whatever its columns are."""
+    from benchmark.leaderboard import COLUMNS
+
+    now = dt.datetime.now(dt.timezone.utc)
+    by_type = {pa.string(): "x", pa.int64(): 1, pa.float64(): 0.5}
+    row = {c.name: (now if pa.types.is_timestamp(c.type) else by_type[c.type]) for c in COLUMNS}
+    row.update(grid="smoke", run_id=CONTEXT.run_id, run_date="2024-05-01", cell_key=cell_key,
+               kind="model", architecture="lstm", mode="scratch", mase=0.75, train_seconds=3.0,
+               mlflow_run_id=f"run-{cell_key}")
+    row.update(overrides)
+    return row
+
+
+def test_outcomes_come_from_the_leaderboard_with_the_child_state_for_lost_cells(tmp_path, monkeypatch):
+    from benchmark.leaderboard import Leaderboard
+    from benchmark.settings import Settings
+
+    settings = Settings(results=str(tmp_path / "results"), mlflow_dir=tmp_path / "mlflow").resolved()
+    board = Leaderboard(settings.results)
+    board.append([leaderboard_row("key0")])
+    board.record_failure({"grid_id": "gid", "grid": "smoke", "run_id": CONTEXT.run_id,
+                          "run_date": "2024-05-01", "cell_key": "key1", "target": "ett/ETTh1:OT",
+                          "target_size": 240, "architecture": "lstm", "mode": "frozen", "seed": 0,
+                          "error": "CellFailed: loss is NaN at epoch 2",
+                          "failed_at": dt.datetime.now(dt.timezone.utc)})
+    jobs = cell_jobs(3)
+    completed = _Child(uuid.uuid4(), "cells-a", jobs[:2], "FAILED", None, True)
+    crashed = _Child(uuid.uuid4(), "cells-b", jobs[2:], "CRASHED", "its worker 'w1' stopped heartbeating", True)
+    closed = []
+    monkeypatch.setattr(PoolEngine, "_close_stale_runs", staticmethod(lambda jobs, s: closed.extend(jobs)))
+
+    outcomes = PoolEngine()._outcomes([completed, crashed], settings)
+
+    assert [o.cell_key for o in outcomes] == ["key0", "key1", "key2"]
+    assert [o.status for o in outcomes] == ["finished", "failed", "failed"]
+    assert outcomes[0].metrics["mase"] == 0.75 and outcomes[0].mlflow_run_id == "run-key0"
+    assert outcomes[1].error.startswith("CellFailed: loss is NaN at epoch 2 (child run cells-a ended FAILED")
+    assert re.search(r"no leaderboard row after child run cells-b ended CRASHED: its worker 'w1' "
+                     r"stopped heartbeating; it runs again on the next trigger", outcomes[2].error)
+    assert closed == [jobs[2]]  # MLflow runs a crashed child left RUNNING are closed now
+
+
+# ------------------------------------------------------------------ flows and their forms
+
+
+def test_benchmark_grid_parameters_render_as_a_form():
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.grid import benchmark_grid
+
+    properties = parameter_schema(benchmark_grid).model_dump()["properties"]
+    assert properties["execution"]["enum"] == ["local", "pool"]
+    assert properties["batch_size"]["type"] == "integer" and properties["batch_size"]["minimum"] == 1
+    assert properties["batch_size"]["default"] == 4
+    assert "cells per child flow run" in properties["batch_size"]["description"]
+
+
+def test_adhoc_deployment_lists_every_parameter_of_the_flow():
+    import inspect
+
+    import yaml
+
+    from flows.grid import benchmark_grid
+
+    spec = yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())
+    deployments = {d["name"]: d for d in spec["deployments"]}
+    assert set(deployments) == {"nightly-benchmark", "adhoc-benchmark", "train-cell"}
+    signature = inspect.signature(benchmark_grid.fn)
+    adhoc = deployments["adhoc-benchmark"]["parameters"]
+    assert set(adhoc) == set(signature.parameters)
+    assert adhoc["execution"] == "pool"
+    assert deployments["train-cell"]["entrypoint"] == "flows/cell.py:train_cell"
+    assert deployments["train-cell"]["work_pool"]["name"] == "gpu"
+    assert deployments["nightly-benchmark"]["schedules"][0]["cron"] == "0 2 * * *"
+
+
+def test_unknown_execution_and_bad_batch_size_are_clear_errors():
+    with pytest.raises(TlbenchError, match="Unknown execution 'dask'. Known: local, pool."):
+        make_engine("dask")
+    with pytest.raises(TlbenchError, match="batch_size must be at least 1, got 0"):
+        PoolEngine(batch_size=0)
+
+
+def test_pool_mode_without_a_server_says_how_to_fix_it():
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: None}):
+        with pytest.raises(TlbenchError, match="execution='pool' needs a Prefect server .* PREFECT_API_URL"):
+            PoolEngine()._check_deployment(client=None)
+
+
+def test_the_library_never_imports_prefect():
+    offenders = [str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "src" / "benchmark").rglob("*.py")
+                 if re.search(r"^\s*(import|from)\s+prefect\b", p.read_text(), re.M)]
+    assert offenders == []

@@ -1,0 +1,413 @@
+"""Pool mode end to end on loopback: a real ``prefect server`` (its own PREFECT_HOME and SQLite
+database), the pools from ``deployments/create_pools.sh``, ``prefect --no-prompt deploy --all`` from
+``prefect.yaml``, process workers from ``deployments/start_workers.sh``, and ``adhoc-benchmark``
+triggered with ``prefect deployment run`` on a tiny grid in pool mode.
+
+The default suite runs only the deployment test (one real server, about a minute); the grid runs
+and the killed worker are ``slow``. Every process a test starts is stopped by its pid (workers with
+SIGINT, then SIGKILL to their process groups and their flow runs' groups), even on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TINY = ["target_sizes=[120]", "split.test_size=96", "model.units=8", "training.max_epochs=2",
+        "pretrain.max_series=8", "pretrain.windows_per_series=50", "pretrain.training.max_epochs=1",
+        "modes=[scratch,frozen]", "baselines=[naive]"]
+GRID_WAIT_S = 600
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (from /proc), children first."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for kid in parents.get(todo.pop(), []):
+            out.append(kid)
+            todo.append(kid)
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is dead for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def kill_groups(pids: list[int], sig: int = signal.SIGKILL) -> None:
+    """Send ``sig`` to the process group of every pid (flow runs live in their own sessions)."""
+    groups = set()
+    for pid in pids:
+        try:
+            groups.add(os.getpgid(pid))
+        except ProcessLookupError:
+            pass
+    for group in groups - {os.getpgid(0)}:
+        try:
+            os.killpg(group, sig)
+        except ProcessLookupError:
+            pass
+
+
+def wait_gone(pids: list[int], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(alive(p) for p in pids):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def run(cmd: list[str], env: dict, timeout: float, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
+    out = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"{' '.join(cmd)} exited {out.returncode}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out
+
+
+@dataclass
+class Stack:
+    """A Prefect server on 127.0.0.1, the environment that talks to it, and the workers started."""
+
+    root: Path
+    env: dict
+    api_url: str
+    timings: dict = field(default_factory=dict)
+    workers: dict = field(default_factory=dict)  # name -> pid
+
+    def start_workers(self, pool: str, count: int) -> dict[str, int]:
+        out = run([str(REPO_ROOT / "deployments" / "start_workers.sh"), "--pool", pool, "--count", str(count),
+                   "--run-dir", str(self.root / "workers")], self.env, 120)
+        started = {}
+        for line in out.stdout.splitlines():
+            name, pid = line.split()[:2]
+            started[name] = int(pid)
+        self.workers.update(started)
+        return started
+
+    def kill_worker(self, name: str) -> list[int]:
+        """SIGKILL a worker and its flow runs' process groups (a crashed machine)."""
+        pid = self.workers[name]
+        victims = [pid, *descendants(pid)]
+        kill_groups(victims)
+        assert wait_gone(victims, 15), f"worker {name} survived SIGKILL"
+        return victims
+
+    def stop_workers(self) -> None:
+        """SIGINT every worker (they ignore SIGTERM), then SIGKILL what is left, flow runs too."""
+        tree = {name: [pid, *descendants(pid)] for name, pid in self.workers.items() if alive(pid)}
+        for pids in tree.values():
+            try:
+                os.kill(pids[0], signal.SIGINT)
+            except ProcessLookupError:
+                pass
+        everything = [p for pids in tree.values() for p in pids]
+        if not wait_gone([pids[0] for pids in tree.values()], 20):
+            kill_groups([pids[0] for pids in tree.values()])
+        kill_groups([p for p in everything if alive(p)])
+        wait_gone(everything, 10)
+
+    def client(self):
+        from prefect.client.orchestration import SyncPrefectClient
+
+        return SyncPrefectClient(self.api_url)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, data_dir):
+    """A fresh ``prefect server`` with pools and deployments; stopped by pid at the end."""
+    root = tmp_path_factory.mktemp("prefect-pool")
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "TLBENCH_"))}
+    env.update({
+        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        "PREFECT_HOME": str(root / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{root / 'prefect' / 'prefect.db'}",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        # a dead worker is noticed after 3 missed heartbeats; workers look for runs every 2 s
+        "PREFECT_WORKER_HEARTBEAT_SECONDS": "5", "PREFECT_WORKER_QUERY_SECONDS": "2",
+        "TLBENCH_DATA_DIR": str(data_dir), "TLBENCH_RESULTS": str(root / "results"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "TLBENCH_ARTIFACTS": (root / "artifacts").as_uri(), "TLBENCH_OFFLINE": "1",
+        "TLBENCH_HOME": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2",
+    })
+    (root / "prefect").mkdir()
+    log = open(root / "server.log", "w")
+    t0 = time.monotonic()
+    server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    stack = Stack(root, {**env, "PREFECT_API_URL": api_url}, api_url)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError("prefect server exited:\n" + (root / "server.log").read_text()[-3000:])
+            try:
+                with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("prefect server did not answer:\n" + (root / "server.log").read_text()[-3000:])
+            time.sleep(0.5)
+        stack.timings["server_start_s"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        run([str(REPO_ROOT / "deployments" / "create_pools.sh")],
+            {**stack.env, "GPU_SLOTS": "2", "CPU_SLOTS": "1"}, 180)
+        stack.timings["create_pools_s"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        stack.deploy_output = run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], stack.env, 300).stdout
+        stack.timings["deploy_s"] = time.monotonic() - t0
+        yield stack
+    finally:
+        stack.stop_workers()
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(10)
+        kill_groups([p for p in descendants(server.pid) if alive(p)])
+        log.close()
+        print(f"\nprefect pool stack timings: {json.dumps({k: round(v, 1) for k, v in stack.timings.items()})}")
+
+
+@pytest.fixture(scope="module")
+def workers(stack):
+    """Two workers on the gpu pool (CPU workers here: one core each) and one on the cpu pool
+    for the pool-mode parent, so the parent never takes a cell slot."""
+    t0 = time.monotonic()
+    cells = stack.start_workers("gpu", 2)
+    parents = stack.start_workers("cpu", 1)
+    stack.timings["workers_start_s"] = time.monotonic() - t0
+    return {"gpu": sorted(cells), "cpu": sorted(parents)}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def trigger(stack: Stack, overrides: list[str], batch_size: int = 2) -> str:
+    """`prefect deployment run` for adhoc-benchmark in pool mode; returns the flow run id."""
+    out = run([str(BIN / "prefect"), "--no-prompt", "deployment", "run", "benchmark-grid/adhoc-benchmark",
+               "--param", f"overrides={json.dumps(TINY + overrides)}", "--param", "execution=pool",
+               "--param", f"batch_size={batch_size}", "--param", "pool_timeout_s=600"], stack.env, 120)
+    match = re.search(r"UUID: ([0-9a-f-]{36})", out.stdout)
+    assert match, out.stdout
+    return match.group(1)
+
+
+def wait_final(stack: Stack, flow_run_id: str, timeout: float = GRID_WAIT_S):
+    deadline = time.monotonic() + timeout
+    with stack.client() as client:
+        while True:
+            run_ = client.read_flow_run(flow_run_id)
+            if run_.state and run_.state.is_final():
+                return run_
+            if time.monotonic() > deadline:
+                raise AssertionError(f"flow run {run_.name} still {run_.state.type.value} after {timeout} s: "
+                                     "the parent hangs")
+            time.sleep(2)
+
+
+def cell_runs(stack: Stack, parent_id: str) -> list:
+    """The train-cell child runs of one parent flow run."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    with stack.client() as client:
+        return client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent_id])), limit=200)
+
+
+def all_cell_runs(stack: Stack) -> list:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    with stack.client() as client:
+        return client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_="cells-")),
+                                     limit=200)
+
+
+def mlflow_cell_runs(stack: Stack) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(stack.env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("tlbench-smoke")
+    if experiment is None:  # the parent has not created it yet
+        return []
+    return client.search_runs([experiment.experiment_id], filter_string="tags.`tlbench.kind` = 'cell'",
+                              max_results=1000)
+
+
+def model_rows(stack: Stack):
+    from benchmark.leaderboard import Leaderboard
+
+    return Leaderboard(stack.env["TLBENCH_RESULTS"]).read(kind="model")
+
+
+# --------------------------------------------------------------------------- tests
+
+
+@pytest.mark.timeout(600)
+def test_deploy_all_from_the_readme_creates_the_deployments_and_the_nightly_schedule(stack):
+    from prefect.client.schemas.objects import WorkPool
+
+    with stack.client() as client:
+        deployments = {d.name: d for d in client.read_deployments()}
+        pools: dict[str, WorkPool] = {name: client.read_work_pool(name) for name in ("gpu", "cpu")}
+    assert set(deployments) == {"nightly-benchmark", "adhoc-benchmark", "train-cell"}
+    nightly = deployments["nightly-benchmark"]
+    assert nightly.work_pool_name == "gpu"
+    assert len(nightly.schedules) == 1 and nightly.schedules[0].active
+    assert nightly.schedules[0].schedule.cron == "0 2 * * *"
+    assert nightly.schedules[0].schedule.timezone == "UTC"
+    assert deployments["train-cell"].work_pool_name == "gpu"
+    adhoc = deployments["adhoc-benchmark"]
+    assert adhoc.work_pool_name == "cpu"
+    form = adhoc.parameter_openapi_schema["properties"]
+    assert set(adhoc.parameters) == set(form)  # a default for every parameter
+    assert form["execution"]["enum"] == ["local", "pool"] and form["batch_size"]["type"] == "integer"
+    # flow runs start in the worker's own TLBENCH_HOME, read when they start, not at deploy time
+    steps = json.dumps(adhoc.pull_steps)
+    assert "tlbench-home.stdout" in steps and str(REPO_ROOT) not in steps
+    assert pools["gpu"].type == "process" and pools["gpu"].concurrency_limit == 2
+    assert pools["cpu"].type == "process" and pools["cpu"].concurrency_limit == 1
+    print(f"timings: {stack.timings}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_pool_grid_runs_every_cell_once_on_both_workers_and_a_rerun_trains_nothing(stack, workers):
+    t0 = time.monotonic()
+    parent_id = trigger(stack, ["seeds=[0,1]"])
+    parent = wait_final(stack, parent_id)
+    stack.timings["pool_grid_s"] = time.monotonic() - t0
+    assert parent.state.type.value == "COMPLETED", parent.state.message
+
+    children = cell_runs(stack, parent_id)
+    assert len(children) == 2 and all(c.state.type.value == "COMPLETED" for c in children)
+    assert {c.labels["tlbench.worker"] for c in children} == set(workers["gpu"])  # both workers
+    stack.timings["child_run_s"] = max((c.end_time - c.start_time).total_seconds() for c in children)
+    stack.timings["child_wait_s"] = max((c.start_time - c.created).total_seconds() for c in children)
+
+    rows = model_rows(stack)
+    assert len(rows) == 4 and rows["cell_key"].is_unique
+    runs = mlflow_cell_runs(stack)
+    assert Counter(r.data.tags["tlbench.cell_key"] for r in runs) == Counter(set(rows["cell_key"]))
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert {r.data.tags["prefect_worker"] for r in runs} == set(workers["gpu"])
+    assert {r.data.tags["prefect_flow_run_id"] for r in runs} == {str(c.id) for c in children}
+    assert set(rows["mlflow_run_id"]) == {r.info.run_id for r in runs}
+    # per-batch overhead: from the child run's creation to its first cell's MLflow run
+    first_cell = {}
+    for r in runs:
+        flow_run = r.data.tags["prefect_flow_run_id"]
+        first_cell[flow_run] = min(first_cell.get(flow_run, r.info.start_time), r.info.start_time)
+    stack.timings["batch_overhead_s"] = max(first_cell[str(c.id)] / 1000 - c.created.timestamp()
+                                            for c in children)
+
+    # the same grid again: every cell is found in the ledger, no child run, nothing trains
+    t0 = time.monotonic()
+    again_id = trigger(stack, ["seeds=[0,1]"])
+    again = wait_final(stack, again_id)
+    stack.timings["pool_rerun_s"] = time.monotonic() - t0
+    assert again.state.type.value == "COMPLETED", again.state.message
+    assert cell_runs(stack, again_id) == []
+    assert len(mlflow_cell_runs(stack)) == 4
+    assert len(model_rows(stack)) == 4
+    print(f"timings: {stack.timings}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_a_worker_killed_mid_cell_fails_only_its_cells_and_the_next_trigger_reruns_them(stack, workers):
+    from mlflow.tracking import MlflowClient
+
+    before = set(model_rows(stack)["cell_key"])  # cells of the other test, when it ran first
+    parent_id = trigger(stack, ["seeds=[2,3]"])
+
+    # wait for a cell being trained, then kill its worker and the worker's flow runs with SIGKILL
+    mlflow = MlflowClient(stack.env["MLFLOW_TRACKING_URI"])
+    deadline = time.monotonic() + GRID_WAIT_S
+    victim_run = None
+    while victim_run is None:
+        assert time.monotonic() < deadline, "no cell started training"
+        running = [r for r in mlflow_cell_runs(stack) if r.info.status == "RUNNING"]
+        if running:
+            victim_run = running[0]
+        else:
+            time.sleep(0.3)
+    victim_key = victim_run.data.tags["tlbench.cell_key"]
+    victim_child = next(c for c in cell_runs(stack, parent_id)
+                        if victim_key in {j["cell_key"] for j in c.parameters["jobs"]})
+    victim_worker = victim_child.labels["tlbench.worker"]
+    killed_at = time.monotonic()
+    stack.kill_worker(victim_worker)
+
+    # the parent ends on its own, in a clear state, without waiting for the dead worker
+    parent = wait_final(stack, parent_id, timeout=300)
+    stack.timings["crash_detected_s"] = time.monotonic() - killed_at
+    assert parent.state.type.value == "FAILED", parent.state.message
+    assert "no leaderboard row after child run" in parent.state.message
+    crashed = next(c for c in cell_runs(stack, parent_id) if c.id == victim_child.id)
+    assert crashed.state.type.value == "CRASHED" and victim_worker in crashed.state.message
+    assert mlflow.get_run(victim_run.info.run_id).info.status == "KILLED"  # closed by the parent
+    finished_once = set(model_rows(stack)["cell_key"]) - before
+    assert victim_key not in finished_once
+    others = [c for c in cell_runs(stack, parent_id) if c.id != victim_child.id]
+    assert all(c.state.type.value == "COMPLETED" for c in others)
+    for child in others:  # the surviving worker's cells are recorded
+        assert {j["cell_key"] for j in child.parameters["jobs"]} <= finished_once
+
+    # a replacement worker, the same grid again: only the crashed cells train, nothing twice
+    stack.start_workers("gpu", 2)  # restarts the killed one; the live one is left alone
+    again_id = trigger(stack, ["seeds=[2,3]"])
+    again = wait_final(stack, again_id)
+    assert again.state.type.value == "COMPLETED", again.state.message
+    rerun_keys = {j["cell_key"] for c in cell_runs(stack, again_id) for j in c.parameters["jobs"]}
+    assert victim_key in rerun_keys and not rerun_keys & finished_once
+    rows = model_rows(stack)
+    assert rows["cell_key"].is_unique and len(set(rows["cell_key"]) - before) == 4
+    runs = mlflow_cell_runs(stack)
+    finished = Counter(r.data.tags["tlbench.cell_key"] for r in runs if r.info.status == "FINISHED")
+    assert set(finished) == set(rows["cell_key"]) and set(finished.values()) == {1}
+    assert [r.info.run_id for r in runs if r.info.status == "KILLED"] == [victim_run.info.run_id]
+    print(f"timings: {stack.timings}")
