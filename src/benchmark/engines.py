@@ -1,0 +1,176 @@
+"""Where a grid's jobs run on one machine: TensorFlow thread settings per concurrency, and
+:class:`ProcessEngine`, which runs jobs in worker processes.
+
+Why processes: on a CPU, cells run as threads of one process do not run faster two at a time than
+one at a time (``benchmarks/throughput.py``'s threads section and ``benchmarks/orchestration.py``;
+figures in docs/performance.md). TensorFlow's thread pools belong to the process and are fixed
+at its first op, and each cell spends much of its time in Python (Keras tracing, per-step
+dispatch) under one GIL. Separate processes, each with one intra-op and one inter-op thread, do
+scale: one job per core.
+
+:class:`ProcessEngine` satisfies :class:`benchmark.grid.Engine`: ``map(stage, fn, items,
+settings)`` runs ``fn(item, settings)`` in its workers and returns the results in order. Jobs,
+settings and outcomes are picklable dataclasses and ``fn`` is a module-level function of
+:mod:`benchmark.grid`, so nothing else is needed to ship them. Workers start with ``spawn`` (never
+``fork``: a forked TensorFlow runtime is unsafe) and live until :meth:`ProcessEngine.close`, so
+each pays TensorFlow's import (6-25 s) once per grid, not once per job. Each worker sets its
+TensorFlow threads before anything else runs in it.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import weakref
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from benchmark.errors import TlbenchError
+from benchmark.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def thread_settings(concurrency: int, cores: int | None = None) -> tuple[int, int]:
+    """TensorFlow ``(intra_op, inter_op)`` threads for each of ``concurrency`` jobs sharing
+    ``cores`` (default: this machine's): the cores split between the jobs, one inter-op thread.
+    One job on 2 cores gets ``(2, 1)``; two jobs get ``(1, 1)`` each."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, cores // max(1, int(concurrency))), 1
+
+
+def configure_for_concurrency(concurrency: int, cores: int | None = None) -> tuple[int, int]:
+    """Set this process's TensorFlow threads for ``concurrency`` jobs run in it, when it has no
+    GPU (a GPU worker keeps TensorFlow's defaults). Must run before TensorFlow's first op; later it
+    only logs a warning. Returns the ``(intra, inter)`` asked for."""
+    import tensorflow as tf
+
+    from benchmark.training import configure_threads
+
+    intra, inter = thread_settings(concurrency, cores)
+    if not tf.config.list_physical_devices("GPU"):  # lists devices without starting the runtime
+        configure_threads(intra, inter)
+    return intra, inter
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What every worker process does first: its TensorFlow threads and its logging."""
+
+    intra: int = 1
+    inter: int = 1
+    log_level: int = logging.INFO
+    log_format: str = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
+
+
+def _init_worker(setup: WorkerSetup) -> None:
+    """Runs first in every worker process, before any job and so before TensorFlow's first op."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # this process only, before TF is imported
+    logging.basicConfig(level=setup.log_level, format=setup.log_format)
+    for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "alembic", "urllib3", "httpx",
+                  "mlflow.store.db.utils"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    import tensorflow as tf
+
+    from benchmark.training import configure_threads
+
+    if not tf.config.list_physical_devices("GPU"):
+        configure_threads(setup.intra, setup.inter)
+    # What every job imports anyway, paid here while the parent is still planning.
+    import benchmark.grid  # noqa: F401
+    import benchmark.models  # noqa: F401
+    import benchmark.tracking  # noqa: F401
+
+
+def _ready() -> int:
+    """A no-op job: submitting one per worker starts every worker at once."""
+    return os.getpid()
+
+
+class ProcessEngine:
+    """Runs jobs in ``workers`` processes (default: one per core), each with TensorFlow threads
+    from :func:`thread_settings` (one intra-op and one inter-op thread when there are as many
+    workers as cores).
+
+    Stages named in ``in_process`` (default: ``baselines``, NumPy only) run in the calling process,
+    one job after another: starting a worker (TensorFlow's import) would cost more than they do, and
+    a resumed grid with nothing to train then starts no worker at all.
+
+    Used as a context manager, it starts its workers on entry, so that their start-up (about 7 s
+    on the smoke grid's critical path otherwise) overlaps the grid's validation and data loading,
+    and stops them on exit. Otherwise they start on the first ``map`` and :meth:`close` stops them;
+    they are also stopped when the engine is garbage-collected. A worker that dies (killed, out of memory) fails the stage
+    with a :class:`TlbenchError`; the cells finished before are in the leaderboard, so running the
+    grid again resumes. The engine stays usable: the next ``map`` starts fresh workers.
+    """
+
+    def __init__(self, workers: int | None = None, intra: int | None = None, inter: int = 1,
+                 start_method: str = "spawn", in_process: Sequence[str] = ("baselines",)):
+        self.workers = max(1, int(workers or os.cpu_count() or 1))
+        default_intra, _ = thread_settings(self.workers)
+        self.setup = WorkerSetup(intra=int(intra or default_intra), inter=int(inter),
+                                 log_level=logging.getLogger().getEffectiveLevel())
+        if start_method == "fork":
+            raise TlbenchError("ProcessEngine(start_method='fork') is not allowed: a forked TensorFlow "
+                               "runtime can deadlock. Use 'spawn' or 'forkserver'.")
+        self.start_method = start_method
+        self.in_process = frozenset(in_process)
+        self._pool: ProcessPoolExecutor | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        """The pool, started on first use with every worker at once (the pool would otherwise start
+        them one per queued job: a second worker would import TensorFlow only when the first
+        stage's single job is done)."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context(self.start_method),
+                                             initializer=_init_worker, initargs=(self.setup,))
+            self._finalizer = weakref.finalize(self, self._pool.shutdown, wait=True, cancel_futures=True)
+            for _ in range(self.workers):
+                self._pool.submit(_ready)
+        return self._pool
+
+    def map(self, stage: str, fn: Callable[[Any, Settings], Any], items: Sequence[Any],
+            settings: Settings) -> list[Any]:
+        items = list(items)
+        if not items:
+            return []
+        if stage in self.in_process:
+            return [fn(item, settings) for item in items]
+        futures: list[Future] = [self._executor().submit(fn, item, settings) for item in items]
+        try:
+            return [future.result() for future in futures]
+        except BrokenProcessPool as exc:
+            done = sum(1 for f in futures if f.done() and not f.exception())
+            self.close(wait=False)
+            raise TlbenchError(f"a {stage} worker process died ({exc}); {done} of {len(items)} {stage} "
+                               "job(s) had finished and are recorded. Run the grid again to resume; if "
+                               "it happens again, lower the number of workers (memory).") from exc
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+    def close(self, wait: bool = True) -> None:
+        """Stop the worker processes (after their current jobs when ``wait``)."""
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait, cancel_futures=True)
+            self._pool = None
+
+    def start(self) -> "ProcessEngine":
+        """Start every worker now (they import TensorFlow while the caller goes on planning);
+        otherwise they start on the first ``map``."""
+        self._executor()
+        return self
+
+    def __enter__(self) -> "ProcessEngine":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
