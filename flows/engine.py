@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from benchmark.errors import TlbenchError
 from benchmark.grid import CellJob, CellOutcome, cell_label
 from benchmark.settings import Settings
 from flows.cell import CELL_DEPLOYMENT, WORKER_LABEL, jobs_to_plain
-from tasks.stages import STAGE_TASKS
+from tasks.stages import RUNNER, STAGE_TASKS
 
 _module_log = logging.getLogger(__name__)
 
@@ -46,34 +47,106 @@ def _log() -> logging.Logger | logging.LoggerAdapter:
 
 
 class _Progress:
-    """One progress artifact per flow run, updated as jobs finish (never fails a grid)."""
+    """One progress artifact per flow run, updated as jobs finish (never fails a grid).
+
+    Counts add up per stage, so two maps of one stage at once (``run_grid`` starts the cells that
+    need no pretraining early) show as one count: ``cell: 3/8 done``."""
 
     def __init__(self) -> None:
         self._id = None
+        self._lock = threading.Lock()
+        self._counts: dict[str, list[int]] = {}  # stage -> [done, total]
 
-    def __call__(self, stage: str, done: int, total: int) -> None:
+    def start(self, stage: str, total: int) -> None:
+        with self._lock:
+            self._counts.setdefault(stage, [0, 0])[1] += total
+        self._show(stage)
+
+    def advance(self, stage: str, done: int = 1) -> None:
+        with self._lock:
+            self._counts.setdefault(stage, [0, 0])[0] += done
+        self._show(stage)
+
+    def _show(self, stage: str) -> None:
         from prefect.context import FlowRunContext
 
         if FlowRunContext.get() is None:
             return  # outside a flow run there is nothing to attach it to
         try:
-            description = f"{stage}: {done}/{total} done"
-            percent = 100.0 * done / max(total, 1)
-            if self._id is None:
-                self._id = create_progress_artifact(percent, key="grid-progress",
-                                                    description=description)
-            else:
-                update_progress_artifact(self._id, percent, description=description)
+            with self._lock:
+                done, total = self._counts[stage]
+                description = f"{stage}: {done}/{total} done"
+                percent = 100.0 * done / max(total, 1)
+                if self._id is None:
+                    self._id = create_progress_artifact(percent, key="grid-progress",
+                                                        description=description)
+                else:
+                    update_progress_artifact(self._id, percent, description=description)
         except Exception:  # noqa: BLE001 - progress display must never fail a grid
             _module_log.debug("progress artifact update failed", exc_info=True)
 
 
-class PrefectEngine:
-    """Every stage as task runs of the current flow run, ``concurrency`` at a time."""
+def _gpu_visible() -> bool:
+    import tensorflow as tf
 
-    def __init__(self, concurrency: int = 1, progress: _Progress | None = None):
+    return bool(tf.config.list_physical_devices("GPU"))  # lists devices, starts no runtime
+
+
+class PrefectEngine:
+    """Every stage as task runs of the current flow run, ``concurrency`` at a time.
+
+    With ``concurrency > 1`` on a machine without a GPU, the bodies of the ``pretrain`` and
+    ``cell`` task runs execute in a :class:`benchmark.engines.ProcessEngine` of ``concurrency``
+    single-threaded workers (threads of one process do not make TensorFlow cells faster on a CPU;
+    processes do: docs/performance.md); the task runs themselves, their states and the UI stay in
+    this flow run. ``processes`` forces the choice. Use it as a context manager (or call
+    :meth:`close`) so the workers stop with the flow run.
+    """
+
+    in_process_stages = frozenset({"baselines"})
+
+    def __init__(self, concurrency: int = 1, progress: _Progress | None = None,
+                 processes: bool | None = None):
         self.concurrency = max(1, int(concurrency))
         self.progress = progress or _Progress()
+        self._want_processes = processes
+        self._processes = None  # benchmark.engines.ProcessEngine, started on first need
+
+    @property
+    def slots(self) -> int:
+        return self.concurrency
+
+    def _runner(self, stage: str):
+        """Where a task body of ``stage`` runs (see ``tasks.stages.RUNNER``): None = in the thread."""
+        if self.concurrency == 1 or stage in self.in_process_stages:
+            return None
+        if self._want_processes is None:
+            self._want_processes = not _gpu_visible()
+        if not self._want_processes:
+            return None
+        if self._processes is None:
+            from benchmark.engines import ProcessEngine
+
+            self._processes = ProcessEngine(self.concurrency).start()
+        processes = self._processes
+        return lambda fn, job, settings: processes.submit(fn, job, settings).result()
+
+    def start(self) -> "PrefectEngine":
+        """Start the worker processes now (when this engine uses them), so that they import
+        TensorFlow while the grid is still being planned."""
+        self._runner("cell")
+        return self
+
+    def close(self) -> None:
+        if self._processes is not None:
+            self._processes.close()
+            self._processes = None
+
+    def __enter__(self) -> "PrefectEngine":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def map(self, stage: str, fn: Callable[[Any, Settings], Any], items: Sequence[Any],
             settings: Settings) -> list[Any]:
@@ -81,21 +154,25 @@ class PrefectEngine:
         task = STAGE_TASKS[stage]
         if not items:
             return []
-        self.progress(stage, 0, len(items))
+        self.progress.start(stage, len(items))
         results: list[Any] = [None] * len(items)
-        if self.concurrency == 1:
-            for i, item in enumerate(items):
-                results[i] = task(item, settings)
-                self.progress(stage, i + 1, len(items))
+        token = RUNNER.set(self._runner(stage))
+        try:
+            if self.concurrency == 1:
+                for i, item in enumerate(items):
+                    results[i] = task(item, settings)
+                    self.progress.advance(stage)
+                return results
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"prefect-{stage}") as pool:
+                # Each thread runs the task in a copy of this flow run's context (RUNNER included).
+                futures = {pool.submit(contextvars.copy_context().run, task, item, settings): i
+                           for i, item in enumerate(items)}
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+                    self.progress.advance(stage)
             return results
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"prefect-{stage}") as pool:
-            # Each thread runs the task in a copy of this flow run's context.
-            futures = {pool.submit(contextvars.copy_context().run, task, item, settings): i
-                       for i, item in enumerate(items)}
-            for done, future in enumerate(as_completed(futures), start=1):
-                results[futures[future]] = future.result()
-                self.progress(stage, done, len(items))
-        return results
+        finally:
+            RUNNER.reset(token)
 
 
 # --------------------------------------------------------------------------- pool mode
@@ -136,6 +213,27 @@ class PoolEngine:
         self.progress = _Progress()
         self.local = PrefectEngine(concurrency, self.progress)
         self._heartbeats: dict[str, tuple[Any, float]] = {}
+        self._batches_submitted = 0
+        self._lock = threading.Lock()
+
+    @property
+    def slots(self) -> int:
+        """The work pool decides how many cells run at once; this parent can always hand it more
+        than one, so ``run_grid`` submits the cells that need no pretraining right away."""
+        return max(2, self.local.slots)
+
+    def start(self) -> "PoolEngine":
+        self.local.start()
+        return self
+
+    def close(self) -> None:
+        self.local.close()
+
+    def __enter__(self) -> "PoolEngine":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def map(self, stage: str, fn: Callable[[Any, Settings], Any], items: Sequence[Any],
             settings: Settings) -> list[Any]:
@@ -149,6 +247,7 @@ class PoolEngine:
         with get_client(sync_client=True) as client:
             pool = self._check_deployment(client)
             batches = [jobs[i:i + self.batch_size] for i in range(0, len(jobs), self.batch_size)]
+            self.progress.start("cell", len(jobs))
             children = self._submit(batches, settings)
             _log().info("pool mode: %d cell(s) in %d child run(s) of %s (pool %r)", len(jobs),
                         len(children), self.deployment, pool)
@@ -181,9 +280,12 @@ class PoolEngine:
         from benchmark.config import spec_hash
 
         run_id = batches[0][0].context.run_id
+        with self._lock:  # run_grid may submit two sets of batches at once
+            first = self._batches_submitted
+            self._batches_submitted += len(batches)
         children = []
-        for i, batch in enumerate(batches, start=1):
-            name = f"cells-{run_id}-{i:03d}of{len(batches):03d}"
+        for i, batch in enumerate(batches, start=first + 1):
+            name = f"cells-{run_id}-{i:03d}"
             keys = [job.cell_key for job in batch]
             flow_run = run_deployment(
                 self.deployment, timeout=0, flow_run_name=name,
@@ -201,7 +303,7 @@ class PoolEngine:
         never start later and race a rerun). API errors are retried until the deadline: a server
         hiccup must not fail a parent whose children are still training."""
         deadline = time.monotonic() + self.timeout_s
-        last_note, reported = time.monotonic(), -1
+        last_note, reported = time.monotonic(), 0
         while True:
             try:
                 self._poll(client, children, pool)
@@ -209,9 +311,9 @@ class PoolEngine:
                 _log().warning("polling the child runs failed (%s: %s); retrying in %.0f s",
                                type(exc).__name__, exc, self.poll_s)
             done = sum(len(c.jobs) for c in children if c.final)
-            if done != reported:
+            if done > reported:
+                self.progress.advance("cell", done - reported)
                 reported = done
-                self.progress("cell", done, total_cells)
             if all(c.final for c in children):
                 return
             if time.monotonic() >= deadline:

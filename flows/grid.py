@@ -65,7 +65,8 @@ def benchmark_grid(grid: str = "smoke", overrides: list[str] | None = None,
         execution: ``local``: train every cell in this flow run; ``pool``: send the cells to the
             work pool as child runs of the ``train-cell`` deployment.
         concurrency: Jobs run at once in this flow run (every stage in local mode; pretraining
-            and baselines in pool mode).
+            and baselines in pool mode). Above 1 on a machine without a GPU, the jobs run in as
+            many single-threaded worker processes (their task runs stay in this flow run).
         batch_size: Pool mode: cells per child flow run (each child run costs about 20 s of start-up).
         data_dir: Data folder; default: ``TLBENCH_DATA_DIR`` of the machine running this flow.
         results: Results location (leaderboard, pretrained models); default: ``TLBENCH_RESULTS``.
@@ -82,8 +83,8 @@ def benchmark_grid(grid: str = "smoke", overrides: list[str] | None = None,
     settings = Settings.from_env(os.environ, data_dir=data_dir, results=results,
                                  tracking_uri=tracking_uri)
     spec = load_grid(grid, overrides or [])
-    engine = make_engine(execution, concurrency, batch_size, timeout_s=pool_timeout_s)
-    result = run_grid(spec, settings, engine, label=grid)
+    with make_engine(execution, concurrency, batch_size, timeout_s=pool_timeout_s) as engine:
+        result = run_grid(spec, settings, engine, label=grid)
     _publish(result)
     logger.info("grid %s (%s): %s in %.1f s", result.grid, execution, result.counts(),
                 result.wall_seconds)

@@ -102,9 +102,10 @@ class ProcessEngine:
     Used as a context manager, it starts its workers on entry, so that their start-up (about 7 s
     on the smoke grid's critical path otherwise) overlaps the grid's validation and data loading,
     and stops them on exit. Otherwise they start on the first ``map`` and :meth:`close` stops them;
-    they are also stopped when the engine is garbage-collected. A worker that dies (killed, out of memory) fails the stage
-    with a :class:`TlbenchError`; the cells finished before are in the leaderboard, so running the
-    grid again resumes. The engine stays usable: the next ``map`` starts fresh workers.
+    they are also stopped when the engine is garbage-collected. A worker that dies (killed, out of
+    memory) fails the stage with a :class:`TlbenchError`; the cells finished before are in the
+    leaderboard, so running the grid again resumes. The engine stays usable: the next ``map``
+    starts fresh workers.
     """
 
     def __init__(self, workers: int | None = None, intra: int | None = None, inter: int = 1,
@@ -120,6 +121,11 @@ class ProcessEngine:
         self.in_process = frozenset(in_process)
         self._pool: ProcessPoolExecutor | None = None
         self._finalizer: weakref.finalize | None = None
+
+    @property
+    def slots(self) -> int:
+        """Jobs at once: one per worker (``run_grid`` overlaps stages when there are several)."""
+        return self.workers
 
     def _executor(self) -> ProcessPoolExecutor:
         """The pool, started on first use with every worker at once (the pool would otherwise start
@@ -144,7 +150,7 @@ class ProcessEngine:
         try:
             return [future.result() for future in futures]
         except BrokenProcessPool as exc:
-            done = sum(1 for f in futures if f.done() and not f.exception())
+            done = sum(1 for f in futures if f.done() and not f.cancelled() and f.exception() is None)
             self.close(wait=False)
             raise TlbenchError(f"a {stage} worker process died ({exc}); {done} of {len(items)} {stage} "
                                "job(s) had finished and are recorded. Run the grid again to resume; if "
@@ -153,6 +159,11 @@ class ProcessEngine:
             for future in futures:
                 future.cancel()
             raise
+
+    def submit(self, fn: Callable[[Any, Settings], Any], item: Any, settings: Settings) -> Future:
+        """One job in a worker: ``fn(item, settings)``'s future (for a caller that schedules jobs
+        itself, e.g. Prefect task runs whose bodies should run in worker processes)."""
+        return self._executor().submit(fn, item, settings)
 
     def close(self, wait: bool = True) -> None:
         """Stop the worker processes (after their current jobs when ``wait``)."""

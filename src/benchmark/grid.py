@@ -14,6 +14,7 @@ is per machine); MLflow is reconciled against it (runs left RUNNING are closed).
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import functools
 import json
@@ -135,12 +136,24 @@ class Engine(Protocol):
             settings: Settings) -> list[Any]: ...
 
 
+def engine_slots(engine: Engine) -> int:
+    """How many jobs ``engine`` runs at once (its ``slots`` attribute; 1 when it has none). With
+    more than one, :func:`run_grid` may call ``map`` from two threads at once (stages overlap)."""
+    return int(getattr(engine, "slots", 1) or 1)
+
+
 class LocalEngine:
-    """Runs jobs in this process, ``concurrency`` at a time (threads). TensorFlow releases the GIL
-    inside ops; its thread pools are sized so that parallel cells do not oversubscribe cores."""
+    """Runs jobs in this process, ``concurrency`` at a time (threads). The engine of one-at-a-time
+    runs and of tests: threads share one TensorFlow runtime and one GIL and do not make cells
+    faster on a CPU (docs/performance.md); parallel cells need processes
+    (:class:`benchmark.engines.ProcessEngine`, ``tlbench run --engine local --concurrency K``)."""
 
     def __init__(self, concurrency: int = 1):
         self.concurrency = max(1, int(concurrency))
+
+    @property
+    def slots(self) -> int:
+        return self.concurrency
 
     def map(self, stage, fn, items, settings):
         if self.concurrency == 1 or len(items) <= 1:
@@ -671,27 +684,45 @@ def run_grid(spec: GridSpec, settings: Settings, engine: Engine | None = None,
                 pretrain_jobs.setdefault(key, PretrainJob(key, job.cell.model, spec.pretrain,
                                                           spec.split.lookback, spec.split.horizon,
                                                           context, pinned_version=spec.transfer.pretrained_version))
-        refs = engine.map("pretrain", run_pretraining, list(pretrain_jobs.values()), settings)
-        by_key = {ref.key: ref for ref in refs}
-        if on_progress:
-            on_progress("pretrain", len(refs), len(refs))
-        pending = [replace(j, pretrained=by_key[key_of(j.cell)])
-                   if TRANSFER_MODES.get(j.cell.mode).load_body else j for j in pending]
+        # Cells whose mode loads no pretrained model need nothing from stage 1. On an engine with
+        # room for more than one job they start now, beside the pretraining, instead of leaving
+        # a worker idle behind the stage barrier (on the smoke grid the scratch cells fill the
+        # second core while the only pretraining runs).
+        needs_body = {j.cell_key: TRANSFER_MODES.get(j.cell.mode).load_body for j in pending}
+        independent = [j for j in pending if not needs_body[j.cell_key]]
+        overlap = bool(independent and pretrain_jobs) and engine_slots(engine) > 1
+        side = ThreadPoolExecutor(1, thread_name_prefix="tlbench-early-cells") if overlap else None
+        early = (side.submit(contextvars.copy_context().run, engine.map, "cell", run_cell, independent,
+                             settings) if side else None)
+        try:
+            refs = engine.map("pretrain", run_pretraining, list(pretrain_jobs.values()), settings)
+            by_key = {ref.key: ref for ref in refs}
+            if on_progress:
+                on_progress("pretrain", len(refs), len(refs))
+            pending = [replace(j, pretrained=by_key[key_of(j.cell)]) if needs_body[j.cell_key] else j
+                       for j in pending]
 
-        # Stage 2: baselines per (target, size): cheap, one job each.
-        baseline_jobs = []
-        seen = set()
-        for job in jobs:
-            ident = (source_label(job.cell.target), job.cell.target_size)
-            if spec.baselines and ident not in seen:
-                seen.add(ident)
-                baseline_jobs.append(BaselineJob(job.cell, tuple(spec.baselines),
-                                                 job.data_fingerprint, context))
-        baseline_outcomes = [o for group in engine.map("baselines", run_baselines, baseline_jobs, settings)
-                             for o in group]
+            # Stage 2: baselines per (target, size): cheap, one job each.
+            baseline_jobs = []
+            seen = set()
+            for job in jobs:
+                ident = (source_label(job.cell.target), job.cell.target_size)
+                if spec.baselines and ident not in seen:
+                    seen.add(ident)
+                    baseline_jobs.append(BaselineJob(job.cell, tuple(spec.baselines),
+                                                     job.data_fingerprint, context))
+            baseline_outcomes = [o for group in engine.map("baselines", run_baselines, baseline_jobs,
+                                                           settings) for o in group]
 
-        # Stage 3: every unfinished cell.
-        outcomes = engine.map("cell", run_cell, pending, settings)
+            # Stage 3: every unfinished cell (those not started early).
+            rest = [j for j in pending if needs_body[j.cell_key]] if overlap else pending
+            by_cell = {o.cell_key: o for o in engine.map("cell", run_cell, rest, settings)}
+        finally:
+            if side is not None:
+                side.shutdown(wait=True)  # never leave cells running behind a failed stage
+        if early is not None:
+            by_cell.update({o.cell_key: o for o in early.result()})
+        outcomes = [by_cell[j.cell_key] for j in pending]
         if on_progress:
             on_progress("cell", len(outcomes), len(outcomes))
 

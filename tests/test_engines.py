@@ -1,0 +1,116 @@
+"""``ProcessEngine``: a grid's jobs in worker processes, stages overlapped, a dead worker a clear
+error and a rerun that resumes; and the TensorFlow thread split per concurrency."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmark.config import load_grid
+from benchmark.engines import ProcessEngine, thread_settings
+from benchmark.errors import TlbenchError
+from benchmark.grid import LocalEngine, engine_slots, expand, run_grid
+from benchmark.leaderboard import Leaderboard
+from benchmark.tracking import Tracker
+
+TINY = ["target_sizes=[120]", "split.test_size=48", "model.units=8", "training.max_epochs=2",
+        "pretrain.max_series=6", "pretrain.windows_per_series=40", "pretrain.training.max_epochs=2",
+        "baselines=[naive]"]
+
+
+def test_thread_settings_split_the_cores_between_the_jobs():
+    assert thread_settings(1, cores=2) == (2, 1)
+    assert thread_settings(2, cores=2) == (1, 1)
+    assert thread_settings(4, cores=2) == (1, 1)  # never zero threads
+    assert thread_settings(2, cores=16) == (8, 1)
+
+
+def test_engines_say_how_many_jobs_they_run_at_once():
+    assert engine_slots(LocalEngine(1)) == 1
+    assert engine_slots(ProcessEngine(2)) == 2
+    assert engine_slots(object()) == 1  # an engine without `slots` runs one job at a time
+
+
+def test_fork_is_refused_with_the_reason():
+    with pytest.raises(TlbenchError, match="fork.*deadlock"):
+        ProcessEngine(2, start_method="fork")
+
+
+def _workers(pid: int) -> list[int]:
+    """The engine's worker processes: children of ``pid`` started by multiprocessing's spawn
+    (not its resource tracker)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == pid and b"spawn_main" in command:
+                out.append(int(entry.name))
+    return out
+
+
+def test_a_grid_on_two_worker_processes_overlaps_scratch_cells_with_pretraining(settings):
+    spec = load_grid("smoke", TINY + ["modes=[scratch, frozen]", "seeds=[0, 1]"])
+    with ProcessEngine(2) as engine:
+        workers = _workers(os.getpid())
+        result = run_grid(spec, settings, engine)
+    assert len(workers) == 2, "the engine should have started its worker processes on entry"
+    assert result.counts() == {"finished": 5}  # 4 cells + 1 baseline
+    rows = Leaderboard(settings.results).read(kind="model")
+    assert set(rows["cell_key"]) == {o.cell_key for o in result.outcomes if "baseline/" not in o.label}
+    assert rows["cell_key"].is_unique and len(rows) == 4
+    tracker = Tracker(settings, "tlbench-smoke")
+    pretrain = tracker.client.search_runs([tracker.experiment_id], "tags.`tlbench.kind` = 'pretrain'")
+    assert len(pretrain) == 1
+    pretrain_end = pretrain[0].info.end_time / 1000.0
+    scratch_starts = [ts.timestamp() for ts in rows.loc[rows["mode"] == "scratch", "started_at"]]
+    assert min(scratch_starts) < pretrain_end, "scratch cells should start while the pretraining runs"
+    frozen_starts = [ts.timestamp() for ts in rows.loc[rows["mode"] == "frozen", "started_at"]]
+    assert min(frozen_starts) >= pretrain_end - 1.0  # they need its model
+    runs = tracker.client.search_runs([tracker.experiment_id], "tags.`tlbench.kind` = 'cell'")
+    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+
+
+@pytest.mark.slow
+def test_a_killed_worker_fails_the_stage_clearly_and_the_rerun_resumes(settings):
+    spec = load_grid("smoke", TINY + ["modes=[scratch]", "seeds=[0, 1, 2, 3]", "training.max_epochs=60",
+                                      "training.patience=60", "target_sizes=[480]"])
+    board = Leaderboard(settings.results)
+    engine = ProcessEngine(2).start()
+    workers = _workers(os.getpid())
+    assert len(workers) == 2
+
+    def kill_one_when_a_cell_is_done():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not len(board.read(kind="model")):
+            time.sleep(0.5)
+        os.kill(workers[0], signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_one_when_a_cell_is_done, daemon=True)
+    killer.start()
+    try:
+        with pytest.raises(TlbenchError, match="worker process died.*Run the grid again to resume"):
+            run_grid(spec, settings, engine)
+    finally:
+        engine.close(wait=False)
+        killer.join(5)
+    done_before = board.finished_keys()
+    assert 1 <= len(done_before) < 5  # the baseline and at least one cell survived, not all
+
+    result = run_grid(spec, settings, LocalEngine(1))
+    assert result.counts().get("failed", 0) == 0
+    rows = board.read()
+    assert rows["cell_key"].is_unique and len(rows) == len(expand(spec)) + 1
+    tracker = Tracker(settings, "tlbench-smoke")
+    runs = tracker.client.search_runs([tracker.experiment_id], "tags.`tlbench.kind` = 'cell'")
+    assert "RUNNING" not in {r.info.status for r in runs}
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    assert len(finished) == len(expand(spec))
