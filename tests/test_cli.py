@@ -74,3 +74,22 @@ def test_leaderboard_on_an_empty_results_folder(capsys, tmp_path):
     assert code == 0 and "no leaderboard rows" in out
     code, out, _ = run(capsys, "leaderboard", "--results", str(tmp_path), "--json")
     assert code == 0 and out.strip() == "[]"
+
+
+def test_evaluate_source_model_that_is_not_there(capsys, data_dir, tmp_path):
+    base = ["evaluate-source", "--data-dir", str(data_dir), "--results", str(tmp_path / "results"),
+            "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"]
+    code, out, err = run(capsys, *base, "--model", str(tmp_path / "absent" / "model.keras"))
+    assert code == 2 and out == ""
+    assert f"--model {tmp_path / 'absent' / 'model.keras'}: no such file" in err
+    code, _, err = run(capsys, *base, "--model", "lstm-latest")
+    assert code == 2
+    assert ("--model 'lstm-latest' is neither an existing file nor a registry reference. Pass a .keras file"
+            in err and "models:/NAME@ALIAS, models:/NAME/VERSION or NAME@ALIAS" in err)
+    code, _, err = run(capsys, *base, "--model", "models:/pretrained-lstm-m4-hourly@current")
+    assert code == 2
+    assert f"there is no MLflow store at {tmp_path / 'mlflow' / 'mlflow.db'}" in err
+    assert not (tmp_path / "mlflow").exists()  # looking did not create a store
+    (tmp_path / "empty").mkdir()
+    code, _, err = run(capsys, *base, "--model", str(tmp_path / "empty"))
+    assert code == 2 and "the folder has no model.keras" in err

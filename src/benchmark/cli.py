@@ -46,10 +46,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     grid_source = args.grid or args.profile
+    if args.concurrency < 1:
+        raise TlbenchError(f"--concurrency {args.concurrency}: must be at least 1 (jobs at once; "
+                           "one per core or GPU is fastest)")
     launcher = _launchers().get(args.engine)
     if launcher is None:
-        spec = load_grid(grid_source, args.set)
-        result = run_grid(spec, settings, LocalEngine(args.concurrency), label=grid_source)
+        if args.concurrency > 1:
+            from benchmark.engines import ProcessEngine
+
+            # Processes, not threads: on a CPU only separate processes make cells run in parallel
+            # (docs/performance.md). Workers start now and import TensorFlow while the grid is
+            # validated and its data loaded.
+            with ProcessEngine(args.concurrency) as engine:
+                spec = load_grid(grid_source, args.set)
+                result = run_grid(spec, settings, engine, label=grid_source)
+        else:
+            spec = load_grid(grid_source, args.set)
+            result = run_grid(spec, settings, LocalEngine(1), label=grid_source)
     else:
         # Before Prefect is imported: its settings are read once. The ephemeral API server's
         # default 20 s start-up timeout fails on a loaded 2-core machine.
@@ -134,20 +147,60 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_source(args: argparse.Namespace) -> int:
+    """The M4 protocol on the source: the ``--method`` baseline and Naive2, and with ``--model`` a
+    pretrained model too, whose scores are recorded on its MLflow run (when it has one)."""
     from benchmark.config import DataSpec
-    from benchmark.evaluation import evaluate_source
+    from benchmark.evaluation import (ModelForecaster, evaluate_source, load_source_model,
+                                      record_source_scores)
 
     settings = _settings(args)
     known = {"m4-hourly": DataSpec("m4", {"group": "Hourly"})}
     if args.source not in known:
         raise TlbenchError(f"Unknown source {args.source!r}. Known: {', '.join(sorted(known))}.")
-    result = evaluate_source(known[args.source], args.method, settings.data_dir)
-    if args.json:
-        print(json.dumps(result))
+    source = known[args.source]
+    loaded = load_source_model(args.model, settings) if args.model else None  # fail before scoring
+    options = {"allow_download": settings.allow_download, "max_series": args.max_series}
+    result = evaluate_source(source, args.method, settings.data_dir, **options)
+    naive2 = {**result, "method": "naive2", "smape": result["smape_naive2"],
+              "mase": result["mase_naive2"], "owa": 1.0}
+    rows = [result] + ([naive2] if args.method != "naive2" else [])
+    if loaded is None:
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print(_source_table(args.source, rows))
+        return 0
+
+    forecaster = ModelForecaster(loaded.model)
+    strategy = forecaster.strategy(result["horizon"])
+    scored = evaluate_source(source, loaded.label, settings.data_dir, forecaster=forecaster, **options)
+    scored = {**scored, "strategy": strategy, "mlflow_run_id": loaded.run_id, "recorded": {}}
+    if not args.json:  # the table first: the scores are shown even if recording them fails
+        print(_source_table(args.source, [{**scored, "method": f"{loaded.label} [{strategy}]"}] + rows))
+    if args.max_series is not None:
+        note = f"not recorded in MLflow: --max-series {args.max_series} scores a subset, not the protocol"
+    elif loaded.run_id is None:
+        note = (f"not recorded in MLflow: {loaded.label} has no known run (no mlflow_run_id in its "
+                "meta.json); pass its registry reference models:/NAME@ALIAS instead")
     else:
-        print(f"{args.source} {result['method']}: sMAPE {result['smape']:.3f}  MASE {result['mase']:.3f}  "
-              f"OWA {result['owa']:.3f}  ({result['n_series']} series)")
+        scored["recorded"] = record_source_scores(settings, loaded.run_id, scored, strategy)
+        note = f"recorded {', '.join(scored['recorded'])} on MLflow run {loaded.run_id}"
+    if args.json:
+        print(json.dumps({"model": scored, "baselines": rows}))
+    else:
+        print(note)
     return 0
+
+
+def _source_table(source: str, rows: list[dict]) -> str:
+    """``rows`` of :func:`benchmark.evaluation.evaluate_source` as aligned lines, one per method."""
+    first = rows[0]
+    width = max(len(str(row["method"])) for row in rows)
+    lines = [f"{source}: M4 protocol, {first['horizon']}-step test of {first['n_series']} series "
+             "(OWA relative to naive2)"]
+    lines += [f"  {str(row['method']):<{width}}  sMAPE {row['smape']:.3f}  MASE {row['mase']:.3f}  "
+              f"OWA {row['owa']:.3f}" for row in rows]
+    return "\n".join(lines)
 
 
 def cmd_profiles(args: argparse.Namespace) -> int:
@@ -212,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings(run)
     run.add_argument("--experiment", help="MLflow experiment (default tlbench-<grid name>)")
     run.add_argument("--engine", default="prefect", help="prefect (default: in-process flow) or local")
-    run.add_argument("--concurrency", type=int, default=1, help="cells at once (threads)")
+    run.add_argument("--concurrency", type=int, default=1,
+                     help="jobs at once (worker processes with --engine local; Prefect task runs "
+                          "backed by worker processes with --engine prefect)")
     run.set_defaults(func=cmd_run)
 
     board = sub.add_parser("leaderboard", help="print the leaderboard")
@@ -245,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate-source", help="M4-protocol evaluation on the source")
     evaluate.add_argument("--source", default="m4-hourly")
     evaluate.add_argument("--method", default="seasonal_naive", help="a baseline name")
+    evaluate.add_argument("--model", help="a pretrained model to score too: a .keras file (or its "
+                                          "<results>/pretrained/<key>/ folder), models:/NAME@ALIAS, "
+                                          "models:/NAME/VERSION or NAME@ALIAS; its scores are "
+                                          "recorded on its MLflow run")
+    evaluate.add_argument("--max-series", type=int, help="only the first k series, a quick check "
+                                                         "(default: all; a subset is not recorded)")
     evaluate.add_argument("--json", action="store_true")
     _add_settings(evaluate)
     evaluate.set_defaults(func=cmd_evaluate_source)

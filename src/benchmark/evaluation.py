@@ -1,26 +1,49 @@
 """The M4 evaluation protocol on a whole source: forecast each series' test part (``horizon``
 steps) from its training part, score sMAPE and MASE per series, average over series, and relate
-both to Naive2 as the OWA. Used to check the baselines against the published M4 figures and,
-later, to score a pretrained model on its own source.
+both to Naive2 as the OWA. Used to check the baselines against the published M4 figures and to
+score a pretrained model on its own source (``tlbench evaluate-source --model``), so the
+leaderboard shows how good the pretrained model is before anyone transfers it.
 
 For ``m4`` the test part is the official test file; for any other source it is the last
 ``horizon`` points of every series.
+
+A method forecasts either one series at a time (a :data:`Forecaster` callable, as the baselines
+do) or all series at once (a :class:`BatchForecaster`, as a Keras model does: one ``predict``
+call per step over every series). :class:`ModelForecaster` turns a tlbench seq2one model into a
+batch forecaster; :func:`load_source_model` finds one by path or registry reference, and
+:func:`record_source_scores` writes its scores onto its MLflow run.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from benchmark.baselines import BASELINES
 from benchmark.config import DataSpec
 from benchmark.data.sources import load_m4_test, load_source, parse_options, source_label
-from benchmark.errors import DataError
+from benchmark.errors import DataError, TlbenchError
 from benchmark.metrics import mase, smape
+from benchmark.settings import Settings
 
+log = logging.getLogger(__name__)
+
+#: ``forecaster(history_1d, horizon) -> (horizon,)``: one series at a time (the baselines).
 Forecaster = Callable[[np.ndarray, int], np.ndarray]
+
+
+@runtime_checkable
+class BatchForecaster(Protocol):
+    """Forecasts every series at once: ``forecast_batch(histories, horizon) -> [n, horizon]``,
+    ``histories`` a list of n 1-D arrays of possibly different lengths (original scale)."""
+
+    def forecast_batch(self, histories: Sequence[np.ndarray], horizon: int) -> np.ndarray: ...
 
 
 def train_test_series(source: DataSpec, data_dir: Path, horizon: int,
@@ -54,14 +77,16 @@ def train_test_series(source: DataSpec, data_dir: Path, horizon: int,
 
 
 def evaluate_source(source: DataSpec, method: str, data_dir: Path, horizon: int = 48,
-                    season_length: int = 24, forecaster: Forecaster | None = None, *,
-                    allow_download: bool = True) -> dict:
+                    season_length: int = 24, forecaster: Forecaster | BatchForecaster | None = None,
+                    *, allow_download: bool = True, max_series: int | None = None) -> dict:
     """M4-protocol scores of one method on every series of a source.
 
-    ``method`` names a baseline, or labels ``forecaster(history_1d, horizon) -> (horizon,)``
-    when one is given. Returns ``method``, ``source``, ``smape`` and ``mase`` (means over
-    series), ``owa = 0.5 * (smape / smape_naive2 + mase / mase_naive2)``, the Naive2 scores
-    ``smape_naive2``/``mase_naive2``, ``n_series`` and ``horizon``.
+    ``method`` names a baseline, or labels ``forecaster`` when one is given: a per-series
+    ``forecaster(history_1d, horizon) -> (horizon,)`` or a :class:`BatchForecaster`, called once
+    with every series. ``max_series`` keeps the first k series in id order (a quick check; the
+    protocol's figures are over all of them). Returns ``method``, ``source``, ``smape`` and
+    ``mase`` (means over series), ``owa = 0.5 * (smape / smape_naive2 + mase / mase_naive2)``, the
+    Naive2 scores ``smape_naive2``/``mase_naive2`` on the same series, ``n_series`` and ``horizon``.
     """
     if forecaster is None:
         baseline = BASELINES.get(method)  # an unknown name lists the known baselines
@@ -69,14 +94,13 @@ def evaluate_source(source: DataSpec, method: str, data_dir: Path, horizon: int 
         def forecaster(history: np.ndarray, steps: int) -> np.ndarray:
             return baseline.forecast(history, steps, season_length)
 
+    if max_series is not None and max_series < 1:
+        raise TlbenchError(f"max_series must be at least 1, got {max_series}; leave it unset for all series.")
     naive2 = BASELINES.get("naive2")
     scores = {"smape": [], "mase": [], "smape_naive2": [], "mase_naive2": []}
-    series = train_test_series(source, data_dir, horizon, allow_download)
-    for uid, history, future in series:
-        prediction = np.asarray(forecaster(history, horizon), dtype=np.float64).reshape(-1)
-        if prediction.shape != (horizon,):
-            raise ValueError(f"forecaster returned {prediction.shape[0]} values for series {uid}, "
-                             f"expected horizon {horizon}")
+    series = train_test_series(source, data_dir, horizon, allow_download)[:max_series]
+    predictions = _forecast_all(forecaster, series, horizon)  # [n_series, horizon]
+    for (uid, history, future), prediction in zip(series, predictions):
         reference = naive2.forecast(history, horizon, season_length)
         scores["smape"].append(smape(future, prediction))
         scores["mase"].append(mase(future, prediction, history, season_length))
@@ -88,3 +112,185 @@ def evaluate_source(source: DataSpec, method: str, data_dir: Path, horizon: int 
             "mase": means["mase"], "owa": float(owa), "smape_naive2": means["smape_naive2"],
             "mase_naive2": means["mase_naive2"], "n_series": len(series), "horizon": horizon}
 
+
+
+def _forecast_all(forecaster: Forecaster | BatchForecaster,
+                  series: list[tuple[str, np.ndarray, np.ndarray]], horizon: int) -> np.ndarray:
+    """Every series' forecast, ``[n_series, horizon]`` float64: one batch call, or one call per series."""
+    if isinstance(forecaster, BatchForecaster):
+        out = np.asarray(forecaster.forecast_batch([history for _, history, _ in series], horizon),
+                         dtype=np.float64)
+        if out.shape != (len(series), horizon):
+            raise ValueError(f"batch forecaster returned shape {out.shape} for {len(series)} series, "
+                             f"expected ({len(series)}, {horizon})")
+        return out
+    rows = []
+    for uid, history, _ in series:
+        prediction = np.asarray(forecaster(history, horizon), dtype=np.float64).reshape(-1)
+        if prediction.shape != (horizon,):
+            raise ValueError(f"forecaster returned {prediction.shape[0]} values for series {uid}, "
+                             f"expected horizon {horizon}")
+        rows.append(prediction)
+    return np.stack(rows) if rows else np.zeros((0, horizon))
+
+
+# --------------------------------------------------------------------------- a model as forecaster
+
+
+class ModelForecaster:
+    """A tlbench seq2one model, ``[n, lookback, 1] -> [n, model_horizon]``, as a batch forecaster.
+
+    Each series is z-scored with a scaler fitted on its own history (as pretraining scaled each
+    series on its own training part), its last ``lookback`` points are the first input, and the
+    forecast is chained in chunks of the model's horizon: recursive (each prediction fed back as
+    the next input) when ``model_horizon < horizon``, direct (the first ``horizon`` outputs) when
+    it is at least ``horizon``. One ``predict`` call per chunk covers every series. Forecasts
+    come back on the original scale.
+    """
+
+    def __init__(self, model: Any, batch_size: int = 1024):
+        input_shape, output_shape = tuple(model.input_shape), tuple(model.output_shape)
+        if len(input_shape) != 3 or input_shape[-1] != 1 or len(output_shape) != 2:
+            raise TlbenchError(f"model {model.name!r} maps {input_shape} -> {output_shape}; the M4 "
+                               "protocol needs a univariate seq2one model (batch, lookback, 1) -> "
+                               "(batch, horizon), as tlbench pretrains.")
+        self.model = model
+        self.lookback = int(input_shape[1])
+        self.model_horizon = int(output_shape[1])
+        self.batch_size = batch_size
+
+    def strategy(self, horizon: int) -> str:
+        """How a ``horizon``-step forecast is made, in words (logged and printed)."""
+        if self.model_horizon >= horizon:
+            return f"direct ({self.model_horizon}-step model)"
+        calls = -(-horizon // self.model_horizon)
+        return f"recursive ({calls} x {self.model_horizon}-step)"
+
+    def forecast_batch(self, histories: Sequence[np.ndarray], horizon: int) -> np.ndarray:
+        from benchmark.data.splits import Scaler
+        from benchmark.training import predict
+
+        short = [i for i, history in enumerate(histories) if len(history) < self.lookback]
+        if short:
+            raise DataError(f"{len(short)} series (the first at position {short[0]}, "
+                            f"{len(histories[short[0]])} points) are shorter than the model's "
+                            f"lookback {self.lookback}: the model cannot forecast them.")
+        scalers = [Scaler().fit(history) for history in histories]
+        window = np.stack([scaler.transform(history[-self.lookback:])
+                           for scaler, history in zip(scalers, histories)])[:, :, None]  # [n, L, 1]
+        chunks, produced = [], 0
+        while produced < horizon:
+            step = predict(self.model, window, self.batch_size)  # [n, H_model], scaled
+            chunks.append(step)
+            produced += step.shape[1]
+            # [n, L, 1] + [n, H_model, 1] -> the last L points: the predictions become inputs
+            window = np.concatenate([window, step[:, :, None]], axis=1)[:, -self.lookback:]
+        scaled = np.concatenate(chunks, axis=1)[:, :horizon]  # [n, horizon]
+        return np.stack([scaler.inverse_transform(row) for scaler, row in zip(scalers, scaled)])
+
+
+# --------------------------------------------------------------------------- finding the model
+
+
+@dataclass(frozen=True)
+class SourceModel:
+    """A pretrained model found by :func:`load_source_model`: ``label`` says which (a path or
+    ``models:/NAME/VERSION``); ``run_id`` is the MLflow run that trained it, when known."""
+
+    model: Any
+    label: str
+    run_id: str | None
+
+
+_REGISTRY_REF = re.compile(r"^(?:models:/)?(?P<name>[^/@\s]+)(?:@(?P<alias>[^/@\s]+)|/(?P<version>[^/@\s]+))$")
+_REF_FORMS = ("a .keras file (or its folder, as under <results>/pretrained/<key>/), "
+              "models:/NAME@ALIAS, models:/NAME/VERSION or NAME@ALIAS")
+
+
+def load_source_model(ref: str, settings: Settings) -> SourceModel:
+    """The model ``ref`` names: a ``.keras`` file or a folder holding ``model.keras``, or a
+    registry reference (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``NAME@ALIAS``).
+
+    A file is checksum-verified against its ``meta.json`` (tlbench's pretrained cache) or its
+    ``<file>.sha256``; one with neither is loaded unverified, with a warning. The run id comes from
+    ``meta.json``'s ``mlflow_run_id`` or the registry version's run. Raises TlbenchError for a
+    missing file, an unknown reference or a model that will not load.
+    """
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        path = path / "model.keras"
+        if not path.is_file():
+            raise TlbenchError(f"--model {ref}: the folder has no model.keras. Pass {_REF_FORMS}.")
+    if path.is_file():
+        return _load_file(path)
+    if ref.endswith(".keras"):
+        raise TlbenchError(f"--model {ref}: no such file. Pretrained models are cached under "
+                           f"<results>/pretrained/<key>/model.keras (results: {settings.results}).")
+    match = _REGISTRY_REF.match(ref)
+    if match is None or not (ref.startswith("models:/") or match["alias"]):
+        raise TlbenchError(f"--model {ref!r} is neither an existing file nor a registry reference. "
+                           f"Pass {_REF_FORMS} (e.g. models:/pretrained-lstm-m4-hourly@current).")
+    return _load_registered(match["name"], match["alias"] or match["version"], settings)
+
+
+def _load_file(path: Path) -> SourceModel:
+    from benchmark.pretrain import checksum_path, load_pretrained
+
+    meta_path = path.with_name("meta.json")
+    meta = json.loads(meta_path.read_text()) if path.name == "model.keras" and meta_path.is_file() else {}
+    if meta.get("sha256"):
+        model = load_pretrained(path, meta["sha256"])
+    elif checksum_path(path).is_file():
+        model = load_pretrained(path)
+    else:
+        import keras
+
+        import benchmark.models  # noqa: F401 - registers tlbench's custom layers (Rescale)
+
+        log.warning("%s has no meta.json or %s: loading it unverified", path, checksum_path(path).name)
+        try:
+            model = keras.saving.load_model(path, safe_mode=True, compile=False)
+        except Exception as exc:  # noqa: BLE001 - any load failure is the user's file
+            raise TlbenchError(f"--model {path} does not load as a Keras model "
+                               f"({type(exc).__name__}: {exc}).") from exc
+    return SourceModel(model, str(path), meta.get("mlflow_run_id") or None)
+
+
+def _load_registered(name: str, version_or_alias: str, settings: Settings) -> SourceModel:
+    from benchmark.tracking import Tracker
+
+    if settings.tracking_uri.startswith("sqlite:///"):
+        store = Path(settings.tracking_uri.removeprefix("sqlite:///"))
+        if not store.is_file():
+            raise TlbenchError(f"--model models:/{name}: there is no MLflow store at {store}, so no "
+                               "registered model. Pass the store the model was registered in with "
+                               "--tracking-uri (or $MLFLOW_TRACKING_URI), or a .keras file.")
+    tracker = Tracker(settings, settings.experiment or "tlbench-evaluate")
+    version, run_id = tracker.resolve_model_version(name, version_or_alias)
+    return SourceModel(tracker.load_registered_keras(name, version), f"models:/{name}/{version}",
+                       run_id or None)
+
+
+# --------------------------------------------------------------------------- recording
+
+
+#: Metric names written on a pretrained model's run, from :func:`evaluate_source`'s keys.
+SOURCE_METRICS = {"smape": "m4_smape", "mase": "m4_mase", "owa": "m4_owa"}
+
+
+def record_source_scores(settings: Settings, run_id: str, result: dict, strategy: str) -> dict[str, float]:
+    """Log ``result``'s sMAPE, MASE and OWA as :data:`SOURCE_METRICS` on MLflow run ``run_id``
+    (and how the forecast was made as the tag ``m4_eval``); returns what was logged."""
+    from benchmark.tracking import Tracker
+
+    metrics = {name: float(result[key]) for key, name in SOURCE_METRICS.items()}
+    tracker = Tracker(settings, settings.experiment or "tlbench-evaluate")
+    try:
+        tracker.log_metrics(run_id, metrics)
+        tracker.set_tags(run_id, {"m4_eval": f"{result['source']} {result['horizon']}-step test, "
+                                             f"{result['n_series']} series, {strategy}"})
+    except Exception as exc:  # noqa: BLE001 - an MLflow error here is a wrong store or run id
+        raise TlbenchError(f"could not record the scores on MLflow run {run_id} at "
+                           f"{settings.tracking_uri} ({type(exc).__name__}: {exc}). Pass the "
+                           "--tracking-uri the model was trained with.") from exc
+    return metrics
