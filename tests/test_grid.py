@@ -76,3 +76,16 @@ def test_corrupted_pretrained_file_is_detected_and_never_loaded(settings):
     assert set(rows["pretrained_version"]) == {f"pretrained-lstm-m4-hourly/{version.version}"}
     pretrain_runs = tracker.client.search_runs([tracker.experiment_id], "tags.`tlbench.kind` = 'pretrain'")
     assert len(pretrain_runs) == 1  # fetched from the registry, not trained twice
+
+
+def test_a_missing_covariate_column_stops_the_grid_before_anything_trains(settings):
+    from benchmark.errors import DataError
+
+    spec = load_grid("smoke", TINY + ["modes=[scratch]", "feature_sets=[[], [covariate:NOPE], [hour_of_day]]"])
+    with pytest.raises(DataError) as caught:
+        run_grid(spec, settings, LocalEngine(1))
+    message = str(caught.value)
+    assert "grid.feature_sets[1]" in message and "NOPE" in message
+    assert "HUFL" in message  # the source's own error lists the columns there are
+    assert "feature_sets[0]" not in message and "feature_sets[2]" not in message
+    assert not Leaderboard(settings.results).finished_keys()  # nothing ran

@@ -110,7 +110,15 @@ class PretrainSpec:
 
 @dataclass(frozen=True)
 class GridSpec:
-    """A whole benchmark: targets x target sizes x architectures x modes x seeds."""
+    """A whole benchmark: targets x target sizes x architectures x regimes x feature sets x modes
+    x seeds.
+
+    ``regimes``: registered training regimes (``stateless``: shuffled sliding windows;
+    ``stateful``: the series in order, state carried across chunks; see ``benchmark.training``).
+    ``feature_sets``: each a list of registered input features besides the target itself
+    (``rolling_mean:24``, ``hour_of_day``, ``day_of_week``, ``covariate:HUFL``; see
+    ``benchmark.data.features``); the empty set ``[]`` is the target alone.
+    """
 
     name: str = "smoke"
     targets: tuple[DataSpec, ...] = (DataSpec("ett", {"file": "ETTh1", "column": "OT"}),)
@@ -118,6 +126,8 @@ class GridSpec:
     architectures: tuple[str, ...] = ("lstm",)
     modes: tuple[str, ...] = ("scratch", "frozen", "finetune")
     seeds: tuple[int, ...] = (0,)
+    regimes: tuple[str, ...] = ("stateless",)
+    feature_sets: tuple[tuple[str, ...], ...] = ((),)
     baselines: tuple[str, ...] = ("naive", "seasonal_naive", "naive2", "mean")
     split: SplitSpec = field(default_factory=SplitSpec)
     model: ModelSpec = field(default_factory=ModelSpec)
@@ -140,10 +150,17 @@ class CellSpec:
     training: TrainingSpec
     transfer: TransferSpec
     pretrain: PretrainSpec
+    regime: str = "stateless"
+    features: tuple[str, ...] = ()  # input features besides the target (always input 0)
 
     @property
     def architecture(self) -> str:
         return self.model.architecture
+
+    @property
+    def feature_label(self) -> str:
+        """The leaderboard's ``features`` value: ``y``, or ``y+`` and the feature names."""
+        return "+".join(("y", *self.features))
 
 
 # --------------------------------------------------------------------------- identity

@@ -189,18 +189,17 @@ def load_data(spec: DataSpec, settings: Settings, split: SplitSpec | None = None
 
 
 def expand(spec: GridSpec) -> list[CellSpec]:
-    """Every (target, size, architecture, mode, seed) of a grid, as full cell specs."""
-    cells = []
-    for target in spec.targets:
-        for size in spec.target_sizes:
-            for architecture in spec.architectures:
-                for mode in spec.modes:
-                    for seed in spec.seeds:
-                        cells.append(CellSpec(
-                            grid=spec.name, target=target, target_size=size, mode=mode, seed=seed,
-                            split=spec.split, model=replace(spec.model, architecture=architecture),
-                            training=spec.training, transfer=spec.transfer, pretrain=spec.pretrain))
-    return cells
+    """Every (target, size, architecture, regime, feature set, mode, seed) of a grid, as full
+    cell specs."""
+    import itertools
+
+    return [CellSpec(grid=spec.name, target=target, target_size=size, mode=mode, seed=seed,
+                     split=spec.split, model=replace(spec.model, architecture=architecture),
+                     training=spec.training, transfer=spec.transfer, pretrain=spec.pretrain,
+                     regime=regime, features=tuple(features))
+            for target, size, architecture, regime, features, mode, seed in itertools.product(
+                spec.targets, spec.target_sizes, spec.architectures, spec.regimes,
+                spec.feature_sets, spec.modes, spec.seeds)]
 
 
 def cell_key(cell: CellSpec, data_fingerprint: str) -> str:
@@ -228,6 +227,7 @@ def _git_commit() -> str | None:
 
 def check_targets(spec: GridSpec, settings: Settings) -> dict[str, str]:
     """Load every target, check every size fits; all problems at once. Returns fingerprints."""
+    from benchmark.data.features import build_inputs, load_covariates
     from benchmark.data.sources import data_fingerprint, source_label
     from benchmark.data.splits import split_target
 
@@ -245,6 +245,15 @@ def check_targets(spec: GridSpec, settings: Settings) -> dict[str, str]:
                             "choose one column or filter the CSV")
             continue
         fingerprints[label] = data_fingerprint(frame)
+        for j, names in enumerate(spec.feature_sets):
+            if not names:
+                continue
+            try:  # covariate columns exist and align, calendar features have dates: before training
+                covariates = load_covariates(target, frame, names,
+                                             lambda other: load_data(other, settings, spec.split))
+                build_inputs(frame, names, label, covariates)
+            except DataError as exc:
+                problems.append(f"grid.feature_sets[{j}] on grid.targets[{i}] ({label}): {exc}")
         for size in spec.target_sizes:
             try:
                 split_target(len(frame), size, spec.split, label)
@@ -376,8 +385,10 @@ def _now() -> dt.datetime:
 def cell_label(cell: CellSpec) -> str:
     from benchmark.data.sources import source_label
 
+    variant = "".join(f" {part}" for part in (cell.regime, cell.feature_label)
+                      if part not in ("stateless", "y"))
     return (f"{source_label(cell.target)} n={cell.target_size} {cell.model.architecture}/"
-            f"{cell.mode} seed={cell.seed}")
+            f"{cell.mode}{variant} seed={cell.seed}")
 
 
 def train_and_evaluate(cell: CellSpec, settings: Settings, pretrained: PretrainedRef | None,
@@ -387,33 +398,47 @@ def train_and_evaluate(cell: CellSpec, settings: Settings, pretrained: Pretraine
     Pure computation (no tracking, no files written): returns the model, its fit, predictions and
     metrics for the caller to log.
     """
+    from benchmark.data.features import load_covariates
     from benchmark.data.sources import source_label
     from benchmark.data.splits import make_cell_data
     from benchmark.metrics import compute_metrics
-    from benchmark.models import TRANSFER_MODES, param_counts, prepare_for_mode
-    from benchmark.pretrain import load_pretrained
-    from benchmark.training import predict, seed_everything, train_for_mode
+    from benchmark.models import TRANSFER_MODES, build_model, param_counts, prepare_for_mode
+    from benchmark.training import REGIMES, seed_everything, train_for_mode
 
     seed_everything(cell.seed)
     label = source_label(cell.target)
+    regime = REGIMES.get(cell.regime)
     frame = load_data(cell.target, settings, cell.split)
-    data = make_cell_data(frame, cell.target_size, cell.split, label)
+    covariates = load_covariates(cell.target, frame, cell.features,
+                                 lambda spec: load_data(spec, settings, cell.split))
+    data = make_cell_data(frame, cell.target_size, cell.split, label, cell.features, covariates)
     mode = TRANSFER_MODES.get(cell.mode)
     source_model = None
     if mode.load_body:
         if pretrained is None:
             raise TlbenchError(f"mode {cell.mode!r} needs a pretrained model and none was given")
         source_model = _load_source_model(pretrained, settings)
+    lookback, horizon = cell.split.lookback, cell.split.horizon
     n_features = data.x_train.shape[-1]
-    model = prepare_for_mode(cell.mode, cell.model, cell.split.lookback, n_features,
-                             cell.split.horizon, source_model)
-    fit = train_for_mode(model, mode, (data.x_train, data.y_train), (data.x_val, data.y_val),
-                         cell.training, cell.transfer, on_epoch_end=on_epoch_end)
-    scaled = predict(model, data.x_test)  # [n_test, horizon], scaled
+    model = prepare_for_mode(cell.mode, cell.model, lookback, n_features, horizon, source_model,
+                             stateful=regime.stateful)
+    train, val = regime.samples(data, lookback, horizon)
+    fit = train_for_mode(model, mode, train, val, cell.training, cell.transfer,
+                         on_epoch_end=on_epoch_end)
+    scaled = regime.forecast(model, data, lookback, horizon)  # [n_test, horizon], scaled
     y_pred = np.asarray(data.scaler.inverse_transform(scaled)).reshape(data.y_test_true.shape)
     metrics = compute_metrics(data.y_test_true, y_pred, data.insample, cell.split.season_length)
+    params = param_counts(model)
+    if regime.stateful:
+        # What gets logged: the stateless twin over sequences of any length, same weights and
+        # flags. Given the history from its start it returns what the warmed stateful model does.
+        twin = build_model(cell.model, None, n_features, horizon, name=model.name)
+        twin.set_weights(model.get_weights())
+        for layer in twin.layers:
+            layer.trainable = model.get_layer(layer.name).trainable
+        model = twin
     return {"model": model, "fit": fit, "data": data, "y_pred": y_pred, "metrics": metrics,
-            "params": param_counts(model)}
+            "params": params}
 
 
 def _load_source_model(pretrained: PretrainedRef, settings: Settings):
@@ -441,6 +466,7 @@ def _cell_tags(job: CellJob) -> dict[str, str]:
     tags = {"architecture": cell.model.architecture, "mode": cell.mode,
             "target": source_label(cell.target), "target_size": str(cell.target_size),
             "seed": str(cell.seed), "grid": cell.grid, TAG_GRID_ID: job.context.grid_id,
+            "regime": cell.regime, "features": cell.feature_label,
             TAG_RUN_ID: job.context.run_id, TAG_CELL_KEY: job.cell_key,
             "package_version": __version__, "git_commit": job.context.git_commit or "",
             "worker_host": host, "device": device, "data_fingerprint": job.data_fingerprint}
@@ -466,7 +492,7 @@ def _identity(context: RunContext, cell: CellSpec, key: str, fingerprint: str) -
         "mode": cell.mode, "seed": int(cell.seed), "lookback": int(cell.split.lookback),
         "horizon": int(cell.split.horizon), "git_commit": context.git_commit,
         "data_fingerprint": fingerprint, "package_version": __version__,
-        "regime": "stateless", "features": "y",
+        "regime": cell.regime, "features": cell.feature_label,
     }
 
 
@@ -503,8 +529,10 @@ def run_cell(job: CellJob, settings: Settings) -> CellOutcome:
     tracker.close_stale_runs(job.cell_key)
     started = _now()
     params = {**flatten("", to_plain(job.cell)), "cell_key": job.cell_key}
-    run_id = tracker.start_run(f"{job.cell.model.architecture}-{job.cell.mode}-n{job.cell.target_size}"
-                               f"-s{job.cell.seed}", "cell", _cell_tags(job), params,
+    variant = "".join(f"-{part}" for part in (job.cell.regime, job.cell.feature_label)
+                      if part not in ("stateless", "y"))
+    run_id = tracker.start_run(f"{job.cell.model.architecture}-{job.cell.mode}{variant}-n"
+                               f"{job.cell.target_size}-s{job.cell.seed}", "cell", _cell_tags(job), params,
                                parent_run_id=job.context.parent_run_id)
     try:
         def on_epoch_end(epoch: int, logs: dict) -> None:

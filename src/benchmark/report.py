@@ -13,6 +13,11 @@ running in threads can draw at once without sharing global state. They never use
 (its parser is shared and not thread-safe: two threads drawing log-axis labels such as
 ``$10^{1}$`` at once crash): log axes get plain-text tick labels and titles are not parsed as
 math. A pure library: no MLflow, no Prefect; callers log or publish the files it writes.
+
+Regimes and feature sets: a model row whose ``regime`` is not ``stateless`` or whose ``features``
+are not ``y`` is shown as its own *variant* of the architecture, e.g. ``lstm · stateful`` or
+``lstm · y+hour_of_day`` (:func:`variant_rows`): it gets its own panel, its own rows in every
+table, and is compared with the scratch mode of the same variant.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ TRAINING_TIME_FILE = "training_time.png"
 
 _BASELINE = "baseline"
 _SCRATCH = "scratch"
+_VARIANT_DEFAULTS = (("regime", "stateless"), ("features", "y"))  # columns shown when not default
 _PANEL_SIZE = (4.6, 3.4)  # inches per panel (width, height)
 _BASELINE_STYLES = ((0, (5, 3)), (0, (1, 2)), (0, (6, 2, 1, 2)), (0, (3, 3, 1, 3, 1, 3)))
 
@@ -255,6 +261,23 @@ def training_time_figure(agg: pd.DataFrame) -> Figure:
 # --------------------------------------------------------------------------- best cells
 
 
+def variant_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with the regime and feature set folded into ``architecture`` where they are not
+    the defaults (``lstm`` stays ``lstm``; ``lstm · stateful · y+hour_of_day``), so that every
+    figure and table of the report, and :func:`benchmark.leaderboard.aggregate`, keep the
+    variants apart. Baselines and rows without those columns are left as they are."""
+    present = [(column, default) for column, default in _VARIANT_DEFAULTS if column in rows.columns]
+    if not present or rows.empty:
+        return rows
+    models = (rows["architecture"] != _BASELINE).to_numpy()
+    label = rows["architecture"].astype(str).to_numpy(dtype=object).copy()
+    for column, default in present:
+        values = rows[column].astype(object).to_numpy()
+        shown = models & pd.notna(values) & (values != default)
+        label[shown] = [f"{a} · {v}" for a, v in zip(label[shown], values[shown])]
+    return rows.assign(architecture=pd.Series(label, index=rows.index, dtype="str"))
+
+
 def best_cells(rows: pd.DataFrame, metric: str = "mase") -> pd.DataFrame:
     """The leaderboard row to show as "the best cell" of each (target, target_size).
 
@@ -264,13 +287,15 @@ def best_cells(rows: pd.DataFrame, metric: str = "mase") -> pd.DataFrame:
     forecast of the winner rather than its luckiest seed. Baselines are never chosen.
     Returns full leaderboard rows (``mlflow_run_id`` says where its ``predictions.parquet``
     artifact is) plus ``group_mean``, sorted by target and size; empty when there are no
-    model rows.
+    model rows. Regime/feature variants compete as architectures of their own
+    (:func:`variant_rows`; their ``architecture`` comes back with the variant label).
     """
     needed = ["target", "target_size", "architecture", "mode", "seed", metric]
     missing = [c for c in needed if c not in rows.columns]
     if missing:
         raise TlbenchError(f"best_cells() needs leaderboard rows (Leaderboard.read()); missing "
                            f"column(s) {', '.join(missing)}")
+    rows = variant_rows(rows)
     models = rows.loc[rows["architecture"] != _BASELINE]
     models = models.loc[np.isfinite(models[metric].to_numpy(dtype=float))]
     if models.empty:
@@ -313,8 +338,9 @@ def write_report(rows: pd.DataFrame, out_dir: Path, title: str,
                            "loosen the filters (tlbench leaderboard shows what there is)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    agg = aggregate(rows, metric)
     best = best_cells(rows, metric)
+    rows = variant_rows(rows)  # after best_cells, which folds them itself
+    agg = aggregate(rows, metric)
 
     figures = [("transfer-benefit", TRANSFER_BENEFIT_FILE, transfer_benefit_figure(agg, metric)),
                ("training-time", TRAINING_TIME_FILE, training_time_figure(agg))]
@@ -457,6 +483,8 @@ def _provenance(rows: pd.DataFrame, metric: str) -> str:
              ("target sizes", ", ".join(str(s) for s in sorted(rows["target_size"].unique()))),
              ("architectures", values("architecture", models_only=True)),
              ("modes", values("mode", models_only=True)),
+             ("regimes", values("regime", models_only=True)),
+             ("feature sets", values("features", models_only=True)),
              ("seeds", values("seed", models_only=True)),
              ("ranking metric", metric), ("package", values("package_version")), ("git commit", values("git_commit")),
              ("last cell finished", _text(finished) + " UTC" if finished is not None else "-")]

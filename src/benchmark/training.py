@@ -9,6 +9,14 @@ is followed by a recompile.
 
 Epoch numbers: ``on_epoch_end(epoch, logs)`` receives the 0-based epoch index across all phases
 (Keras's convention); ``FitResult.best_epoch`` and error messages use 1-based epoch numbers.
+
+Regimes (:data:`REGIMES`): ``stateless`` trains on shuffled sliding windows, each from a zero
+state; ``stateful`` reads the target's history in order, in consecutive non-overlapping chunks of
+``lookback`` points (batch 1, no shuffling), the recurrent state carried from chunk to chunk and
+reset at the start of every epoch; validation and forecasts reset the state, warm it on
+everything before the first origin, then forecast one origin after the other with the observed
+values (docs/models.md). A model is stateful when its recurrent layers are (``build_model(...,
+stateful=True)``); :func:`train_for_mode` then takes a :class:`StreamValidation` as ``val``.
 """
 
 from __future__ import annotations
@@ -33,6 +41,23 @@ log = logging.getLogger(__name__)
 
 EpochHook = Callable[[int, dict], None]
 Arrays = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class StreamValidation:
+    """Validation of a stateful model: reset, warm on ``values[start:first]``, forecast the
+    origins ``first .. end - horizon`` one by one; ``values`` [T, F] scaled, target in column 0."""
+
+    values: np.ndarray
+    start: int
+    first: int
+    end: int
+    horizon: int
+
+    def targets(self) -> np.ndarray:
+        """``[n_origins, horizon]``: the target values the forecasts are scored against."""
+        origins = np.arange(self.first, self.end - self.horizon + 1)
+        return np.asarray(self.values, np.float32)[origins[:, None] + np.arange(self.horizon), 0]
 
 
 # --------------------------------------------------------------------------- process setup
@@ -176,8 +201,15 @@ def _check_arrays(arrays: Arrays, label: str) -> Arrays:
     return x, y
 
 
-def _arrays(train: Arrays, val: Arrays) -> tuple[Arrays, Arrays]:
-    """Checked float32 ``(x [n, L, F], y [n, H])`` pairs for training and validation."""
+def _arrays(train: Arrays, val: Arrays | StreamValidation) -> tuple[Arrays, Arrays | StreamValidation]:
+    """Checked float32 ``(x [n, L, F], y [n, H])`` pairs for training and validation (a stateful
+    model's validation stream is checked for having at least one origin)."""
+    if isinstance(val, StreamValidation):
+        if val.end - val.horizon + 1 <= val.first or val.first <= val.start:
+            raise TlbenchError(f"stateful validation has no origin to forecast (warm-up "
+                               f"[{val.start}, {val.first}), targets up to {val.end}, horizon "
+                               f"{val.horizon}); raise the target size or split.val_fraction.")
+        return _check_arrays(train, "train"), val
     x_train, y_train = _check_arrays(train, "train")
     x_val, y_val = _check_arrays(val, "val")
     if x_train.shape[1:] != x_val.shape[1:] or y_train.shape[1:] != y_val.shape[1:]:
@@ -186,8 +218,39 @@ def _arrays(train: Arrays, val: Arrays) -> tuple[Arrays, Arrays]:
     return (x_train, y_train), (x_val, y_val)
 
 
-def _fit_phase(model: keras.Model, arrays: tuple[Arrays, Arrays], run: _Run, epochs: int,
-               phase_index: int) -> dict:
+def is_stateful(model: keras.Model) -> bool:
+    """Whether any layer of ``model`` keeps its recurrent state between calls."""
+    return any(getattr(layer, "stateful", False) for layer in model.layers)
+
+
+def reset_states(model: keras.Model) -> None:
+    """Zero the recurrent state of every stateful layer (Keras 3: ``layer.reset_state()``)."""
+    for layer in model.layers:
+        if getattr(layer, "stateful", False):
+            layer.reset_state()
+
+
+class _StatefulEpochs(keras.callbacks.Callback):
+    """Stateful regime: reset the state before every epoch; at its end score the validation
+    stream (reset, warm, forecast) into ``logs["val_loss"]`` for the monitor that follows."""
+
+    def __init__(self, validation: StreamValidation, loss: keras.losses.Loss):
+        super().__init__()
+        self.validation, self.loss = validation, loss
+        self.y_true = validation.targets()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        reset_states(self.model)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        v = self.validation
+        y_pred = stateful_forecast(self.model, v.values, v.start, v.first, v.end, v.horizon)
+        if logs is not None:
+            logs["val_loss"] = float(self.loss(self.y_true, y_pred))
+
+
+def _fit_phase(model: keras.Model, arrays: tuple[Arrays, Arrays | StreamValidation], run: _Run,
+               epochs: int, phase_index: int) -> dict:
     """Up to ``epochs`` epochs of ``model.fit``; ends with the best weights seen so far restored.
 
     NumPy arrays go straight to ``model.fit``, as in a bare Keras fit: Keras' own array pipeline
@@ -198,8 +261,12 @@ def _fit_phase(model: keras.Model, arrays: tuple[Arrays, Arrays], run: _Run, epo
     (x_train, y_train), val = arrays
     monitor = _EpochMonitor(run, phase_index)
     started, first = time.monotonic(), run.result.epochs_run
-    model.fit(x_train, y_train, batch_size=run.training.batch_size, epochs=epochs, validation_data=val,
-              shuffle=run.training.shuffle, callbacks=[monitor], verbose=0)
+    if isinstance(val, StreamValidation):  # stateful: chunks in order, batch 1, state carried
+        model.fit(x_train, y_train, batch_size=1, epochs=epochs, shuffle=False, verbose=0,
+                  callbacks=[_StatefulEpochs(val, LOSSES.get(run.training.loss)()), monitor])
+    else:
+        model.fit(x_train, y_train, batch_size=run.training.batch_size, epochs=epochs,
+                  validation_data=val, shuffle=run.training.shuffle, callbacks=[monitor], verbose=0)
     if run.best_weights is not None:
         model.set_weights(run.best_weights)
     run.result.stopped_early = run.result.stopped_early or monitor.stopped
@@ -207,7 +274,7 @@ def _fit_phase(model: keras.Model, arrays: tuple[Arrays, Arrays], run: _Run, epo
             "stopped_early": monitor.stopped, "seconds": time.monotonic() - started}
 
 
-def fit(model: keras.Model, train: Arrays, val: Arrays, training: TrainingSpec,
+def fit(model: keras.Model, train: Arrays, val: Arrays | StreamValidation, training: TrainingSpec,
         max_epochs: int | None = None, on_epoch_end: EpochHook | None = None) -> FitResult:
     """Train ``model`` on ``train = (x [n, L, F], y [n, H])`` with early stopping on ``val``.
 
@@ -237,7 +304,7 @@ def split_epochs(fractions: list[float], max_epochs: int) -> list[int]:
     return epochs
 
 
-def train_for_mode(model: keras.Model, mode: TransferMode, train: Arrays, val: Arrays,
+def train_for_mode(model: keras.Model, mode: TransferMode, train: Arrays, val: Arrays | StreamValidation,
                    training: TrainingSpec, transfer: TransferSpec,
                    on_epoch_end: EpochHook | None = None) -> FitResult:
     """Run ``mode``'s phases in order on a model from ``prepare_for_mode``; history concatenated.
@@ -246,6 +313,8 @@ def train_for_mode(model: keras.Model, mode: TransferMode, train: Arrays, val: A
     ``training.learning_rate * lr_factor``. Early stopping spans phases: each phase gets its own
     patience, and the best weights over all epochs are restored. A mode without phases
     (``zeroshot``) trains nothing: every layer is frozen and an empty FitResult (0 epochs) returned.
+    A stateful model (:func:`is_stateful`) trains on ``train`` = its chunks in order with ``val``
+    a :class:`StreamValidation` (see the module docstring).
     """
     phases = mode.resolved_phases(transfer)
     if not phases:
@@ -281,3 +350,90 @@ def predict(model: keras.Model, x: np.ndarray, batch_size: int = 1024) -> np.nda
     chunks = [np.asarray(model.predict_on_batch(x[start:start + batch_size]))
               for start in range(0, len(x), batch_size)]
     return np.concatenate(chunks, axis=0)  # [n, H]
+
+
+def stateful_forecast(model: keras.Model, values: np.ndarray, start: int, first: int, end: int,
+                      horizon: int) -> np.ndarray:
+    """Forecasts of a stateful model for the origins ``t = first .. end - horizon``: ``[n, horizon]``.
+
+    ``values`` [T, F] scaled inputs (target in column 0). The state is reset, warmed on
+    ``values[start:first]`` (whose output is the forecast for ``first``), then every later origin
+    ``t`` feeds the one observed step ``values[t - 1]``: the state always summarises everything
+    from ``start`` up to the origin, as in training. Ends with the state left warm.
+    """
+    values = np.asarray(values, dtype=np.float32)
+    n = max(0, end - horizon + 1 - first)
+    out = np.zeros((n, horizon), dtype=np.float32)
+    reset_states(model)
+    if n == 0:
+        return out
+    if first <= start:
+        raise TlbenchError(f"stateful_forecast: nothing to warm the state on before origin {first} "
+                           f"(start {start}).")
+    out[0] = np.asarray(model.predict_on_batch(values[None, start:first]))[0]  # [1, n_warm, F] -> [H]
+    for i in range(1, n):
+        t = first + i
+        out[i] = np.asarray(model.predict_on_batch(values[None, t - 1:t]))[0]  # [1, 1, F] -> [H]
+    return out
+
+
+def stream_chunks(values: np.ndarray, start: int, end: int, lookback: int, horizon: int) -> Arrays:
+    """The stateful regime's training samples: consecutive, non-overlapping chunks.
+
+    Chunk ``k`` has inputs ``values[start + k L : start + (k + 1) L]`` (``[L, F]``) and targets
+    the next ``horizon`` values of column 0; chunks continue while those targets lie before
+    ``end``. Returns ``x [K, L, F]`` and ``y [K, H]`` float32, in series order (never shuffle them).
+    """
+    values = np.asarray(values, dtype=np.float32)
+    if values.ndim == 1:
+        values = values[:, None]  # [T] -> [T, 1]
+    count = max(0, (end - start - horizon) // lookback)
+    x = np.stack([values[start + k * lookback:start + (k + 1) * lookback] for k in range(count)]) \
+        if count else np.zeros((0, lookback, values.shape[1]), np.float32)  # [K, L, F]
+    y = np.stack([values[start + (k + 1) * lookback:start + (k + 1) * lookback + horizon, 0]
+                  for k in range(count)]) if count else np.zeros((0, horizon), np.float32)  # [K, H]
+    return x, y
+
+
+# --------------------------------------------------------------------------- regimes
+
+
+@dataclass(frozen=True)
+class Regime:
+    """A training regime: whether models are stateful, and how a cell's data becomes training
+    samples, validation and test forecasts (``data`` is a ``benchmark.data.splits.CellData``)."""
+
+    name: str
+    stateful: bool
+    samples: Callable[[object, int, int], tuple[Arrays, Arrays | StreamValidation]]  # (data, L, H)
+    forecast: Callable[[keras.Model, object, int, int], np.ndarray]  # (model, data, L, H) -> [n, H]
+    description: str = ""
+
+
+def _stateless_samples(data, lookback: int, horizon: int):
+    return (data.x_train, data.y_train), (data.x_val, data.y_val)
+
+
+def _stateless_forecast(model, data, lookback: int, horizon: int) -> np.ndarray:
+    return predict(model, data.x_test)
+
+
+def _stateful_samples(data, lookback: int, horizon: int):
+    cut = data.split
+    train = stream_chunks(data.inputs, cut.history_start, cut.val_start, lookback, horizon)
+    return train, StreamValidation(data.inputs, cut.history_start, cut.val_start, cut.test_start, horizon)
+
+
+def _stateful_forecast(model, data, lookback: int, horizon: int) -> np.ndarray:
+    cut = data.split
+    # the same origins, in the same order, as the stateless test windows (max(test_start, L) ..)
+    return stateful_forecast(model, data.inputs, cut.history_start, max(cut.test_start, lookback),
+                             cut.end, horizon)
+
+
+REGIMES: Registry[Regime] = Registry("regime")
+REGIMES.add("stateless", Regime("stateless", False, _stateless_samples, _stateless_forecast,
+                                "shuffled sliding windows, each from a zero state"))
+REGIMES.add("stateful", Regime("stateful", True, _stateful_samples, _stateful_forecast,
+                               "the history in order in lookback-long chunks, batch 1, state carried "
+                               "across chunks and reset per epoch; forecasts warm the state first"))

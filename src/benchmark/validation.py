@@ -10,9 +10,10 @@ from benchmark.errors import SpecError
 def grid_problems(spec: GridSpec) -> list[str]:
     """All registry-level and range problems of a grid spec (empty when it is fine)."""
     from benchmark.baselines import BASELINES
+    from benchmark.data.features import feature_problems
     from benchmark.data.sources import parse_options
     from benchmark.models import ARCHITECTURES, HEADS, TRANSFER_MODES
-    from benchmark.training import LOSSES, OPTIMIZERS
+    from benchmark.training import LOSSES, OPTIMIZERS, REGIMES
 
     problems: list[str] = []
 
@@ -33,6 +34,23 @@ def grid_problems(spec: GridSpec) -> list[str]:
         need(size is None or size > 0, f"grid.target_sizes[{i}]: must be positive, got {size}")
     for i, name in enumerate(spec.architectures):
         need(name in ARCHITECTURES, f"grid.architectures[{i}]: {ARCHITECTURES.unknown_message(name)}")
+    need(len(spec.regimes) > 0, "grid.regimes: at least one regime is needed (e.g. [stateless])")
+    need(len(set(spec.regimes)) == len(spec.regimes), f"grid.regimes: duplicates in {list(spec.regimes)}")
+    for i, name in enumerate(spec.regimes):
+        if name not in REGIMES:
+            problems.append(f"grid.regimes[{i}]: {REGIMES.unknown_message(name)}")
+        elif REGIMES.get(name).stateful:
+            for j, architecture in enumerate(spec.architectures):
+                if architecture in ARCHITECTURES and not ARCHITECTURES.get(architecture).stateful_capable:
+                    problems.append(f"grid.regimes[{i}]: {name!r} cannot train grid.architectures[{j}] "
+                                    f"{architecture!r}: {ARCHITECTURES.get(architecture).why_not_stateful}; "
+                                    "or drop the stateful regime")
+    need(len(spec.feature_sets) > 0, "grid.feature_sets: at least one feature set is needed ([] is the "
+                                     "target alone)")
+    for i, names in enumerate(spec.feature_sets):
+        found = [p for target in spec.targets or (None,)
+                 for p in feature_problems(names, target, f"grid.feature_sets[{i}]")]
+        problems.extend(dict.fromkeys(found))  # a problem of the names alone once, not per target
     for i, name in enumerate(spec.modes):
         need(name in TRANSFER_MODES, f"grid.modes[{i}]: {TRANSFER_MODES.unknown_message(name)}")
     for i, name in enumerate(spec.baselines):

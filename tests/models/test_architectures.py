@@ -48,8 +48,11 @@ def expected_layer_params(spec: ModelSpec, n_features: int, horizon: int) -> dic
     """Parameters per weighted layer, from the spec alone."""
     has_conv, cell = BODY_FORMULAS[spec.architecture]
     counts, width, index = {}, n_features, 0
+    if n_features > 1:  # the input projection Dense(1) in front of the single-channel body
+        counts["input_projection"] = n_features + 1
+        width = 1
     if has_conv:
-        counts["body_0"] = spec.kernel_size * n_features * spec.conv_filters + spec.conv_filters
+        counts["body_0"] = spec.kernel_size * width * spec.conv_filters + spec.conv_filters
         width, index = spec.conv_filters, 1
     for _ in range(ARCHITECTURES.get(spec.architecture).n_layers(spec)):
         counts[f"body_{index}"] = cell(spec.units, width)
@@ -84,7 +87,7 @@ def test_default_lstm_matches_known_parameter_counts():
 def test_structure_and_parameter_counts(architecture, head):
     for params in ({}, dict(ARCHITECTURES.get(architecture).test_params)):  # defaults and tiny
         spec = ModelSpec(architecture=architecture, head=head, **params)
-        model = build_model(spec, LOOKBACK, 2, HORIZON)
+        model = build_model(spec, LOOKBACK, 2, HORIZON)  # 2 features: with the input projection
         assert model.input_shape == (None, LOOKBACK, 2)
         assert model.output_shape == (None, HORIZON)
         expected = expected_layer_params(spec, 2, HORIZON)
@@ -93,7 +96,8 @@ def test_structure_and_parameter_counts(architecture, head):
         assert param_counts(model)["total"] == sum(expected.values())
         names = [layer.name for layer in model.layers]
         assert names[0] == "inputs"
-        assert all(n.startswith(("body_", "head_")) for n in names[1:]), names
+        assert names[1] == "input_projection"
+        assert all(n.startswith(("body_", "head_")) for n in names[2:]), names
         body = body_layer_names(model)
         assert body == [f"body_{i}" for i in range(len(body))]
         # Every body recurrent layer returns sequences; only the last also returns its state.

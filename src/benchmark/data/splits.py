@@ -18,6 +18,9 @@ Layout of a target of ``n_total`` points (positions into the full series)::
   test points (observed values, as in deployment, not leakage).
 * The scaler is fitted on the training part only. No test value reaches a scaler fit or a
   training or validation target.
+* With input features (:mod:`benchmark.data.features`) the inputs are a ``[T, F]`` matrix whose
+  column 0 is the target; every column gets its own scaler, fitted on the training part only. The
+  targets ``y_*`` are always the target alone.
 """
 
 from __future__ import annotations
@@ -28,7 +31,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from typing import Mapping, Sequence
+
 from benchmark.config import SplitSpec
+from benchmark.data.features import build_inputs, feature_columns
 from benchmark.data.validation import check_length
 from benchmark.data.windows import make_windows, target_windows
 from benchmark.errors import DataError
@@ -153,7 +159,11 @@ class Scaler:
 class CellData:
     """Everything one cell trains and is tested on.
 
-    Scaled float32 arrays: ``x_*`` (n, lookback, 1) and ``y_*`` (n, horizon). ``y_test_true``
+    Scaled float32 arrays: ``x_*`` (n, lookback, F) and ``y_*`` (n, horizon); ``F`` is 1 (the
+    target) plus the input features' columns (``columns`` names them, ``"y"`` first). ``inputs``
+    is the whole scaled input matrix (n_total, F), float32, for the stateful regime, which reads
+    the series in order instead of windows; ``input_scaler`` scaled it (per column, fitted on the
+    training part), ``scaler`` is the target's own (column 0's). ``y_test_true``
     (n_test_windows, horizon) float64 and ``test_ds`` (same shape, timestamps or step indices)
     are the test targets on the original scale. ``insample`` is the original-scale training part
     ``values[history_start:val_start]``, the data the model is fitted on, whose seasonal-naive
@@ -173,11 +183,20 @@ class CellData:
     scaler: Scaler
     split: TargetSplit
     values: np.ndarray
+    inputs: np.ndarray | None = None
+    input_scaler: Scaler | None = None
+    columns: tuple[str, ...] = ("y",)
 
 
-def make_cell_data(frame: pd.DataFrame, target_size: int, split: SplitSpec,
-                   label: str) -> CellData:
-    """Split, scale and window a single-series tidy frame for one ``target_size``."""
+def make_cell_data(frame: pd.DataFrame, target_size: int, split: SplitSpec, label: str,
+                   features: Sequence[str] = (),
+                   covariates: Mapping[str, np.ndarray] | None = None) -> CellData:
+    """Split, scale and window a single-series tidy frame for one ``target_size``.
+
+    ``features``: registered input features (:mod:`benchmark.data.features`) besides the target;
+    ``covariates``: the covariate columns they read, aligned with ``frame``
+    (:func:`~benchmark.data.features.load_covariates`).
+    """
     ids = frame["unique_id"].unique()
     if len(ids) != 1:
         raise DataError(f"target {label} has {len(ids)} series ({', '.join(map(str, ids[:5]))}"
@@ -186,8 +205,10 @@ def make_cell_data(frame: pd.DataFrame, target_size: int, split: SplitSpec,
     values = frame["y"].to_numpy(dtype=np.float64)
     cut = split_target(len(values), target_size, split, label)
     lookback, horizon = split.lookback, split.horizon
-    scaler = Scaler().fit(values[cut.history_start:cut.val_start])
-    scaled = scaler.transform(values)
+    raw_inputs = build_inputs(frame, features, label, covariates)  # [T, F], column 0 = values
+    input_scaler = Scaler().fit(raw_inputs[cut.history_start:cut.val_start])
+    scaler = Scaler(input_scaler.mean[0], input_scaler.std[0])  # the target's, for forecasts
+    scaled = input_scaler.transform(raw_inputs)  # [T, F]
     history = scaled[cut.history_start:cut.val_start]  # only the training part: no later input
     x_train, y_train = make_windows(history, lookback, horizon)
     x_val, y_val = make_windows(scaled, lookback, horizon, start=cut.val_start, end=cut.test_start)
@@ -197,7 +218,8 @@ def make_cell_data(frame: pd.DataFrame, target_size: int, split: SplitSpec,
     return CellData(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, x_test=x_test,
                     y_test=y_test, y_test_true=y_test_true,
                     insample=values[cut.history_start:cut.val_start].copy(), test_ds=test_ds,
-                    scaler=scaler, split=cut, values=values)
+                    scaler=scaler, split=cut, values=values, inputs=scaled.astype(np.float32),
+                    input_scaler=input_scaler, columns=tuple(feature_columns(features)))
 
 
 @dataclass

@@ -7,6 +7,17 @@ model obeys one contract, uncompiled: ``[batch, lookback, n_features] -> [batch,
 The last recurrent body layer returns its full sequence *and* its final state, so one body serves
 both heads (``dense`` reads the state, ``recurrent`` the sequence) and a pretrained body loads into
 a target whatever its head. All earlier recurrent layers return sequences.
+
+Two options of :func:`build_model` keep the body's weights the same shapes, so a pretrained body
+loads unchanged (docs/models.md):
+
+* ``n_features > 1``: a trainable ``Dense(1)`` named ``input_projection`` maps the ``F`` inputs to
+  the one channel the body was pretrained on, initialised to pass the target (input 0) through,
+  so a transferred model starts out as the pretrained one. It is built for every mode of a cell
+  (one network per cell) and is never frozen by the body rules.
+* ``stateful=True``: a fixed batch of 1, a free time axis, every recurrent layer ``stateful``
+  (state carried from one call to the next until ``reset_state``), for the stateful regime. Only architectures with
+  ``stateful_capable`` (pure recurrent stacks) accept it.
 """
 
 from __future__ import annotations
@@ -24,8 +35,10 @@ from benchmark.models.heads import HEADS
 from benchmark.models.layers import Rescale
 from benchmark.registry import Registry
 
-# (spec, inputs [B, L, F]) -> (sequence_output [B, L, U], last_state_output [B, U])
-BodyBuilder = Callable[[ModelSpec, Any], tuple[Any, Any]]
+# (spec, inputs [B, L, F], stateful) -> (sequence_output [B, L, U], last_state_output [B, U])
+BodyBuilder = Callable[[ModelSpec, Any, bool], tuple[Any, Any]]
+
+INPUT_PROJECTION = "input_projection"
 
 _BODY_NAME = re.compile(r"^body_(\d+)$")
 
@@ -40,6 +53,8 @@ class Architecture:
     ``test_params`` are :class:`ModelSpec` overrides small enough for the contract test.
     ``output_scale``: when set, a :class:`~benchmark.models.layers.Rescale` named
     ``head_rescale`` multiplies the output (the Sunspots recipe; 1.0 on z-scored data).
+    ``stateful_capable``: whether the stateful regime may use it; ``why_not_stateful`` says why
+    not when it may not.
     """
 
     name: str
@@ -49,6 +64,8 @@ class Architecture:
     cudnn_note: str = ""
     output_scale: float | None = None
     description: str = ""
+    stateful_capable: bool = True
+    why_not_stateful: str = ""
 
     def n_layers(self, spec: ModelSpec) -> int:
         """Recurrent layers of the body: ``spec.layers`` or this architecture's default."""
@@ -60,23 +77,29 @@ ARCHITECTURES: Registry[Architecture] = Registry("architecture")
 
 def register_architecture(name: str, *, default_layers: int, test_params: Mapping[str, Any],
                           cudnn_note: str, description: str,
-                          output_scale: float | None = None) -> Callable[[BodyBuilder], BodyBuilder]:
-    """Decorator: register a body builder as architecture ``name``."""
+                          output_scale: float | None = None,
+                          why_not_stateful: str = "") -> Callable[[BodyBuilder], BodyBuilder]:
+    """Decorator: register a body builder as architecture ``name`` (stateful-capable unless
+    ``why_not_stateful`` says why not)."""
 
     def decorator(build_body: BodyBuilder) -> BodyBuilder:
         ARCHITECTURES.add(name, Architecture(name=name, default_layers=default_layers,
                                              build_body=build_body, test_params=dict(test_params),
                                              cudnn_note=cudnn_note, output_scale=output_scale,
-                                             description=description))
+                                             description=description,
+                                             stateful_capable=not why_not_stateful,
+                                             why_not_stateful=why_not_stateful))
         return build_body
 
     return decorator
 
 
-def recurrent_stack(layer_class: type, spec: ModelSpec, x, n_layers: int, first_index: int = 0):
+def recurrent_stack(layer_class: type, spec: ModelSpec, x, n_layers: int, first_index: int = 0,
+                    stateful: bool = False):
     """``n_layers`` recurrent layers named ``body_{first_index}``...; ``[B, L, F] -> ([B, L, U], [B, U])``.
 
     Dropout is the layers' input dropout (keeps cuDNN); ``recurrent_dropout > 0`` loses cuDNN.
+    ``stateful`` only changes whether the state persists between calls, never the weights.
     """
     if n_layers < 1:
         raise TlbenchError(f"model.layers must be at least 1, got {n_layers}.")
@@ -84,7 +107,7 @@ def recurrent_stack(layer_class: type, spec: ModelSpec, x, n_layers: int, first_
         last = i == n_layers - 1
         layer = layer_class(spec.units, return_sequences=True, return_state=last,
                             dropout=spec.dropout, recurrent_dropout=spec.recurrent_dropout,
-                            name=f"body_{first_index + i}")
+                            stateful=stateful, name=f"body_{first_index + i}")
         if not last:
             x = layer(x)  # [B, L, *] -> [B, L, U]
             continue
@@ -96,30 +119,39 @@ def recurrent_stack(layer_class: type, spec: ModelSpec, x, n_layers: int, first_
 
 @register_architecture("lstm", default_layers=2, test_params={"units": 8},
                        cudnn_note=_RNN_CUDNN, description="stack of LSTM layers")
-def lstm_body(spec: ModelSpec, inputs):
-    return recurrent_stack(keras.layers.LSTM, spec, inputs, ARCHITECTURES.get("lstm").n_layers(spec))
+def lstm_body(spec: ModelSpec, inputs, stateful: bool = False):
+    return recurrent_stack(keras.layers.LSTM, spec, inputs, ARCHITECTURES.get("lstm").n_layers(spec),
+                           stateful=stateful)
 
 
 @register_architecture("gru", default_layers=2, test_params={"units": 8},
                        cudnn_note=_RNN_CUDNN + "; GRU also needs reset_after=True (the default, kept)",
                        description="stack of GRU layers (reset_after=True)")
-def gru_body(spec: ModelSpec, inputs):
-    return recurrent_stack(keras.layers.GRU, spec, inputs, ARCHITECTURES.get("gru").n_layers(spec))
+def gru_body(spec: ModelSpec, inputs, stateful: bool = False):
+    return recurrent_stack(keras.layers.GRU, spec, inputs, ARCHITECTURES.get("gru").n_layers(spec),
+                           stateful=stateful)
 
 
 @register_architecture("stacked_lstm", default_layers=3, test_params={"units": 8},
                        cudnn_note=_RNN_CUDNN, description="deeper LSTM stack (3 layers by default)")
-def stacked_lstm_body(spec: ModelSpec, inputs):
+def stacked_lstm_body(spec: ModelSpec, inputs, stateful: bool = False):
     return recurrent_stack(keras.layers.LSTM, spec, inputs,
-                           ARCHITECTURES.get("stacked_lstm").n_layers(spec))
+                           ARCHITECTURES.get("stacked_lstm").n_layers(spec), stateful=stateful)
 
 
 @register_architecture("conv1d_lstm", default_layers=2,
                        test_params={"units": 8, "conv_filters": 4, "kernel_size": 3},
                        cudnn_note=_RNN_CUDNN + " (the LSTM layers); the Conv1D is unaffected",
                        description="causal Conv1D(relu) then LSTM layers (the Sunspots recipe)",
-                       output_scale=1.0)
-def conv1d_lstm_body(spec: ModelSpec, inputs):
+                       output_scale=1.0,
+                       why_not_stateful=("its causal Conv1D sees only the steps of the current call "
+                                         "(zero padding before each chunk), so its output would "
+                                         "depend on how the series is chunked; use lstm, gru or "
+                                         "stacked_lstm for the stateful regime"))
+def conv1d_lstm_body(spec: ModelSpec, inputs, stateful: bool = False):
+    if stateful:
+        raise TlbenchError(f"conv1d_lstm cannot be stateful: "
+                           f"{ARCHITECTURES.get('conv1d_lstm').why_not_stateful}.")
     if spec.conv_filters < 1 or spec.kernel_size < 1:
         raise TlbenchError(f"conv1d_lstm needs model.conv_filters >= 1 and model.kernel_size >= 1, "
                            f"got {spec.conv_filters} and {spec.kernel_size}.")
@@ -130,23 +162,43 @@ def conv1d_lstm_body(spec: ModelSpec, inputs):
                            first_index=1)
 
 
-def build_model(spec: ModelSpec, lookback: int, n_features: int, horizon: int,
-                name: str = "model") -> keras.Model:
+def build_model(spec: ModelSpec, lookback: int | None, n_features: int, horizon: int,
+                name: str = "model", stateful: bool = False) -> keras.Model:
     """A fresh, UNCOMPILED model ``[batch, lookback, n_features] -> [batch, horizon]``.
 
+    ``lookback=None``: sequences of any length. ``stateful``: batch fixed at 1, recurrent state
+    kept between calls (see the module docstring); refused for architectures that are not
+    ``stateful_capable``. ``n_features > 1`` adds the ``input_projection`` layer.
     Unknown ``spec.architecture`` or ``spec.head`` raises :class:`UnknownNameError` listing the
-    known names. Layers: ``inputs``, ``body_0..body_{n-1}``, ``head_*``.
+    known names. Layers: ``inputs``, [``input_projection``], ``body_0..body_{n-1}``, ``head_*``.
     """
     architecture = ARCHITECTURES.get(spec.architecture)
     head = HEADS.get(spec.head)
-    for label, value in (("lookback", lookback), ("n_features", n_features), ("horizon", horizon)):
+    sizes = [("n_features", n_features), ("horizon", horizon)]
+    for label, value in sizes + ([("lookback", lookback)] if lookback is not None else []):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise TlbenchError(f"build_model: {label} must be a positive integer, got {value!r}.")
     if spec.units < 1:
         raise TlbenchError(f"model.units must be at least 1, got {spec.units}.")
-    inputs = keras.Input(shape=(int(lookback), int(n_features)), name="inputs")  # [B, L, F]
-    sequence_output, last_state_output = architecture.build_body(spec, inputs)  # [B, L, U], [B, U]
-    outputs = head.build(spec, sequence_output, last_state_output, int(horizon))  # [B, H]
+    if stateful and not architecture.stateful_capable:
+        raise TlbenchError(f"architecture {spec.architecture!r} cannot be stateful: "
+                           f"{architecture.why_not_stateful}.")
+    # A stateful model reads chunks of `lookback` in training but warms on whole histories and
+    # then feeds one step at a time: its time axis is free.
+    steps = None if lookback is None or stateful else int(lookback)
+    if stateful:
+        inputs = keras.Input(batch_shape=(1, steps, int(n_features)), name="inputs")  # [1, L, F]
+    else:
+        inputs = keras.Input(shape=(steps, int(n_features)), name="inputs")  # [B, L, F]
+    x = inputs
+    if n_features > 1:
+        # Starts as "take the target": kernel e_0, so a pretrained body first sees what it knows.
+        kernel = np.zeros((int(n_features), 1), dtype=np.float32)
+        kernel[0, 0] = 1.0
+        x = keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(kernel),
+                               name=INPUT_PROJECTION)(inputs)  # [B, L, F] -> [B, L, 1]
+    sequence_output, last_state_output = architecture.build_body(spec, x, stateful)  # [B, L, U], [B, U]
+    outputs = head.build(spec, sequence_output, last_state_output, int(horizon), stateful)  # [B, H]
     if architecture.output_scale is not None:
         outputs = Rescale(architecture.output_scale, name="head_rescale")(outputs)  # [B, H]
     return keras.Model(inputs, outputs, name=name)

@@ -15,13 +15,14 @@ import keras
 from benchmark.config import ModelSpec
 from benchmark.registry import Registry
 
-# (spec, sequence_output [B, L, U], last_state_output [B, U], horizon) -> output [B, horizon]
-HeadBuilder = Callable[[ModelSpec, Any, Any, int], Any]
+# (spec, sequence_output [B, L, U], last_state_output [B, U], horizon, stateful) -> [B, horizon]
+HeadBuilder = Callable[[ModelSpec, Any, Any, int, bool], Any]
 
 
 @dataclass(frozen=True)
 class Head:
-    """A registered head: ``build(spec, sequence_output, last_state_output, horizon)``."""
+    """A registered head: ``build(spec, sequence_output, last_state_output, horizon, stateful)``;
+    a head with recurrent layers makes them stateful when the model is (the stateful regime)."""
 
     name: str
     build: HeadBuilder
@@ -42,7 +43,8 @@ def register_head(name: str, description: str) -> Callable[[HeadBuilder], HeadBu
 
 
 @register_head("dense", "last body state -> [Dense(head_units, relu)] -> Dense(horizon)")
-def dense_head(spec: ModelSpec, sequence_output, last_state_output, horizon: int):
+def dense_head(spec: ModelSpec, sequence_output, last_state_output, horizon: int,
+               stateful: bool = False):
     x = last_state_output  # [B, U]
     if spec.head_units > 0:
         x = keras.layers.Dense(spec.head_units, activation="relu", name="head_hidden")(x)  # [B, head_units]
@@ -50,8 +52,9 @@ def dense_head(spec: ModelSpec, sequence_output, last_state_output, horizon: int
 
 
 @register_head("recurrent", "full body sequence -> fresh LSTM (head_units, else units) -> Dense(horizon)")
-def recurrent_head(spec: ModelSpec, sequence_output, last_state_output, horizon: int):
+def recurrent_head(spec: ModelSpec, sequence_output, last_state_output, horizon: int,
+                   stateful: bool = False):
     # The original notebook's recipe: a new LSTM(64) over the pretrained stack's sequence output.
     units = spec.head_units if spec.head_units > 0 else spec.units
-    x = keras.layers.LSTM(units, name="head_lstm")(sequence_output)  # [B, L, U] -> [B, units]
+    x = keras.layers.LSTM(units, stateful=stateful, name="head_lstm")(sequence_output)  # [B, L, U] -> [B, units]
     return keras.layers.Dense(horizon, name="head_output")(x)  # [B, horizon]

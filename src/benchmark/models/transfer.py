@@ -166,11 +166,14 @@ def load_pretrained_weights(model: keras.Model, pretrained: keras.Model,
     Copies values layer by layer by name (``get_weights``/``set_weights``): no layer object, and so
     no variable or trainable flag, is shared. Returns the names copied. Raises TlbenchError when a
     layer is missing, of another class or of another shape: the pretrained and target model specs
-    (architecture, units, layers, head, number of features) must match.
+    (architecture, units, layers, head) must match. The ``input_projection`` of a multi-feature
+    target is never copied (the pretrained body has none; it starts as "take the target"), and
+    the ``stateful`` flag of the recurrent layers does not change their weights, so a stateless
+    pretrained body loads into a stateful model and back.
     """
     how = ("The pretrained and target model specs must match (architecture, units, layers, "
-           "conv_filters, kernel_size, head, number of input features); pretrain again with the "
-           "target's model spec.")
+           "conv_filters, kernel_size, head); a multi-feature target reaches a single-feature body "
+           "through its input_projection. Pretrain again with the target's model spec.")
     target_body, source_body = body_layer_names(model), body_layer_names(pretrained)
     if target_body != source_body:
         raise TlbenchError(f"pretrained model {pretrained.name!r} has body layers {source_body}, "
@@ -197,15 +200,18 @@ def load_pretrained_weights(model: keras.Model, pretrained: keras.Model,
     return names
 
 
-def prepare_for_mode(mode_name: str, spec: ModelSpec, lookback: int, n_features: int, horizon: int,
-                     pretrained: keras.Model | None) -> keras.Model:
+def prepare_for_mode(mode_name: str, spec: ModelSpec, lookback: int | None, n_features: int,
+                     horizon: int, pretrained: keras.Model | None,
+                     stateful: bool = False) -> keras.Model:
     """A fresh model for one cell, with the pretrained weights the mode asks for (uncompiled).
 
-    ``[batch, lookback, n_features] -> [batch, horizon]``. Raises TlbenchError when the mode loads
-    weights and ``pretrained`` is None.
+    ``[batch, lookback, n_features] -> [batch, horizon]`` (``stateful``: batch 1, state kept
+    between calls; see :func:`~benchmark.models.architectures.build_model`). Raises TlbenchError
+    when the mode loads weights and ``pretrained`` is None.
     """
     mode = TRANSFER_MODES.get(mode_name)
-    model = build_model(spec, lookback, n_features, horizon, name=f"{spec.architecture}_{mode.name}")
+    model = build_model(spec, lookback, n_features, horizon, name=f"{spec.architecture}_{mode.name}",
+                        stateful=stateful)
     if mode.load_body:
         if pretrained is None:
             raise TlbenchError(f"transfer mode {mode.name!r} loads a pretrained body, but no pretrained "
