@@ -4,12 +4,13 @@ Runs the same grid (default: the smoke profile) once per *configuration*, each i
 with fresh results and MLflow folders, and then once more on the same folders (resume: nothing may
 retrain). Configurations are ``ENGINE-K`` or ``ENGINE-K:INTRAxINTER``:
 
-* ``local-K``: ``run_grid(spec, settings, LocalEngine(K))`` (threads in this process), the engine
-  behind ``tlbench run --engine local --concurrency K``;
+* ``local-K``: ``run_grid(spec, settings, LocalEngine(K))`` (threads in this process; K = 1 is
+  ``tlbench run --engine local``);
 * ``process-K``: ``benchmark.engines.ProcessEngine(K)`` (K worker processes, TF threads from
-  ``thread_settings(K)``);
-* ``prefect-K``: ``flows.grid.launch`` (``tlbench run --engine prefect``): the ``benchmark-grid``
-  flow in this process on Prefect's ephemeral API, task runs K at a time;
+  ``thread_settings(K)``), the engine behind ``tlbench run --engine local --concurrency K``;
+* ``prefect-K``: ``flows.grid.launch`` (``tlbench run --engine prefect --concurrency K``): the
+  ``benchmark-grid`` flow in this process on Prefect's ephemeral API, task runs K at a time (their
+  bodies in K worker processes when K > 1 and there is no GPU);
 * ``pool-K``: ``benchmark_grid(execution="pool")`` against the Prefect server in
   ``$PREFECT_API_URL``, whose ``train-cell`` deployment and workers you started
   (deployments/README.md); skipped, with a TODO, when it is not set;
@@ -169,8 +170,11 @@ def child(job: dict) -> None:
         with engines.ProcessEngine(k) as engine:
             result = run_grid(load_grid(job["grid"], job["sets"]), settings, engine, label=job["grid"])
     elif engine_name == "prefect":
+        from benchmark import engines
         from flows.grid import launch
 
+        # with k > 1 (no GPU) the task bodies run in a ProcessEngine: time them there too
+        engines._init_worker = functools.partial(instrumented_worker_init, timing_file=job["timing"])
         result = launch(job["grid"], job["sets"], settings, k)
     else:
         from flows.grid import benchmark_grid
