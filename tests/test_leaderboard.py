@@ -530,3 +530,65 @@ def test_every_metric_has_mean_and_std_columns():
     agg = aggregate(results_frame(HAND))
     for metric in METRICS:
         assert f"{metric}_mean" in agg.columns and f"{metric}_std" in agg.columns
+
+
+def test_quarantine_moves_unreadable_files_aside_and_leaves_foreign_ones(tmp_path):
+    lb = Leaderboard(str(tmp_path))
+    paths = [Path(p) for p in lb.append([make_row(cell_key=f"c{i}", seed=i) for i in range(3)])]
+    data = paths[0].read_bytes()
+    paths[0].write_bytes(data[: len(data) // 2])  # c0's only file, truncated
+    garbage = paths[0].parent / "garbage-00000000.parquet"
+    garbage.write_bytes(b"\x00" * 100)
+    foreign = paths[0].parent / "foreign-00000000.parquet"
+    pq.write_table(pa.table({"cell_key": ["x"]}), foreign)
+    failure = Path(lb.record_failure(dict(
+        grid_id="gid1", grid="demo", run_id="run1", run_date="2024-05-01", cell_key="c9", target="t",
+        target_size=1, architecture="lstm", mode="scratch", seed=0, error="boom", failed_at=T0)))
+    failure.write_bytes(b"not parquet")
+    truncated_bytes = paths[0].read_bytes()
+
+    moved = dict(lb.quarantine())
+    assert set(moved) == {str(paths[0]), str(garbage), str(failure)}
+    assert moved[str(paths[0])] == str(tmp_path / "quarantine" / paths[0].relative_to(tmp_path))
+    assert Path(moved[str(paths[0])]).read_bytes() == truncated_bytes  # kept as found, for a post-mortem
+    assert [Path(p).name for p, _ in lb.skipped] == [foreign.name]  # valid Parquet, other schema: left
+    assert foreign.is_file() and not paths[0].exists() and not garbage.exists()
+    assert sorted(lb.read()["cell_key"]) == ["c1", "c2"]
+    assert [Path(p).name for p, _ in lb.skipped] == [foreign.name]
+    assert lb.failures().empty
+    assert lb.quarantine() == []  # nothing left to move
+    # a bad file of the same name later on does not overwrite the first one's copy
+    paths[0].write_bytes(b"broken again")
+    (again,) = lb.quarantine()
+    assert again[1] != moved[str(paths[0])] and Path(again[1]).read_bytes() == b"broken again"
+    assert Path(moved[str(paths[0])]).read_bytes() == truncated_bytes
+
+
+def test_finished_runs_maps_each_cell_to_the_run_of_its_latest_row(tmp_path):
+    lb = Leaderboard(str(tmp_path))
+    lb.append([make_row(cell_key="a", mlflow_run_id="run-old"),
+               make_row(cell_key="a", mlflow_run_id="run-new", finished_at=T0 + dt.timedelta(hours=1)),
+               make_row(cell_key="b", seed=1, mlflow_run_id=None)])
+    assert lb.finished_runs() == {"a": "run-new", "b": None}
+    assert set(lb.finished_runs()) == lb.finished_keys()
+
+
+def test_aggregate_keeps_regimes_and_feature_sets_apart_and_compares_each_with_its_own_scratch():
+    from benchmark.leaderboard import fold_variants
+
+    stateless = results_frame({(100, "lstm", "scratch"): [2.0, 2.0], (100, "lstm", "frozen"): [1.0, 1.0],
+                               (100, "baseline", "seasonal_naive"): [4.0]})
+    stateful = results_frame({(100, "lstm", "scratch"): [4.0, 4.0], (100, "lstm", "frozen"): [3.0, 3.0]})
+    rows = pd.concat([stateless.assign(regime="stateless", features="y"),
+                      stateful.assign(regime="stateful", features="y+hour_of_day")], ignore_index=True)
+    agg = aggregate(rows).set_index(["architecture", "mode"])
+    assert set(agg.index) == {("lstm", "scratch"), ("lstm", "frozen"), ("baseline", "seasonal_naive"),
+                              ("lstm · stateful · y+hour_of_day", "scratch"),
+                              ("lstm · stateful · y+hour_of_day", "frozen")}
+    assert agg.loc[("lstm", "frozen"), "improvement_vs_scratch_pct"] == pytest.approx(50.0)  # (2-1)/2
+    assert agg.loc[("lstm · stateful · y+hour_of_day", "frozen"), "improvement_vs_scratch_pct"] == \
+        pytest.approx(25.0)  # (4-3)/4, against the stateful scratch, not the stateless one
+    assert agg.loc[("lstm", "scratch"), "n_seeds"] == 2  # nothing pooled across regimes
+    once = fold_variants(rows)
+    assert fold_variants(once)["architecture"].tolist() == once["architecture"].tolist()  # idempotent
+    assert (once.loc[once["architecture"] == "baseline", "mode"] == "seasonal_naive").all()

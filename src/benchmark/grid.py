@@ -19,6 +19,8 @@ import datetime as dt
 import functools
 import json
 import logging
+import os
+import socket
 import time
 import traceback
 import uuid
@@ -514,6 +516,28 @@ def _row(identity: dict, metrics: dict, started: dt.datetime, fit=None, params: 
     }
 
 
+class _EpochCurves:
+    """A cell's per-epoch ``loss``/``val_loss``, sent to MLflow in one call every ``interval_s``
+    (and on :meth:`flush`) instead of one call per epoch: the curves stay live in the UI while a
+    long cell trains, and a short cell costs one request instead of dozens."""
+
+    def __init__(self, tracker, run_id: str, interval_s: float = 5.0):
+        self.tracker, self.run_id, self.interval_s = tracker, run_id, interval_s
+        self.pending: list[tuple[int, dict]] = []
+        self.last = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        self.pending.append((epoch, {k: v for k, v in logs.items() if k in ("loss", "val_loss")}))
+        if time.monotonic() - self.last >= self.interval_s:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            steps, self.pending = self.pending, []
+            self.tracker.log_steps(self.run_id, steps)
+        self.last = time.monotonic()
+
+
 def run_cell(job: CellJob, settings: Settings) -> CellOutcome:
     """Train, evaluate, log and record one cell. Never raises for a cell's own failure: the run
     ends FAILED with the error, a failure row is written, and the grid goes on."""
@@ -534,12 +558,10 @@ def run_cell(job: CellJob, settings: Settings) -> CellOutcome:
     run_id = tracker.start_run(f"{job.cell.model.architecture}-{job.cell.mode}{variant}-n"
                                f"{job.cell.target_size}-s{job.cell.seed}", "cell", _cell_tags(job), params,
                                parent_run_id=job.context.parent_run_id)
+    curves = _EpochCurves(tracker, run_id)
     try:
-        def on_epoch_end(epoch: int, logs: dict) -> None:
-            tracker.log_metrics(run_id, {k: v for k, v in logs.items() if k in ("loss", "val_loss")},
-                                step=epoch)
-
-        result = train_and_evaluate(job.cell, settings, job.pretrained, on_epoch_end)
+        result = train_and_evaluate(job.cell, settings, job.pretrained, curves.on_epoch_end)
+        curves.flush()
         fit, data = result["fit"], result["data"]
         tracker.log_metrics(run_id, {**result["metrics"], "train_seconds": fit.seconds,
                                      "epochs": fit.epochs_run, "best_epoch": fit.best_epoch,
@@ -551,23 +573,32 @@ def run_cell(job: CellJob, settings: Settings) -> CellOutcome:
         tracker.log_frame(run_id, pd.DataFrame({"ds": data.test_ds[:, 0], "y": data.y_test_true[:, 0],
                                                 "y_pred": result["y_pred"][:, 0]}), "predictions.parquet")
         model_uri = tracker.log_keras_model(run_id, result["model"], data.x_test[:4])
-        # The row goes in before the run is marked FINISHED: a crash in between leaves a RUNNING
-        # run whose cell is already counted, and the next run closes it (never a double count).
+        # The row goes in before the run is marked FINISHED: a crash (or an MLflow outage) in
+        # between leaves a RUNNING run whose cell is already counted; the next run of the grid marks
+        # that run FINISHED (close_stale_runs with the row's run id): never a double count.
         identity = _identity(job.context, job.cell, job.cell_key, job.data_fingerprint)
         leaderboard.append([_row(identity, result["metrics"], started, fit, result["params"],
                                  mlflow_run_id=run_id, model_uri=model_uri,
                                  pretrained_key=job.pretrained.key if job.pretrained else None,
                                  pretrained_version=(f"{job.pretrained.registry_name}/{job.pretrained.version}"
                                                      if job.pretrained and job.pretrained.version else None))])
-        tracker.end_run(run_id, "FINISHED")
-        return CellOutcome(job.cell_key, "finished", label, dict(result["metrics"]), run_id,
-                           seconds=fit.seconds)
     except Exception as exc:  # noqa: BLE001 - a cell's failure is recorded, not raised
         error = f"{type(exc).__name__}: {exc}"
         log.error("cell %s failed: %s\n%s", label, error, traceback.format_exc())
-        tracker.end_run(run_id, "FAILED", error=error)
+        try:
+            curves.flush()  # the curve up to the failure (a NaN loss shows where it went wrong)
+            tracker.end_run(run_id, "FAILED", error=error)
+        except Exception:  # noqa: BLE001 - MLflow is down: the failure row still goes in; the
+            log.warning("could not mark MLflow run %s FAILED", run_id, exc_info=True)  # rerun closes it
         _record_failure(leaderboard, job, error)
         return CellOutcome(job.cell_key, "failed", label, mlflow_run_id=run_id, error=error)
+    try:
+        tracker.end_run(run_id, "FINISHED")
+    except Exception:  # noqa: BLE001 - the row counts; the next run marks this run FINISHED
+        log.warning("cell %s is recorded but MLflow run %s could not be marked FINISHED; the next run "
+                    "of the grid reconciles it", label, run_id, exc_info=True)
+    return CellOutcome(job.cell_key, "finished", label, dict(result["metrics"]), run_id,
+                       seconds=fit.seconds)
 
 
 def _record_failure(leaderboard, job: CellJob, error: str) -> None:
@@ -660,7 +691,7 @@ def run_grid(spec: GridSpec, settings: Settings, engine: Engine | None = None,
     """
     from benchmark.leaderboard import Leaderboard, aggregate
     from benchmark.models import TRANSFER_MODES
-    from benchmark.tracking import TAG_GRID_ID, TAG_RUN_ID, Tracker, flatten
+    from benchmark.tracking import TAG_GRID_ID, TAG_HOST, TAG_PID, TAG_RUN_ID, Tracker, flatten
     from benchmark.validation import validate_grid
 
     t0 = time.perf_counter()
@@ -675,9 +706,12 @@ def run_grid(spec: GridSpec, settings: Settings, engine: Engine | None = None,
     tracker.ensure_store()  # once, before any fan-out
     run_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     commit = _git_commit()
+    host = socket.gethostname()
+    tracker.close_orphaned_grid_runs(grid_id, host, _pid_alive)  # a killed earlier run of this grid
     parent = tracker.start_run(f"grid-{spec.name}-{run_id}", "grid",
                                {TAG_GRID_ID: grid_id, TAG_RUN_ID: run_id, "grid": spec.name,
-                                "package_version": __version__, "git_commit": commit or ""},
+                                "package_version": __version__, "git_commit": commit or "",
+                                TAG_HOST: host, TAG_PID: str(os.getpid())},
                                flatten("", to_plain(spec)))
     context = RunContext(spec.name, grid_id, run_id, f"{now:%Y-%m-%d}", default_experiment(spec, settings),
                          parent, commit)
@@ -688,13 +722,16 @@ def run_grid(spec: GridSpec, settings: Settings, engine: Engine | None = None,
         jobs = [CellJob(c, cell_key(c, fingerprints[source_label(c.target)]),
                         fingerprints[source_label(c.target)], context) for c in cells]
         leaderboard = Leaderboard(settings.results)
-        finished = leaderboard.finished_keys()
+        for path, moved_to in leaderboard.quarantine():  # unreadable files: their cells run again
+            log.warning("leaderboard file %s is unreadable; moved to %s", path, moved_to)
+        finished_runs = leaderboard.finished_runs()
+        finished = set(finished_runs)
         pending = [j for j in jobs if j.cell_key not in finished]
         skipped = [CellOutcome(j.cell_key, "skipped", cell_label(j.cell)) for j in jobs
                    if j.cell_key in finished]
         for job in jobs:
-            if job.cell_key in finished:
-                tracker.close_stale_runs(job.cell_key)
+            if job.cell_key in finished:  # MLflow agrees with the ledger: the row's run FINISHED
+                tracker.close_stale_runs(job.cell_key, committed_run_id=finished_runs[job.cell_key])
         log.info("grid %s: %d cells, %d already finished, %d to run", spec.name, len(jobs),
                  len(skipped), len(pending))
 
@@ -780,8 +817,21 @@ def run_grid(spec: GridSpec, settings: Settings, engine: Engine | None = None,
         return GridResult(spec.name, grid_id, run_id, parent, all_outcomes, rows, aggregate_uri,
                           time.perf_counter() - t0, report_path)
     except BaseException as exc:
-        tracker.end_run(parent, "FAILED", error=f"{type(exc).__name__}: {exc}")
+        try:
+            tracker.end_run(parent, "FAILED", error=f"{type(exc).__name__}: {exc}")
+        except Exception:  # noqa: BLE001 - keep the original error; the next run closes the run
+            log.warning("could not mark the grid's MLflow run %s FAILED", parent, exc_info=True)
         raise
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def report_dir(settings: Settings, grid: str) -> Path:

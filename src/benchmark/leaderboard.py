@@ -7,6 +7,7 @@ Layout under a location (a local folder or any URI ``pyarrow.fs.FileSystem.from_
     {location}/cells/run_date=YYYY-MM-DD/grid=<grid>/<cell_key>-<uuid8>.parquet   one finished cell
     {location}/failures/run_date=YYYY-MM-DD/grid=<grid>/<cell_key>-<uuid8>.parquet one failed cell
     {location}/leaderboard.parquet                                                the last aggregate
+    {location}/quarantine/{cells|failures}/...                                   unreadable files, moved aside
 
 Grid names are percent-encoded in folder names (pyarrow decodes them on read); the partition
 columns are also stored inside each file, so a file is self-describing.
@@ -393,6 +394,14 @@ class Leaderboard:
         table = self._scan("cells", SCHEMA, None, columns=["cell_key"])
         return {key for key in table.column("cell_key").to_pylist() if key is not None}
 
+    def finished_runs(self) -> dict[str, str | None]:
+        """``{cell_key: mlflow_run_id}`` of every finished row (the latest row of a key wins);
+        what ``Tracker.close_stale_runs`` needs to reconcile MLflow with the ledger."""
+        table = self._scan("cells", SCHEMA, None, columns=["cell_key", "mlflow_run_id", "finished_at"])
+        frame = table.to_pandas().sort_values("finished_at", kind="stable")
+        return {key: (run if isinstance(run, str) else None)
+                for key, run in zip(frame["cell_key"], frame["mlflow_run_id"]) if isinstance(key, str)}
+
     def failures(self) -> pd.DataFrame:
         """Every recorded failure, oldest first."""
         frame = _to_frame(self._scan("failures", FAILURE_SCHEMA, None), FAILURE_SCHEMA)
@@ -448,6 +457,38 @@ class Leaderboard:
             counts["rows"] += merged.num_rows
         logger.info("leaderboard at %s: compacted %s", self.location, counts)
         return counts
+
+    def quarantine(self) -> list[tuple[str, str]]:
+        """Move every unreadable file (not Parquet, truncated, broken data pages) out of ``cells/``
+        and ``failures/`` into ``{location}/quarantine/``, keeping its relative path; returns
+        ``(old path, new path)`` pairs. Readers already skip such files and a cell whose row was in
+        one has no row, so it runs again: quarantining is not needed for correctness, it stops the
+        warning on every read and keeps the bytes for a post-mortem. Files that are valid Parquet
+        but do not match the schema (perhaps written by another tlbench version) stay where they
+        are and stay reported in ``skipped``. Run it from one place, like :meth:`compact`.
+        """
+        moved: list[tuple[str, str]] = []
+        bad: list[tuple[str, str]] = []
+        reported: list[tuple[str, str]] = []
+        for subdir, schema in (("cells", SCHEMA), ("failures", FAILURE_SCHEMA)):
+            self._scan(subdir, schema, None)
+            reported += self.skipped
+            bad += [(subdir, self._undisplay(path)) for path, reason in self.skipped
+                    if reason.startswith("unreadable")]
+        for subdir, path in bad:
+            relative = path[len(f"{self.root}/{subdir}/"):]
+            target = f"{self.root}/quarantine/{subdir}/{relative}"
+            if self.filesystem.get_file_info(target).type != pafs.FileType.NotFound:
+                target = f"{target}.{uuid.uuid4().hex[:8]}"
+            try:
+                self.filesystem.create_dir(target.rsplit("/", 1)[0], recursive=True)
+                self.filesystem.move(path, target)
+            except FileNotFoundError:
+                continue  # gone meanwhile (a compaction deleted it)
+            logger.warning("leaderboard: moved unreadable %s to %s", self._display(path), self._display(target))
+            moved.append((self._display(path), self._display(target)))
+        self.skipped = [(path, reason) for path, reason in reported if not reason.startswith("unreadable")]
+        return moved
 
     def _scan(self, subdir: str, schema: pa.Schema, expression: pc.Expression | None,
               columns: list[str] | None = None) -> pa.Table:
@@ -643,9 +684,33 @@ def _dedupe(frame: pd.DataFrame, where: str) -> pd.DataFrame:
 # ranking and statistics (pure functions over frames)
 
 GROUP = ("target", "target_size", "architecture", "mode")
+#: Cell columns that make a model a different variant of its architecture when not at these
+#: defaults; :func:`fold_variants` folds them into ``architecture`` before anything is grouped.
+VARIANT_DEFAULTS = (("regime", "stateless"), ("features", "y"))
+VARIANT_SEPARATOR = " · "
 _SCRATCH = "scratch"
 _BASELINE = "baseline"
 _SEASONAL_NAIVE = "seasonal_naive"
+
+
+def fold_variants(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with a non-default regime or feature set folded into ``architecture``: ``lstm``
+    stays ``lstm``, a stateful one with an hour-of-day input becomes ``lstm · stateful ·
+    y+hour_of_day``. So every grouping (:func:`aggregate`, the winners, the transfer horizon, the
+    nightly comparison, the report) keeps the variants apart, and each is compared with the scratch
+    mode of the same variant. Baselines and rows without those columns are left as they are;
+    folding twice changes nothing."""
+    present = [(column, default) for column, default in VARIANT_DEFAULTS if column in rows.columns]
+    if not present or rows.empty:
+        return rows
+    models = (rows["architecture"] != _BASELINE).to_numpy()
+    labels = rows["architecture"].astype(str).to_numpy(dtype=object).copy()
+    for column, default in present:
+        values = rows[column].astype(object).to_numpy()
+        for i in np.flatnonzero(models & pd.notna(values) & (values != default)):
+            if str(values[i]) not in labels[i].split(VARIANT_SEPARATOR)[1:]:
+                labels[i] = f"{labels[i]}{VARIANT_SEPARATOR}{values[i]}"
+    return rows.assign(architecture=pd.Series(labels, index=rows.index, dtype="str"))
 
 
 def aggregate_columns(metric: str = "mase") -> list[str]:
@@ -656,7 +721,8 @@ def aggregate_columns(metric: str = "mase") -> list[str]:
 
 
 def aggregate(df: pd.DataFrame, metric: str = "mase") -> pd.DataFrame:
-    """One row per (target, target_size, architecture, mode), statistics over seeds.
+    """One row per (target, target_size, architecture, mode), statistics over seeds; a
+    non-default regime or feature set counts as an architecture of its own (:func:`fold_variants`).
 
     For every metric ``m``: ``m_mean`` and ``m_std`` (ddof=1; NaN with one seed); for ``metric``
     also ``{metric}_ci95``, the half-width of the 95% t-interval of the mean. ``metric`` names
@@ -683,6 +749,7 @@ def aggregate(df: pd.DataFrame, metric: str = "mase") -> pd.DataFrame:
     columns = aggregate_columns(metric)
     if df.empty:
         return pd.DataFrame({c: pd.Series(dtype=_AGG_DTYPES.get(c, "float64")) for c in columns})
+    df = fold_variants(df)
     group = list(GROUP)
     _warn_mixed_settings(df, group)
     values = [*METRICS, "train_seconds"]

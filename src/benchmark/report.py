@@ -45,7 +45,6 @@ TRAINING_TIME_FILE = "training_time.png"
 
 _BASELINE = "baseline"
 _SCRATCH = "scratch"
-_VARIANT_DEFAULTS = (("regime", "stateless"), ("features", "y"))  # columns shown when not default
 _PANEL_SIZE = (4.6, 3.4)  # inches per panel (width, height)
 _BASELINE_STYLES = ((0, (5, 3)), (0, (1, 2)), (0, (6, 2, 1, 2)), (0, (3, 3, 1, 3, 1, 3)))
 
@@ -262,20 +261,11 @@ def training_time_figure(agg: pd.DataFrame) -> Figure:
 
 
 def variant_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """``rows`` with the regime and feature set folded into ``architecture`` where they are not
-    the defaults (``lstm`` stays ``lstm``; ``lstm · stateful · y+hour_of_day``), so that every
-    figure and table of the report, and :func:`benchmark.leaderboard.aggregate`, keep the
-    variants apart. Baselines and rows without those columns are left as they are."""
-    present = [(column, default) for column, default in _VARIANT_DEFAULTS if column in rows.columns]
-    if not present or rows.empty:
-        return rows
-    models = (rows["architecture"] != _BASELINE).to_numpy()
-    label = rows["architecture"].astype(str).to_numpy(dtype=object).copy()
-    for column, default in present:
-        values = rows[column].astype(object).to_numpy()
-        shown = models & pd.notna(values) & (values != default)
-        label[shown] = [f"{a} · {v}" for a, v in zip(label[shown], values[shown])]
-    return rows.assign(architecture=pd.Series(label, index=rows.index, dtype="str"))
+    """``rows`` with regime and feature-set variants folded into ``architecture`` (the
+    leaderboard's :func:`benchmark.leaderboard.fold_variants`, which ``aggregate`` applies too)."""
+    from benchmark.leaderboard import fold_variants
+
+    return fold_variants(rows)
 
 
 def best_cells(rows: pd.DataFrame, metric: str = "mase") -> pd.DataFrame:

@@ -13,14 +13,40 @@ environment variable        CLI option              meaning
 ``MLFLOW_TRACKING_URI``     ``--tracking-uri``      any MLflow tracking URI
 ``TLBENCH_ARTIFACTS``       (none)                  artifact root for a SQLite tracking store
 ``TLBENCH_EXPERIMENT``      ``--experiment``        MLflow experiment (default: the grid's name)
+``MLFLOW_HTTP_REQUEST_*``   (none)                  retry policy towards an MLflow server (below)
 ==========================  ======================  =============================================
+
+Talking to an MLflow server, every request is retried on connection errors and transient HTTP
+codes (408, 429, 500, 502, 503, 504) with exponential backoff: MLflow's own client does it
+(urllib3 ``Retry``), tlbench only sets its policy. ``mlflow_max_retries`` (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``,
+default 7, at most 10), ``mlflow_backoff_factor`` (``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR``, default 2:
+waits of 0, 4, 8, 16, 32, 64, 120 s, capped at 120 s, plus up to 1 s jitter each) and
+``mlflow_timeout`` (``MLFLOW_HTTP_REQUEST_TIMEOUT``, default 120 s per attempt). The defaults ride
+out a server restart of a few minutes; :meth:`Settings.mlflow_retry_budget_seconds` is the
+longest one request can take before it fails the cell or the grid with an error.
+
+Credentials: the *values* of environment variables whose names look like credentials (TOKEN,
+SECRET, PASSWORD, KEY, CREDENTIAL, ...) are kept in ``secret_values`` so that the tracking edge can
+redact them wherever they would end up in an MLflow param or tag; they are never exported.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
+
+#: Names of environment variables that hold credentials (AWS_SECRET_ACCESS_KEY, MLFLOW_TRACKING_PASSWORD,
+#: DATABRICKS_TOKEN, GOOGLE_APPLICATION_CREDENTIALS, ...): their values are redacted from MLflow.
+SECRET_ENV_NAME = re.compile(r"(secret|password|passwd|token|key|credential)", re.I)
+_MIN_SECRET_LENGTH = 6  # shorter values ("1", "true") would redact half of every run
+
+#: MLflow's own retry settings, read by its HTTP client at request time.
+_HTTP_ENV = {"mlflow_max_retries": "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+             "mlflow_backoff_factor": "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+             "mlflow_timeout": "MLFLOW_HTTP_REQUEST_TIMEOUT"}
+_BACKOFF_MAX = 120.0  # urllib3's cap on one wait
 
 
 @dataclass(frozen=True)
@@ -32,6 +58,10 @@ class Settings:
     mlflow_dir: Path = Path("mlflow")
     experiment: str | None = None  # None: the grid's name
     allow_download: bool = True
+    mlflow_max_retries: int = 7
+    mlflow_backoff_factor: int = 2
+    mlflow_timeout: int = 120
+    secret_values: frozenset[str] = field(default_factory=frozenset, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides) -> "Settings":
@@ -50,10 +80,29 @@ class Settings:
             values["experiment"] = env["TLBENCH_EXPERIMENT"]
         if env.get("TLBENCH_OFFLINE", "").lower() in ("1", "true", "yes"):
             values["allow_download"] = False
+        for name, variable in _HTTP_ENV.items():
+            if env.get(variable):
+                try:
+                    values[name] = int(env[variable])
+                except ValueError:
+                    from benchmark.errors import TlbenchError
+
+                    raise TlbenchError(f"{variable}={env[variable]!r} must be a whole number") from None
+        values["secret_values"] = frozenset(
+            value for name, value in env.items()
+            if SECRET_ENV_NAME.search(name) and isinstance(value, str) and len(value) >= _MIN_SECRET_LENGTH)
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "data_dir" in values:
             values["data_dir"] = Path(values["data_dir"])
         return cls(**values).resolved()
+
+    def mlflow_retry_budget_seconds(self) -> float:
+        """The longest one MLflow request can take before it gives up: every backoff wait (urllib3
+        waits 0 s before the first retry, then ``factor * 2**(n-1)`` capped at 120 s, plus up to 1 s
+        jitter) plus ``mlflow_timeout`` for each attempt (a server that accepts but never answers)."""
+        waits = sum(min(_BACKOFF_MAX, self.mlflow_backoff_factor * 2 ** (n - 1)) + 1.0
+                    for n in range(2, self.mlflow_max_retries + 1))
+        return waits + 1.0 + (self.mlflow_max_retries + 1) * self.mlflow_timeout
 
     def resolved(self) -> "Settings":
         """Absolute local paths, so worker threads and child processes agree on them."""
@@ -78,4 +127,5 @@ class Settings:
             env["TLBENCH_EXPERIMENT"] = self.experiment
         if not self.allow_download:
             env["TLBENCH_OFFLINE"] = "1"
+        env.update({variable: str(getattr(self, name)) for name, variable in _HTTP_ENV.items()})
         return env

@@ -8,6 +8,17 @@ The embedded default is a SQLite file plus a local artifact folder (see ``Settin
 created once, before any fan-out (several processes creating a fresh SQLite store at once corrupt
 it). The active-run stack of MLflow's fluent API is thread-local, so cells running in threads each
 hold their own run.
+
+Against a server, every request is retried on connection errors and transient HTTP codes with
+exponential backoff by MLflow's own client; :class:`Tracker` only sets that client's policy from
+``Settings`` (``mlflow_max_retries``, ``mlflow_backoff_factor``, ``mlflow_timeout``), so a server
+restart of a few minutes is waited out and a server that never comes back fails the request with an
+``MlflowException`` within ``Settings.mlflow_retry_budget_seconds()``.
+
+Credentials never reach MLflow: params and tags whose *names* look secret are dropped, and every
+param or tag *value* is passed through :func:`redact` (the values of credential-like environment
+variables, collected by ``Settings.from_env``, and ``user:password@`` in URLs become ``***``).
+Models are loaded with Keras safe mode (no Python code from a file runs).
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import mlflow
 from mlflow.entities import Metric
@@ -35,10 +46,15 @@ TAG_CELL_KEY = "tlbench.cell_key"
 TAG_GRID_ID = "tlbench.grid_id"
 TAG_RUN_ID = "tlbench.grid_run_id"
 TAG_ERROR = "tlbench.error"
+TAG_HOST = "tlbench.host"  # a grid run's machine and process, to close it if that process died
+TAG_PID = "tlbench.pid"
 
 _SECRET_PATTERN = re.compile(r"(secret|password|passwd|token|api[_-]?key|credential|auth)", re.I)
 
 PIP_REQUIREMENTS = ["tensorflow>=2.21,<2.22", "keras>=3"]
+
+REDACTED = "***"
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]+:[^/@\s]*@")
 
 
 def looks_secret(name: str) -> bool:
@@ -57,6 +73,28 @@ def flatten(prefix: str, value: Any) -> dict[str, str]:
     return {k: v for k, v in out.items() if not looks_secret(k)}
 
 
+def redact(value: str, secrets: frozenset[str] | set[str] = frozenset()) -> str:
+    """``value`` with every occurrence of a secret and every ``user:password@`` of a URL replaced
+    by ``***`` (``s3://AKIA:abc@bucket`` -> ``s3://***@bucket``)."""
+    for secret in sorted(secrets, key=len, reverse=True):  # longest first: no partial leftovers
+        if secret:
+            value = value.replace(secret, REDACTED)
+    return _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", value)
+
+
+def _apply_http_policy(settings: Settings) -> None:
+    """Hand ``settings``' retry policy to MLflow's HTTP client. That client reads its policy only
+    from these environment variables, at request time, so this (at the one MLflow edge) is where
+    tlbench sets them; the values came from the environment or the caller via ``Settings``."""
+    from mlflow.environment_variables import (MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
+                                              MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT)
+
+    for variable, value in ((MLFLOW_HTTP_REQUEST_MAX_RETRIES, settings.mlflow_max_retries),
+                            (MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, settings.mlflow_backoff_factor),
+                            (MLFLOW_HTTP_REQUEST_TIMEOUT, settings.mlflow_timeout)):
+        os.environ[variable.name] = str(int(value))
+
+
 @dataclass(frozen=True)
 class RunRef:
     run_id: str
@@ -68,7 +106,9 @@ class Tracker:
 
     def __init__(self, settings: Settings, experiment: str):
         self.settings = settings
-        self.experiment_name = experiment
+        self.experiment_name = redact(experiment, settings.secret_values)
+        if settings.tracking_uri.startswith(("http://", "https://")):
+            _apply_http_policy(settings)
         self.client = MlflowClient(tracking_uri=settings.tracking_uri)
         self._experiment_id: str | None = None
 
@@ -102,10 +142,11 @@ class Tracker:
     def start_run(self, name: str, kind: str, tags: Mapping[str, str], params: Mapping[str, str],
                   parent_run_id: str | None = None) -> str:
         """Create a RUNNING run with tags and params; returns its id (close it with end_run)."""
+        name = self._clean(name, 250)
         all_tags = {TAG_KIND: kind, "mlflow.runName": name}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        all_tags.update({k: str(v) for k, v in tags.items() if not looks_secret(k)})
+        all_tags.update({k: self._clean(v, 5000) for k, v in tags.items() if not looks_secret(k)})
         run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=name)
         self.log_params(run.info.run_id, params)
         return run.info.run_id
@@ -113,16 +154,20 @@ class Tracker:
     def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
         from mlflow.entities import Param
 
-        items = [Param(k, str(v)[:6000]) for k, v in params.items() if not looks_secret(k)]
+        items = [Param(k, self._clean(v, 6000)) for k, v in params.items() if not looks_secret(k)]
         for start in range(0, len(items), 100):
             self.client.log_batch(run_id, params=items[start:start + 100])
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
 
-        items = [RunTag(k, str(v)[:5000]) for k, v in tags.items() if not looks_secret(k)]
+        items = [RunTag(k, self._clean(v, 5000)) for k, v in tags.items() if not looks_secret(k)]
         if items:
             self.client.log_batch(run_id, tags=items)
+
+    def _clean(self, value: Any, limit: int) -> str:
+        """A param or tag value as MLflow stores it: redacted, then cut to ``limit`` characters."""
+        return redact(str(value), self.settings.secret_values)[:limit]
 
     def end_run(self, run_id: str, status: str = "FINISHED", error: str | None = None) -> None:
         if error:
@@ -135,6 +180,14 @@ class Tracker:
                  if v is not None and v == v]  # NaN metrics are left out, not logged as NaN
         if items:
             self.client.log_batch(run_id, metrics=items)
+
+    def log_steps(self, run_id: str, steps: list[tuple[int, Mapping[str, float]]]) -> None:
+        """Metrics of several steps (e.g. epochs) in one call per 500 points; NaN left out."""
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for step, metrics in steps for k, v in metrics.items()
+                 if v is not None and v == v]
+        for start in range(0, len(items), 500):
+            self.client.log_batch(run_id, metrics=items[start:start + 500])
 
     def log_history(self, run_id: str, history: Mapping[str, list[float]]) -> None:
         """Per-epoch curves as metric steps, in batches (one call per 500 points)."""
@@ -240,7 +293,9 @@ class Tracker:
         import benchmark.models  # noqa: F401 - registers tlbench's custom layers (Rescale)
 
         mlflow.set_tracking_uri(self.settings.tracking_uri)
-        return mlflow.keras.load_model(f"models:/{name}/{version}")
+        # safe_mode is Keras' default; said explicitly because a registry is shared: a model with a
+        # Lambda layer (Python bytecode in the file) is refused, never executed.
+        return mlflow.keras.load_model(f"models:/{name}/{version}", load_model_kwargs={"safe_mode": True})
 
     # ------------------------------------------------------------------ lookups
 
@@ -249,17 +304,47 @@ class Tracker:
             [self.experiment_id], filter_string=f"tags.`{TAG_CELL_KEY}` = '{cell_key}'",
             max_results=100)
 
+    def close_orphaned_grid_runs(self, grid_id: str, host: str, is_alive: Callable[[int], bool]) -> int:
+        """Parent runs of this grid left RUNNING by a grid process of this ``host`` that is gone
+        (``is_alive(pid)`` is false for the pid in its ``tlbench.pid`` tag) are ended as KILLED.
+        Runs of other machines, and of live processes, are left alone: they may still be running."""
+        runs = self.client.search_runs(
+            [self.experiment_id], max_results=1000,
+            filter_string=f"tags.`{TAG_GRID_ID}` = '{grid_id}' and tags.`{TAG_KIND}` = 'grid'")
+        closed = 0
+        for run in runs:
+            tags = run.data.tags
+            pid = tags.get(TAG_PID, "")
+            if (run.info.status == "RUNNING" and tags.get(TAG_HOST) == host and pid.isdigit()
+                    and not is_alive(int(pid))):
+                self.end_run(run.info.run_id, "KILLED",
+                             error=f"its grid process {pid} on {host} died; the grid was run again")
+                closed += 1
+        return closed
+
     def finished_run_for_cell(self, cell_key: str) -> str | None:
         for run in self.runs_for_cell(cell_key):
             if run.info.status == "FINISHED":
                 return run.info.run_id
         return None
 
-    def close_stale_runs(self, cell_key: str) -> int:
-        """Runs left RUNNING for this cell by a crashed process are ended as KILLED."""
+    def close_stale_runs(self, cell_key: str, committed_run_id: str | None = None) -> int:
+        """Runs left RUNNING for this cell by a crashed process are ended as KILLED.
+
+        ``committed_run_id``: the run named by the cell's leaderboard row, if it has one. That run
+        logged everything before its row was written, so if it was left RUNNING (or marked FAILED
+        because only the final status update failed) it is marked FINISHED instead: the cell that
+        counts keeps exactly one FINISHED run. Returns how many runs were changed.
+        """
         closed = 0
         for run in self.runs_for_cell(cell_key):
-            if run.info.status == "RUNNING":
+            if committed_run_id and run.info.run_id == committed_run_id:
+                if run.info.status != "FINISHED":
+                    self.set_tags(run.info.run_id, {"tlbench.reconciled": f"{run.info.status} -> FINISHED: "
+                                                    "its leaderboard row was written"})
+                    self.client.set_terminated(run.info.run_id, status="FINISHED")
+                    closed += 1
+            elif run.info.status == "RUNNING":
                 self.end_run(run.info.run_id, "KILLED", error="left RUNNING by a crashed run; rerun")
                 closed += 1
         return closed
