@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+# Jobs at once for `make run`: single-threaded worker processes, one per core (2 here).
+CONCURRENCY ?= 2
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -19,9 +21,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## The main job: the smoke grid on the embedded defaults (Prefect in-process, MLflow in
-## ./mlflow/mlflow.db, Parquet results in ./results), then the leaderboard.
+## ./mlflow/mlflow.db, Parquet results in ./results), then the leaderboard. CONCURRENCY=1 for
+## one job at a time.
 run: $(STAMP)
-	$(VENV)/bin/tlbench run --profile smoke
+	$(VENV)/bin/tlbench run --profile smoke --concurrency $(CONCURRENCY)
 
 ## The default test suite (slow tests excluded; they run with `make test-all`).
 test: $(STAMP)

@@ -115,7 +115,7 @@ class EpochClock:
 
 
 def run_tlbench(arch: str, arrays, batch_size: int, epochs: int, learning_rate: float = 1e-3,
-                seed: int = 0) -> dict:
+                seed: int = 0, deterministic: bool = True) -> dict:
     """One cell's training as tlbench does it (train_and_evaluate's path, scratch mode)."""
     from benchmark.config import ModelSpec, TrainingSpec, TransferSpec
     from benchmark.models import TRANSFER_MODES, prepare_for_mode
@@ -123,9 +123,10 @@ def run_tlbench(arch: str, arrays, batch_size: int, epochs: int, learning_rate: 
 
     x, y, xv, yv = arrays
     training = TrainingSpec(learning_rate=learning_rate, batch_size=batch_size, max_epochs=epochs,
-                            patience=epochs + 1)  # every epoch runs, as in the bare fit
+                            patience=epochs + 1,  # every epoch runs, as in the bare fit
+                            deterministic=deterministic)
     started_wall, started_cpu = time.perf_counter(), time.process_time()
-    seed_everything(seed)
+    seed_everything(seed, deterministic)
     model = prepare_for_mode("scratch", ModelSpec(architecture=arch), LOOKBACK, x.shape[-1], HORIZON, None)
     clock = EpochClock()
     result = train_for_mode(model, TRANSFER_MODES.get("scratch"), (x, y), (xv, yv), training,
@@ -246,9 +247,10 @@ def spread(values: list[float]) -> str:
 
 
 def section_paths(args, arrays) -> dict:
-    """Four variants per (architecture, batch size): bare Keras as shipped (op determinism off),
-    bare Keras with op determinism on (what ``seed_everything`` adds), tlbench's path, and
-    tlbench's path with its former tf.data input pipeline (``--no-tf-data`` leaves it out)."""
+    """Five variants per (architecture, batch size): bare Keras as shipped (op determinism off),
+    bare Keras with op determinism on (what ``seed_everything`` adds), tlbench's path, tlbench's
+    path with ``training.deterministic: false`` ("fast"), and tlbench's path with its former
+    tf.data input pipeline (``--no-tf-data`` leaves it out)."""
     n_train = len(arrays[0])
     out = {"what": "tlbench train_for_mode(scratch) vs bare model.fit, same arrays/batch/epochs",
            "n_train": n_train, "n_val": len(arrays[2]), "epochs": args.epochs, "repeats": args.repeats,
@@ -260,6 +262,7 @@ def section_paths(args, arrays) -> dict:
                 "bare": lambda: run_bare(arch, arrays, batch_size, args.epochs),
                 "bare_determinism": lambda: run_bare(arch, arrays, batch_size, args.epochs, determinism=True),
                 "tlbench": lambda: run_tlbench(arch, arrays, batch_size, args.epochs),
+                "tlbench_fast": lambda: run_tlbench(arch, arrays, batch_size, args.epochs, deterministic=False),
                 **({} if args.no_tf_data else
                    {"tlbench_tf_data": lambda: run_tlbench_tf_data(arch, arrays, batch_size, args.epochs)}),
             }, args.repeats, warm_up=first)
@@ -267,6 +270,8 @@ def section_paths(args, arrays) -> dict:
             summary = {name: rates(results, n_train, args.epochs) for name, results in runs.items()}
             ratios = {f"{key}_{ref}": pair_ratios(runs[ref], runs["tlbench"], f"{key}_s")
                       for ref in ("bare", "bare_determinism") for key in ("wall", "cpu", "steady")}
+            ratios["wall_fast_bare"] = pair_ratios(runs["bare"], runs["tlbench_fast"], "wall_s")
+            ratios["steady_fast_bare"] = pair_ratios(runs["bare"], runs["tlbench_fast"], "steady_s")
             if "tlbench_tf_data" in runs:
                 ratios["wall_tf_data"] = pair_ratios(runs["tlbench_tf_data"], runs["tlbench"], "wall_s")
                 ratios["steady_tf_data"] = pair_ratios(runs["tlbench_tf_data"], runs["tlbench"], "steady_s")
@@ -279,14 +284,18 @@ def section_paths(args, arrays) -> dict:
                          entry["ratio_wall_bare"], spread(ratios["wall_bare"]), entry["ratio_steady_bare"],
                          entry["ratio_wall_bare_determinism"], spread(ratios["wall_bare_determinism"]),
                          entry["ratio_steady_bare_determinism"], entry["ratio_cpu_bare_determinism"],
-                         entry.get("ratio_wall_tf_data", math.nan), f"{min(loads):.1f}-{max(loads):.1f}"])
+                         entry.get("ratio_wall_tf_data", math.nan), summary["tlbench_fast"]["windows_per_s"],
+                         entry["ratio_wall_fast_bare"], spread(ratios["wall_fast_bare"]),
+                         entry["ratio_steady_fast_bare"], f"{min(loads):.1f}-{max(loads):.1f}"])
             print(f"  {arch} batch {batch_size}: ratio wall vs bare {entry['ratio_wall_bare']:.3f}, vs bare "
-                  f"with determinism {entry['ratio_wall_bare_determinism']:.3f}", flush=True)
+                  f"with determinism {entry['ratio_wall_bare_determinism']:.3f}; deterministic=false vs bare "
+                  f"{entry['ratio_wall_fast_bare']:.3f}", flush=True)
     print_table(f"paths: windows/s (median of {args.repeats}); ratio = reference s / tlbench s (1 = as fast, "
                 "> 1 faster), median and range over repeats; 'det' = bare Keras with TF op determinism on; "
                 "'vs tf.data' = tlbench's former tf.data pipeline s / tlbench s",
                 ["arch", "batch", "bare w/s", "bare+det w/s", "tlbench w/s", "vs bare", "range",
-                 "steady", "vs bare+det", "range", "steady", "cpu", "vs tf.data", "load"], rows)
+                 "steady", "vs bare+det", "range", "steady", "cpu", "vs tf.data", "fast w/s", "fast vs bare",
+                 "range", "steady", "load"], rows)
     return out
 
 

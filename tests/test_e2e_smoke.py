@@ -1,6 +1,6 @@
 """End to end: the smoke grid on a tiny slice of the real data, through the installed ``tlbench``
-command, Prefect in-process (its ephemeral API), MLflow in SQLite and the Parquet leaderboard.
-Then the same grid again: nothing retrains."""
+command as ``make run`` calls it (Prefect in-process on its ephemeral API, two worker processes),
+MLflow in SQLite and the Parquet leaderboard. Then the same grid again: nothing retrains."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def smoke_run(tmp_path_factory, data_dir):
            "PREFECT_HOME": str(root / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120", "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("PREFECT_API_URL", None)
-    first = _tlbench(["run", "--profile", "smoke", *TINY], env)
+    # the first run as `make run` runs it (two worker processes), the rerun one job at a time
+    first = _tlbench(["run", "--profile", "smoke", "--concurrency", "2", *TINY], env)
     second = _tlbench(["run", "--profile", "smoke", *TINY], env)
     return root, env, first, second
 

@@ -150,3 +150,21 @@ def test_seeding_and_threads_tolerate_repeats(caplog):
         configure_threads(1, 1)  # the current values: silently fine
         configure_threads(2, 2)  # too late in this process: logged, not raised
     assert "already initialised" in caplog.text
+
+
+def test_training_deterministic_switches_tf_op_determinism_and_the_cell_key():
+    from tensorflow.python.framework import config as tf_config
+
+    from benchmark.config import load_grid
+    from benchmark.grid import cell_key, expand
+
+    try:
+        seed_everything(0, deterministic=False)
+        assert not tf_config.is_op_determinism_enabled()
+        seed_everything(0)
+        assert tf_config.is_op_determinism_enabled()
+    finally:
+        seed_everything(0)  # the default for every later test in this process
+    fast = expand(load_grid("smoke", ["training.deterministic=false"]))[0]
+    assert fast.training.deterministic is False
+    assert cell_key(fast, "fp") != cell_key(expand(load_grid("smoke"))[0], "fp")  # another result

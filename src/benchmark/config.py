@@ -81,6 +81,7 @@ class TrainingSpec:
     min_delta: float = 0.0
     shuffle: bool = True
     time_limit_s: float | None = None  # per cell; exceeded: the cell fails, the grid goes on
+    deterministic: bool = True  # TF op determinism: bit-reproducible runs; false trades that for speed
 
 
 @dataclass(frozen=True)

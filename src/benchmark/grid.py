@@ -349,7 +349,7 @@ def run_pretraining(job: PretrainJob, settings: Settings) -> PretrainedRef:
               "lookback": str(job.lookback), "horizon": str(job.horizon)}
     run_id = tracker.start_run(run_name, "pretrain", tags, params, parent_run_id=job.context.parent_run_id)
     try:
-        seed_everything(job.seed)
+        seed_everything(job.seed, job.pretrain.training.deterministic)
         frame = load_data(job.pretrain.source, settings)
         arrays = source_arrays(frame, job.lookback, job.horizon, job.pretrain.val_fraction,
                                windows_per_series=job.pretrain.windows_per_series,
@@ -407,7 +407,7 @@ def train_and_evaluate(cell: CellSpec, settings: Settings, pretrained: Pretraine
     from benchmark.models import TRANSFER_MODES, build_model, param_counts, prepare_for_mode
     from benchmark.training import REGIMES, seed_everything, train_for_mode
 
-    seed_everything(cell.seed)
+    seed_everything(cell.seed, cell.training.deterministic)
     label = source_label(cell.target)
     regime = REGIMES.get(cell.regime)
     frame = load_data(cell.target, settings, cell.split)

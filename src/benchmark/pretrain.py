@@ -34,7 +34,7 @@ def pretrain_model(spec: ModelSpec, training: TrainingSpec, train: Arrays, val: 
     if x_train.ndim != 3 or x_train.shape[1] != lookback or y_train.ndim != 2 or y_train.shape[1] != horizon:
         raise TlbenchError(f"pretraining windows have shapes x {x_train.shape}, y {y_train.shape}; "
                            f"expected (n, {lookback}, n_features) and (n, {horizon}).")
-    seed_everything(seed)
+    seed_everything(seed, training.deterministic)
     model = build_model(spec, lookback, x_train.shape[-1], horizon, name=f"pretrained_{spec.architecture}")
     apply_freezing(model, [], training, training.learning_rate)  # every layer trains
     result = fit(model, train, val, training)

@@ -63,16 +63,25 @@ class StreamValidation:
 # --------------------------------------------------------------------------- process setup
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow and make TF ops deterministic. The one seeding function.
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and TensorFlow, and set TF op determinism. The one seeding function.
 
-    Safe to call again (e.g. once per cell in the same process): the seeds are reset each time.
+    ``deterministic`` (``TrainingSpec.deterministic``) turns TF op determinism on (bit-reproducible
+    runs, the default) or off (TF's faster non-deterministic kernels: what a bare Keras script
+    gets; docs/performance.md measures the difference). It is a process-wide TF setting, so it is
+    set again on every call (e.g. once per cell in the same process).
     """
     keras.utils.set_random_seed(int(seed))
     try:
-        tf.config.experimental.enable_op_determinism()
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
+        else:
+            from tensorflow.python.framework import config as tf_config  # no public switch-off
+
+            tf_config.disable_op_determinism()
     except Exception as exc:  # noqa: BLE001 - never fatal; determinism is best effort past this
-        log.warning("could not enable TF op determinism (%s); runs may not be bit-reproducible", exc)
+        log.warning("could not set TF op determinism to %s (%s); runs may not be bit-reproducible",
+                    deterministic, exc)
 
 
 def configure_threads(intra: int, inter: int) -> None:
