@@ -20,6 +20,7 @@ include ``CudnnRNN`` (``--profile``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -68,9 +69,9 @@ def profiled_ops(architecture: str, arrays, batch_size: int, logdir: Path) -> li
     import tensorflow as tf
 
     tf.profiler.experimental.start(str(logdir))
-    timed_fit(architecture, arrays.__class__(arrays.x_train[:batch_size * 4], arrays.y_train[:batch_size * 4],
-                                             arrays.x_val, arrays.y_val, arrays.n_series, {}),
-              batch_size, 1, deterministic=False)
+    few = dataclasses.replace(arrays, x_train=arrays.x_train[:batch_size * 4],
+                              y_train=arrays.y_train[:batch_size * 4])
+    timed_fit(architecture, few, batch_size, 1, deterministic=False)
     tf.profiler.experimental.stop()
     names = set()
     for trace in logdir.rglob("*.trace.json.gz"):

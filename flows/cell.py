@@ -54,11 +54,10 @@ def worker_name() -> str:
 def configure_device() -> str:
     """On CPU, every TF job runs single-threaded (one worker per core is fastest: STACK_NOTES);
     on a GPU, TF keeps its defaults. Must run before TensorFlow runs its first op."""
-    import tensorflow as tf
-
+    from benchmark.engines import gpu_visible
     from benchmark.training import configure_threads
 
-    if tf.config.list_physical_devices("GPU"):
+    if gpu_visible():
         return "GPU"
     configure_threads(1, 1)
     return "CPU"

@@ -86,12 +86,6 @@ class _Progress:
             _module_log.debug("progress artifact update failed", exc_info=True)
 
 
-def _gpu_visible() -> bool:
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))  # lists devices, starts no runtime
-
-
 class PrefectEngine:
     """Every stage as task runs of the current flow run, ``concurrency`` at a time.
 
@@ -121,7 +115,9 @@ class PrefectEngine:
         if self.concurrency == 1 or stage in self.in_process_stages:
             return None
         if self._want_processes is None:
-            self._want_processes = not _gpu_visible()
+            from benchmark.engines import gpu_visible
+
+            self._want_processes = not gpu_visible()
         if not self._want_processes:
             return None
         if self._processes is None:

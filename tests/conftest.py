@@ -19,6 +19,20 @@ def data_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def single_threaded_eager():
+    """For modules of tiny Keras models (``pytestmark = pytest.mark.usefixtures(...)``): one TF
+    thread, and eager functions, since tracing would cost more than running them."""
+    import tensorflow as tf
+
+    from benchmark.training import configure_threads
+
+    configure_threads(1, 1)
+    tf.config.run_functions_eagerly(True)
+    yield
+    tf.config.run_functions_eagerly(False)
+
+
 @pytest.fixture
 def settings(tmp_path, data_dir):
     from benchmark.settings import Settings

@@ -8,19 +8,12 @@ import pytest
 from benchmark.config import ModelSpec, TrainingSpec
 from benchmark.errors import TlbenchError
 from benchmark.pretrain import load_pretrained, pretrain_model, save_pretrained
-from benchmark.training import configure_threads, predict
+from benchmark.training import predict
 
 LOOKBACK, HORIZON = 8, 2
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_threaded_eager():
-    import tensorflow as tf
-
-    configure_threads(1, 1)
-    tf.config.run_functions_eagerly(True)  # tiny models: tracing would cost more than running
-    yield
-    tf.config.run_functions_eagerly(False)
+pytestmark = pytest.mark.usefixtures("single_threaded_eager")
 
 
 def sine_windows(n_points: int):

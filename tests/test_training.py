@@ -27,14 +27,7 @@ LOOKBACK, HORIZON = 8, 1
 SPEC = ModelSpec(units=8)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_threaded_eager():
-    import tensorflow as tf
-
-    configure_threads(1, 1)
-    tf.config.run_functions_eagerly(True)  # tiny models: tracing would cost more than running
-    yield
-    tf.config.run_functions_eagerly(False)
+pytestmark = pytest.mark.usefixtures("single_threaded_eager")
 
 
 def sine_windows(n_points: int, lookback: int = LOOKBACK, horizon: int = HORIZON):

@@ -13,7 +13,7 @@ from benchmark.config import CellSpec, DataSpec, ModelSpec, PretrainSpec, SplitS
 from benchmark.data.splits import Scaler, source_arrays
 from benchmark.grid import PretrainedRef, load_data, train_and_evaluate
 from benchmark.pretrain import load_pretrained, pretrain_model, save_pretrained
-from benchmark.training import configure_threads, predict
+from benchmark.training import predict
 
 LOOKBACK, TARGET_SIZE, TEST_SIZE, VAL_FRACTION = 24, 120, 48, 0.2
 MODEL = ModelSpec(units=8)
@@ -21,14 +21,7 @@ M4_HOURLY = DataSpec("m4", {"group": "Hourly"})
 ETTH1_OT = DataSpec("ett", {"file": "ETTh1", "column": "OT"})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_threaded_eager():
-    import tensorflow as tf
-
-    configure_threads(1, 1)
-    tf.config.run_functions_eagerly(True)  # tiny models: tracing would cost more than running
-    yield
-    tf.config.run_functions_eagerly(False)
+pytestmark = pytest.mark.usefixtures("single_threaded_eager")
 
 
 @pytest.fixture(scope="module", params=[1, 3], ids=["horizon1", "horizon3"])

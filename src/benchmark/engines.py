@@ -42,16 +42,22 @@ def thread_settings(concurrency: int, cores: int | None = None) -> tuple[int, in
     return max(1, cores // max(1, int(concurrency))), 1
 
 
+def gpu_visible() -> bool:
+    """Whether TensorFlow sees a GPU in this process (lists devices without starting the runtime,
+    so it may run before the thread settings, which must precede TensorFlow's first op)."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def configure_for_concurrency(concurrency: int, cores: int | None = None) -> tuple[int, int]:
     """Set this process's TensorFlow threads for ``concurrency`` jobs run in it, when it has no
     GPU (a GPU worker keeps TensorFlow's defaults). Must run before TensorFlow's first op; later it
     only logs a warning. Returns the ``(intra, inter)`` asked for."""
-    import tensorflow as tf
-
     from benchmark.training import configure_threads
 
     intra, inter = thread_settings(concurrency, cores)
-    if not tf.config.list_physical_devices("GPU"):  # lists devices without starting the runtime
+    if not gpu_visible():
         configure_threads(intra, inter)
     return intra, inter
 
@@ -73,11 +79,9 @@ def _init_worker(setup: WorkerSetup) -> None:
     for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "alembic", "urllib3", "httpx",
                   "mlflow.store.db.utils"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    import tensorflow as tf
-
     from benchmark.training import configure_threads
 
-    if not tf.config.list_physical_devices("GPU"):
+    if not gpu_visible():
         configure_threads(setup.intra, setup.inter)
     # What every job imports anyway, paid here while the parent is still planning.
     import benchmark.grid  # noqa: F401

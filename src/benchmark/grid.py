@@ -384,11 +384,20 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def variant_parts(cell: CellSpec) -> list[str]:
+    """The cell's regime and feature set where they are not the defaults (``[]`` for a plain
+    stateless, target-only cell): what labels and run names add to tell variants apart, the same
+    rule as the leaderboard's :func:`~benchmark.leaderboard.fold_variants`."""
+    from benchmark.leaderboard import VARIANT_DEFAULTS
+
+    values = {"regime": cell.regime, "features": cell.feature_label}
+    return [values[column] for column, default in VARIANT_DEFAULTS if values[column] != default]
+
+
 def cell_label(cell: CellSpec) -> str:
     from benchmark.data.sources import source_label
 
-    variant = "".join(f" {part}" for part in (cell.regime, cell.feature_label)
-                      if part not in ("stateless", "y"))
+    variant = "".join(f" {part}" for part in variant_parts(cell))
     return (f"{source_label(cell.target)} n={cell.target_size} {cell.model.architecture}/"
             f"{cell.mode}{variant} seed={cell.seed}")
 
@@ -553,8 +562,7 @@ def run_cell(job: CellJob, settings: Settings) -> CellOutcome:
     tracker.close_stale_runs(job.cell_key)
     started = _now()
     params = {**flatten("", to_plain(job.cell)), "cell_key": job.cell_key}
-    variant = "".join(f"-{part}" for part in (job.cell.regime, job.cell.feature_label)
-                      if part not in ("stateless", "y"))
+    variant = "".join(f"-{part}" for part in variant_parts(job.cell))
     run_id = tracker.start_run(f"{job.cell.model.architecture}-{job.cell.mode}{variant}-n"
                                f"{job.cell.target_size}-s{job.cell.seed}", "cell", _cell_tags(job), params,
                                parent_run_id=job.context.parent_run_id)

@@ -16,8 +16,8 @@ math. A pure library: no MLflow, no Prefect; callers log or publish the files it
 
 Regimes and feature sets: a model row whose ``regime`` is not ``stateless`` or whose ``features``
 are not ``y`` is shown as its own *variant* of the architecture, e.g. ``lstm · stateful`` or
-``lstm · y+hour_of_day`` (:func:`variant_rows`): it gets its own panel, its own rows in every
-table, and is compared with the scratch mode of the same variant.
+``lstm · y+hour_of_day`` (:func:`benchmark.leaderboard.fold_variants`): it gets its own panel,
+its own rows in every table, and is compared with the scratch mode of the same variant.
 """
 
 from __future__ import annotations
@@ -260,14 +260,6 @@ def training_time_figure(agg: pd.DataFrame) -> Figure:
 # --------------------------------------------------------------------------- best cells
 
 
-def variant_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """``rows`` with regime and feature-set variants folded into ``architecture`` (the
-    leaderboard's :func:`benchmark.leaderboard.fold_variants`, which ``aggregate`` applies too)."""
-    from benchmark.leaderboard import fold_variants
-
-    return fold_variants(rows)
-
-
 def best_cells(rows: pd.DataFrame, metric: str = "mase") -> pd.DataFrame:
     """The leaderboard row to show as "the best cell" of each (target, target_size).
 
@@ -278,14 +270,17 @@ def best_cells(rows: pd.DataFrame, metric: str = "mase") -> pd.DataFrame:
     Returns full leaderboard rows (``mlflow_run_id`` says where its ``predictions.parquet``
     artifact is) plus ``group_mean``, sorted by target and size; empty when there are no
     model rows. Regime/feature variants compete as architectures of their own
-    (:func:`variant_rows`; their ``architecture`` comes back with the variant label).
+    (:func:`benchmark.leaderboard.fold_variants`; their ``architecture`` comes back with the
+    variant label).
     """
     needed = ["target", "target_size", "architecture", "mode", "seed", metric]
     missing = [c for c in needed if c not in rows.columns]
     if missing:
         raise TlbenchError(f"best_cells() needs leaderboard rows (Leaderboard.read()); missing "
                            f"column(s) {', '.join(missing)}")
-    rows = variant_rows(rows)
+    from benchmark.leaderboard import fold_variants
+
+    rows = fold_variants(rows)
     models = rows.loc[rows["architecture"] != _BASELINE]
     models = models.loc[np.isfinite(models[metric].to_numpy(dtype=float))]
     if models.empty:
@@ -321,7 +316,7 @@ def write_report(rows: pd.DataFrame, out_dir: Path, title: str,
     reader never sees half a report; forecast PNGs of an earlier report that this one does not
     have are removed, so the folder holds exactly the report's files.
     """
-    from benchmark.leaderboard import aggregate, transfer_horizon, winners
+    from benchmark.leaderboard import aggregate, fold_variants, transfer_horizon, winners
 
     if rows is None or len(rows) == 0:
         raise TlbenchError(f"No leaderboard rows to report on for {title!r}: run the grid first, or "
@@ -329,7 +324,7 @@ def write_report(rows: pd.DataFrame, out_dir: Path, title: str,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     best = best_cells(rows, metric)
-    rows = variant_rows(rows)  # after best_cells, which folds them itself
+    rows = fold_variants(rows)  # after best_cells, which folds them itself
     agg = aggregate(rows, metric)
 
     figures = [("transfer-benefit", TRANSFER_BENEFIT_FILE, transfer_benefit_figure(agg, metric)),

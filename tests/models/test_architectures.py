@@ -16,19 +16,12 @@ from benchmark.models import (
     param_counts,
 )
 from benchmark.models.layers import Rescale
-from benchmark.training import configure_threads, predict, seed_everything
+from benchmark.training import predict, seed_everything
 
 LOOKBACK, HORIZON = 8, 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_threaded_eager():
-    import tensorflow as tf
-
-    configure_threads(1, 1)
-    tf.config.run_functions_eagerly(True)  # tiny models: tracing would cost more than running
-    yield
-    tf.config.run_functions_eagerly(False)
+pytestmark = pytest.mark.usefixtures("single_threaded_eager")
 
 
 def lstm_params(units: int, inputs: int) -> int:

@@ -23,21 +23,14 @@ from benchmark.models import (
     prepare_for_mode,
 )
 from benchmark.models.transfer import apply_freezing, frozen_layer_names, load_pretrained_weights
-from benchmark.training import compile_model, configure_threads, predict, seed_everything, train_for_mode
+from benchmark.training import compile_model, predict, seed_everything, train_for_mode
 
 LOOKBACK, HORIZON = 8, 2
 TRAINING = TrainingSpec(learning_rate=1e-2, batch_size=256, max_epochs=1, patience=3)  # one batch per epoch
 TRANSFER = TransferSpec(partial_frozen_layers=1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_threaded_eager():
-    import tensorflow as tf
-
-    configure_threads(1, 1)
-    tf.config.run_functions_eagerly(True)  # tiny models: tracing would cost more than running
-    yield
-    tf.config.run_functions_eagerly(False)
+pytestmark = pytest.mark.usefixtures("single_threaded_eager")
 
 
 def sine_windows(n_points: int, lookback: int = LOOKBACK, horizon: int = HORIZON):
