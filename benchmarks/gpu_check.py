@@ -98,13 +98,13 @@ def main() -> None:
 
     import tensorflow as tf
 
-    from benchmark.config import DataSpec
+    from benchmark.config import DataSpec, PretrainSpec
     from benchmark.data.sources import load_source
     from benchmark.data.splits import source_arrays
 
     gpus = tf.config.list_physical_devices("GPU")
     frame = load_source(DataSpec("m4", {"group": "Hourly"}), args.data_dir, allow_download=False)
-    arrays = source_arrays(frame, 24, 1, 0.1, max_series=args.max_series)
+    arrays = source_arrays(frame, PretrainSpec(max_series=args.max_series), 24, 1)
     result = {"machine": platform.node(), "tensorflow": tf.__version__, "gpus": [g.name for g in gpus],
               "gpu_details": [tf.config.experimental.get_device_details(g) for g in gpus],
               "n_train_windows": int(len(arrays.x_train)), "batch_size": args.batch_size, "runs": {}}

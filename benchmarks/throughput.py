@@ -79,11 +79,13 @@ def m4_arrays(data_dir: Path, max_series: int | None, windows_per_series: int, v
     validation windows thinned to every ``val_stride``-th so validation does not dominate."""
     from benchmark.config import DataSpec
     from benchmark.data.sources import load_source
+    from benchmark.config import PretrainSpec
     from benchmark.data.splits import source_arrays
 
     frame = load_source(DataSpec("m4", {"group": "Hourly"}), data_dir, allow_download=False)
-    arrays = source_arrays(frame, LOOKBACK, HORIZON, val_fraction,
-                           windows_per_series=windows_per_series, max_series=max_series)
+    pretrain = PretrainSpec(val_fraction=val_fraction, windows_per_series=windows_per_series,
+                            max_series=max_series, sampling="last")
+    arrays = source_arrays(frame, pretrain, LOOKBACK, HORIZON)
     return (arrays.x_train, arrays.y_train, arrays.x_val[::val_stride].copy(),
             arrays.y_val[::val_stride].copy())
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.config import DataSpec
+from benchmark.config import DataSpec, PretrainSpec
 from benchmark.data.sources import data_fingerprint, load_source
 from benchmark.data.splits import source_arrays
 from benchmark.data.windows import make_windows
@@ -67,7 +67,8 @@ def main() -> None:
     load_s, frame = best_of(args.repeats, lambda: load_source(spec, settings.data_dir,
                                                               allow_download=False))
     windows_s, (x, y) = best_of(args.repeats, lambda: all_windows(frame))
-    arrays_s, arrays = best_of(args.repeats, lambda: source_arrays(frame, LOOKBACK, HORIZON, 0.0))
+    arrays_s, arrays = best_of(args.repeats, lambda: source_arrays(frame, PretrainSpec(val_fraction=0.0),
+                                                                    LOOKBACK, HORIZON))
     assert x.shape == arrays.x_train.shape, (x.shape, arrays.x_train.shape)
 
     result = {

@@ -33,8 +33,9 @@ def pretrained(request, tmp_path_factory, data_dir):
     root = tmp_path_factory.mktemp(f"zeroshot-h{horizon}")
     settings = Settings(data_dir=data_dir, results=str(root / "results"), mlflow_dir=root / "mlflow",
                         allow_download=False).resolved()
-    arrays = source_arrays(load_data(M4_HOURLY, settings), LOOKBACK, horizon, 0.1,
-                           windows_per_series=40, max_series=4)
+    arrays = source_arrays(load_data(M4_HOURLY, settings),
+                           PretrainSpec(windows_per_series=40, max_series=4, sampling="last"),
+                           LOOKBACK, horizon)
     model, _ = pretrain_model(MODEL, TrainingSpec(batch_size=256, max_epochs=1),
                               (arrays.x_train, arrays.y_train), (arrays.x_val, arrays.y_val),
                               LOOKBACK, horizon, seed=0)

@@ -171,7 +171,7 @@ def cmd_evaluate_source(args: argparse.Namespace) -> int:
             print(_source_table(args.source, rows))
         return 0
 
-    forecaster = ModelForecaster(loaded.model)
+    forecaster = ModelForecaster(loaded.model, normalisation=loaded.normalisation)
     strategy = forecaster.strategy(result["horizon"])
     scored = evaluate_source(source, loaded.label, settings.data_dir, forecaster=forecaster, **options)
     scored = {**scored, "strategy": strategy, "mlflow_run_id": loaded.run_id, "recorded": {}}

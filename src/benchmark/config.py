@@ -51,6 +51,8 @@ class SplitSpec:
     season_length: int = 24  # m of seasonal naive and MASE
     fill_gaps: str | None = None  # None: gaps are errors; "interpolate": fill up to max_gap points
     max_gap: int = 3
+    forecast: str = "direct"  # direct: an H-output model; recursive: a one-step model fed back H times
+    test_stride: int = 1  # steps between scored test origins (1: every origin of the test segment)
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class ModelSpec:
     head_units: int = 0  # hidden units of the dense head; 0: one linear layer
     conv_filters: int = 64  # conv1d_lstm only
     kernel_size: int = 5  # conv1d_lstm only
+    normalisation: str = "global"  # a name in benchmark.data.normalisation.NORMALISATIONS
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class TrainingSpec:
     min_delta: float = 0.0
     shuffle: bool = True
     time_limit_s: float | None = None  # per cell; exceeded: the cell fails, the grid goes on
+    lr_schedule: str = "constant"  # a name in benchmark.training.LR_SCHEDULES
     deterministic: bool = True  # TF op determinism: bit-reproducible runs; false trades that for speed
 
 
@@ -102,8 +106,12 @@ class PretrainSpec:
         default_factory=lambda: DataSpec("m4", {"group": "Hourly"})
     )
     max_series: int | None = None  # None: all series
-    windows_per_series: int | None = None  # None: all windows; else the last k of each series
+    windows_per_series: int | None = None  # None: all windows; else k per series, by `sampling`
+    sampling: str = "spread"  # spread: k evenly spaced over the whole history; last: the last k
     val_fraction: float = 0.1  # last part of every series held out for early stopping
+    lookback: int | None = None  # None: the cells' split.lookback
+    horizon: int | None = None  # None: the cells' model horizon; e.g. 48 for an M4 Hourly body
+    seeds: tuple[int, ...] = (0,)  # target seed i is paired with pretraining seed i mod len(seeds)
     training: TrainingSpec = field(
         default_factory=lambda: TrainingSpec(batch_size=512, learning_rate=2e-3, max_epochs=20)
     )
@@ -119,6 +127,8 @@ class GridSpec:
     ``feature_sets``: each a list of registered input features besides the target itself
     (``rolling_mean:24``, ``hour_of_day``, ``day_of_week``, ``covariate:HUFL``; see
     ``benchmark.data.features``); the empty set ``[]`` is the target alone.
+    ``lookbacks``, ``normalisations``, ``forecasts``: optional axes over ``split.lookback``,
+    ``model.normalisation`` and ``split.forecast`` (empty: the single value in those specs).
     """
 
     name: str = "smoke"
@@ -129,6 +139,9 @@ class GridSpec:
     seeds: tuple[int, ...] = (0,)
     regimes: tuple[str, ...] = ("stateless",)
     feature_sets: tuple[tuple[str, ...], ...] = ((),)
+    lookbacks: tuple[int, ...] = ()  # () : split.lookback alone
+    normalisations: tuple[str, ...] = ()  # () : model.normalisation alone
+    forecasts: tuple[str, ...] = ()  # () : split.forecast alone
     baselines: tuple[str, ...] = ("naive", "seasonal_naive", "naive2", "mean")
     split: SplitSpec = field(default_factory=SplitSpec)
     model: ModelSpec = field(default_factory=ModelSpec)
@@ -153,6 +166,7 @@ class CellSpec:
     pretrain: PretrainSpec
     regime: str = "stateless"
     features: tuple[str, ...] = ()  # input features besides the target (always input 0)
+    pretrain_seed: int = 0  # the pretrained body's seed (pretrain.seeds[i mod n] for seeds[i])
 
     @property
     def architecture(self) -> str:

@@ -140,34 +140,37 @@ def _forecast_all(forecaster: Forecaster | BatchForecaster,
 class ModelForecaster:
     """A tlbench seq2one model, ``[n, lookback, 1] -> [n, model_horizon]``, as a batch forecaster.
 
-    Each series is z-scored with a scaler fitted on its own history (as pretraining scaled each
-    series on its own training part), its last ``lookback`` points are the first input, and the
+    Each series is scaled by the series scaler of ``normalisation`` (the model's own, as
+    pretraining scaled it; the window stage is inside the model) fitted on its own history, as
+    pretraining scaled each series on its own training part; its last ``lookback`` points (the
+    model's own lookback) are the first input, and the
     forecast is chained in chunks of the model's horizon: recursive (each prediction fed back as
     the next input) when ``model_horizon < horizon``, direct (the first ``horizon`` outputs) when
     it is at least ``horizon``. One ``predict`` call per chunk covers every series. Forecasts
     come back on the original scale.
     """
 
-    def __init__(self, model: Any, batch_size: int = 1024):
+    def __init__(self, model: Any, batch_size: int = 1024, normalisation: str = "global"):
         input_shape, output_shape = tuple(model.input_shape), tuple(model.output_shape)
         if len(input_shape) != 3 or input_shape[-1] != 1 or len(output_shape) != 2:
             raise TlbenchError(f"model {model.name!r} maps {input_shape} -> {output_shape}; the M4 "
                                "protocol needs a univariate seq2one model (batch, lookback, 1) -> "
                                "(batch, horizon), as tlbench pretrains.")
+        from benchmark.data.normalisation import NORMALISATIONS
+
         self.model = model
+        self.normalisation = NORMALISATIONS.get(normalisation)
         self.lookback = int(input_shape[1])
         self.model_horizon = int(output_shape[1])
         self.batch_size = batch_size
 
     def strategy(self, horizon: int) -> str:
         """How a ``horizon``-step forecast is made, in words (logged and printed)."""
-        if self.model_horizon >= horizon:
-            return f"direct ({self.model_horizon}-step model)"
-        calls = -(-horizon // self.model_horizon)
-        return f"recursive ({calls} x {self.model_horizon}-step)"
+        how = (f"direct ({self.model_horizon}-step model)" if self.model_horizon >= horizon else
+               f"recursive ({-(-horizon // self.model_horizon)} x {self.model_horizon}-step)")
+        return f"{how}, lookback {self.lookback}, normalisation {self.normalisation.name}"
 
     def forecast_batch(self, histories: Sequence[np.ndarray], horizon: int) -> np.ndarray:
-        from benchmark.data.splits import Scaler
         from benchmark.training import predict
 
         short = [i for i, history in enumerate(histories) if len(history) < self.lookback]
@@ -175,7 +178,7 @@ class ModelForecaster:
             raise DataError(f"{len(short)} series (the first at position {short[0]}, "
                             f"{len(histories[short[0]])} points) are shorter than the model's "
                             f"lookback {self.lookback}: the model cannot forecast them.")
-        scalers = [Scaler().fit(history) for history in histories]
+        scalers = [self.normalisation.new_scaler().fit(history) for history in histories]
         window = np.stack([scaler.transform(history[-self.lookback:])
                            for scaler, history in zip(scalers, histories)])[:, :, None]  # [n, L, 1]
         chunks, produced = [], 0
@@ -200,6 +203,7 @@ class SourceModel:
     model: Any
     label: str
     run_id: str | None
+    normalisation: str = "global"
 
 
 _REGISTRY_REF = re.compile(r"^(?:models:/)?(?P<name>[^/@\s]+)(?:@(?P<alias>[^/@\s]+)|/(?P<version>[^/@\s]+))$")
@@ -253,7 +257,8 @@ def _load_file(path: Path) -> SourceModel:
         except Exception as exc:  # noqa: BLE001 - any load failure is the user's file
             raise TlbenchError(f"--model {path} does not load as a Keras model "
                                f"({type(exc).__name__}: {exc}).") from exc
-    return SourceModel(model, str(path), meta.get("mlflow_run_id") or None)
+    return SourceModel(model, str(path), meta.get("mlflow_run_id") or None,
+                       meta.get("normalisation") or model_normalisation(model))
 
 
 def _load_registered(name: str, version_or_alias: str, settings: Settings) -> SourceModel:
@@ -267,8 +272,17 @@ def _load_registered(name: str, version_or_alias: str, settings: Settings) -> So
                                "--tracking-uri (or $MLFLOW_TRACKING_URI), or a .keras file.")
     tracker = Tracker(settings, settings.experiment or "tlbench-evaluate")
     version, run_id = tracker.resolve_model_version(name, version_or_alias)
-    return SourceModel(tracker.load_registered_keras(name, version), f"models:/{name}/{version}",
-                       run_id or None)
+    model = tracker.load_registered_keras(name, version)
+    return SourceModel(model, f"models:/{name}/{version}", run_id or None, model_normalisation(model))
+
+
+def model_normalisation(model: Any) -> str:
+    """The normalisation a model was trained with, as far as the model itself tells: its window
+    stage's (``last_value``, ``window``), else ``global`` (a ``minmax`` body is known only from
+    its ``meta.json``)."""
+    from benchmark.models.architectures import window_stage_of
+
+    return window_stage_of(model) or "global"
 
 
 # --------------------------------------------------------------------------- recording

@@ -127,6 +127,41 @@ def compile_model(model: keras.Model, training: TrainingSpec, learning_rate: flo
                   loss=LOSSES.get(training.loss)())
 
 
+# --------------------------------------------------------------------------- learning-rate schedules
+
+
+@dataclass(frozen=True)
+class LrSchedule:
+    """A learning-rate schedule within one training phase: ``callbacks(training, epochs, lr)``
+    returns the Keras callbacks that apply it, starting from the phase's learning rate ``lr``."""
+
+    name: str
+    callbacks: Callable[[TrainingSpec, int, float], list]
+    description: str
+
+
+def _cosine(training: TrainingSpec, epochs: int, lr: float) -> list:
+    def rate(epoch: int, current: float) -> float:  # epoch: 0-based within the phase
+        return float(lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * epoch / max(1, epochs)))))
+
+    return [keras.callbacks.LearningRateScheduler(rate, verbose=0)]
+
+
+def _plateau(training: TrainingSpec, epochs: int, lr: float) -> list:
+    return [keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, verbose=0,
+                                              patience=max(1, training.patience // 2),
+                                              min_lr=lr / 32, min_delta=training.min_delta)]
+
+
+LR_SCHEDULES: Registry[LrSchedule] = Registry("learning-rate schedule")
+LR_SCHEDULES.add("constant", LrSchedule("constant", lambda training, epochs, lr: [],
+                                        "the phase's learning rate throughout"))
+LR_SCHEDULES.add("cosine", LrSchedule("cosine", _cosine,
+                                      "cosine decay from the phase's rate to 1% of it over the phase's epochs"))
+LR_SCHEDULES.add("plateau", LrSchedule("plateau", _plateau,
+                                       "halve the rate when val_loss stalls for patience // 2 epochs (floor: rate / 32)"))
+
+
 # --------------------------------------------------------------------------- fit
 
 
@@ -269,13 +304,17 @@ def _fit_phase(model: keras.Model, arrays: tuple[Arrays, Arrays | StreamValidati
     """
     (x_train, y_train), val = arrays
     monitor = _EpochMonitor(run, phase_index)
+    # the schedule reads val_loss after the stateful scorer wrote it, before the monitor stops
+    schedule = LR_SCHEDULES.get(run.training.lr_schedule).callbacks(run.training, epochs,
+                                                                     float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
     started, first = time.monotonic(), run.result.epochs_run
     if isinstance(val, StreamValidation):  # stateful: chunks in order, batch 1, state carried
         model.fit(x_train, y_train, batch_size=1, epochs=epochs, shuffle=False, verbose=0,
-                  callbacks=[_StatefulEpochs(val, LOSSES.get(run.training.loss)()), monitor])
+                  callbacks=[_StatefulEpochs(val, LOSSES.get(run.training.loss)()), *schedule, monitor])
     else:
         model.fit(x_train, y_train, batch_size=run.training.batch_size, epochs=epochs,
-                  validation_data=val, shuffle=run.training.shuffle, callbacks=[monitor], verbose=0)
+                  validation_data=val, shuffle=run.training.shuffle, callbacks=[*schedule, monitor],
+                  verbose=0)
     if run.best_weights is not None:
         model.set_weights(run.best_weights)
     run.result.stopped_early = run.result.stopped_early or monitor.stopped
@@ -424,7 +463,10 @@ def _stateless_samples(data, lookback: int, horizon: int):
 
 
 def _stateless_forecast(model, data, lookback: int, horizon: int) -> np.ndarray:
-    return predict(model, data.x_test)
+    from benchmark.data.windows import FORECASTS
+
+    strategy = FORECASTS.get(data.forecast)  # direct: [n, H] at once; recursive: one step H times
+    return strategy.forecast(lambda x: predict(model, x), data.x_test, horizon)
 
 
 def _stateful_samples(data, lookback: int, horizon: int):
@@ -437,7 +479,7 @@ def _stateful_forecast(model, data, lookback: int, horizon: int) -> np.ndarray:
     cut = data.split
     # the same origins, in the same order, as the stateless test windows (max(test_start, L) ..)
     return stateful_forecast(model, data.inputs, cut.history_start, max(cut.test_start, lookback),
-                             cut.end, horizon)
+                             cut.end, horizon)[::data.test_stride]
 
 
 REGIMES: Registry[Regime] = Registry("regime")

@@ -81,18 +81,81 @@ def grid_problems(spec: GridSpec) -> list[str]:
         need(training.max_epochs > 0, f"{prefix}.max_epochs: must be positive, got {training.max_epochs}")
         need(training.learning_rate > 0, f"{prefix}.learning_rate: must be positive, got {training.learning_rate}")
         need(training.patience >= 0, f"{prefix}.patience: must be >= 0, got {training.patience}")
+    problems.extend(_axis_problems(spec))
+    lookback = max(spec.lookbacks or (split.lookback,))
     for size_index, size in enumerate(spec.target_sizes):
         if size is not None and size > 0:
             train_part = int(size * (1 - split.val_fraction))
-            need(train_part > split.lookback + split.horizon,
+            need(train_part > lookback + split.horizon,
                  f"grid.target_sizes[{size_index}]: size {size} leaves {train_part} training points, "
-                 f"fewer than lookback {split.lookback} + horizon {split.horizon} + 1; "
+                 f"fewer than lookback {lookback} + horizon {split.horizon} + 1; "
                  "raise the size or lower split.lookback")
     transfer = spec.transfer
     need(transfer.partial_frozen_layers >= 0,
          f"grid.transfer.partial_frozen_layers: must be >= 0, got {transfer.partial_frozen_layers}")
     need(0 < transfer.probe_epochs_fraction < 1,
          f"grid.transfer.probe_epochs_fraction: must be in (0, 1), got {transfer.probe_epochs_fraction}")
+    return problems
+
+
+def _axis_problems(spec: GridSpec) -> list[str]:
+    """Problems of the normalisation, lookback and forecast axes, the learning-rate schedules and
+    the pretraining options, and of the combinations that cannot work."""
+    from benchmark.data.normalisation import NORMALISATIONS
+    from benchmark.data.windows import FORECASTS
+    from benchmark.models import TRANSFER_MODES
+    from benchmark.training import LR_SCHEDULES, REGIMES
+
+    problems: list[str] = []
+    axes = (("normalisations", spec.normalisations, "model.normalisation", (spec.model.normalisation,),
+             NORMALISATIONS),
+            ("forecasts", spec.forecasts, "split.forecast", (spec.split.forecast,), FORECASTS))
+    for axis, values, single, fallback, registry in axes:
+        if values:
+            problems.extend(f"grid.{axis}[{i}]: {registry.unknown_message(v)}"
+                            for i, v in enumerate(values) if v not in registry)
+            if len(set(values)) != len(values):
+                problems.append(f"grid.{axis}: duplicates in {list(values)}")
+        elif fallback[0] not in registry:
+            problems.append(f"grid.{single}: {registry.unknown_message(fallback[0])}")
+    for i, lookback in enumerate(spec.lookbacks):
+        if lookback < 1:
+            problems.append(f"grid.lookbacks[{i}]: must be positive, got {lookback}")
+    if len(set(spec.lookbacks)) != len(spec.lookbacks):
+        problems.append(f"grid.lookbacks: duplicates in {list(spec.lookbacks)}")
+    if spec.split.test_stride < 1:
+        problems.append(f"grid.split.test_stride: must be at least 1, got {spec.split.test_stride}")
+    for prefix, training in (("grid.training", spec.training), ("grid.pretrain.training", spec.pretrain.training)):
+        if training.lr_schedule not in LR_SCHEDULES:
+            problems.append(f"{prefix}.lr_schedule: {LR_SCHEDULES.unknown_message(training.lr_schedule)}")
+    pretrain = spec.pretrain
+    if pretrain.sampling not in ("spread", "last"):
+        problems.append(f"grid.pretrain.sampling: {pretrain.sampling!r} is unknown. Known: last, spread.")
+    if not pretrain.seeds or len(set(pretrain.seeds)) != len(pretrain.seeds):
+        problems.append(f"grid.pretrain.seeds: at least one seed, no duplicates; got {list(pretrain.seeds)}")
+    for name in ("lookback", "horizon"):
+        value = getattr(pretrain, name)
+        if value is not None and value < 1:
+            problems.append(f"grid.pretrain.{name}: must be positive (or null: the cells'), got {value}")
+    norms = [n for n in (spec.normalisations or (spec.model.normalisation,)) if n in NORMALISATIONS]
+    forecasts = [f for f in (spec.forecasts or (spec.split.forecast,)) if f in FORECASTS]
+    stateful = [r for r in spec.regimes if r in REGIMES and REGIMES.get(r).stateful]
+    windowed = [n for n in norms if NORMALISATIONS.get(n).window]
+    recursive = [f for f in forecasts if FORECASTS.get(f).one_step]
+    if stateful and windowed:
+        problems.append(f"grid.regimes: the stateful regime reads the series in chunks and cannot use "
+                        f"the per-window normalisation {', '.join(windowed)}; use global or minmax")
+    if recursive and stateful:
+        problems.append("grid.forecasts: a recursive forecast needs the stateless regime")
+    if recursive and any(spec.feature_sets):
+        problems.append("grid.forecasts: a recursive forecast feeds its own predictions back and cannot "
+                        "know future input features; use feature_sets: [[]] or forecast: direct")
+    head_modes = [m for m in spec.modes if m in TRANSFER_MODES and TRANSFER_MODES.get(m).load_head]
+    model_horizons = {FORECASTS.get(f).model_horizon(spec.split.horizon) for f in forecasts}
+    if head_modes and pretrain.horizon is not None and model_horizons and pretrain.horizon < max(model_horizons):
+        problems.append(f"grid.pretrain.horizon: {pretrain.horizon} is shorter than the cells' model horizon "
+                        f"{max(model_horizons)}, which {', '.join(head_modes)} forecast with the pretrained head "
+                        "as it is; raise pretrain.horizon or drop those modes")
     return problems
 
 

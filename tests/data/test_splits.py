@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.config import DataSpec, SplitSpec
+from benchmark.config import DataSpec, PretrainSpec, SplitSpec
 from benchmark.data.sources import load_source
-from benchmark.data.splits import (Scaler, make_cell_data, source_arrays, split_target,
-                                   test_length)
+from benchmark.data.splits import (Scaler, make_cell_data, sample_positions, source_arrays,
+                                   split_target, test_length)
 from benchmark.errors import DataError
 
 SPLIT = SplitSpec(lookback=4, horizon=1, test_size=20, val_fraction=0.25)
@@ -141,14 +141,14 @@ def test_scaler():
     restored = Scaler.from_dict(scaler.to_dict())
     np.testing.assert_allclose(restored.inverse_transform(restored.transform(values)), values)
     one_d = Scaler().fit(np.array([2.0, 4.0, 6.0]))
-    assert one_d.to_dict() == {"mean": 4.0, "std": pytest.approx(np.sqrt(8 / 3))}
+    assert one_d.to_dict() == {"kind": "zscore", "mean": 4.0, "std": pytest.approx(np.sqrt(8 / 3))}
     with pytest.raises(RuntimeError, match="not fitted"):
         Scaler().transform(values)
 
 
 def test_source_arrays_per_series_split_and_scaling():
     frame = pd.concat([position_frame(30, "b"), position_frame(20, "a"), position_frame(25, "c")])
-    arrays = source_arrays(frame, lookback=4, horizon=1, val_fraction=0.25)
+    arrays = source_arrays(frame, PretrainSpec(val_fraction=0.25), lookback=4, horizon=1)
     assert arrays.n_series == 3 and sorted(arrays.scalers) == ["a", "b", "c"]
     # series a: 20 points, targets 4..19, val = last ceil(0.25 * 16) = 4 -> [16, 20)
     scaler_a = arrays.scalers["a"]
@@ -161,17 +161,41 @@ def test_source_arrays_per_series_split_and_scaling():
     assert len(arrays.y_train) == 12 + 19 + 15 and len(arrays.y_val) == 4 + 7 + 6
 
 
-def test_source_arrays_limits():
+def test_source_arrays_limits_with_the_last_windows():
     frame = pd.concat([position_frame(30, "b"), position_frame(20, "a"), position_frame(25, "c")])
-    arrays = source_arrays(frame, lookback=4, horizon=1, val_fraction=0.25, windows_per_series=3,
-                           max_series=2)
+    pretrain = PretrainSpec(val_fraction=0.25, windows_per_series=3, max_series=2, sampling="last")
+    arrays = source_arrays(frame, pretrain, lookback=4, horizon=1)
     assert sorted(arrays.scalers) == ["a", "b"]  # first two in sorted id order
     assert len(arrays.y_train) == 6
     last_a = np.rint(arrays.scalers["a"].inverse_transform(arrays.y_train[:3, 0])).astype(int)
     assert last_a.tolist() == [13, 14, 15]  # the last three training windows of a
 
 
+def test_pretraining_windows_are_spread_over_the_whole_history():
+    # series a: 20 points, lookback 4, val the last 4 targets: training targets 4..15 (12 windows)
+    frame = pd.concat([position_frame(20, "a"), position_frame(60, "b")])
+    pretrain = PretrainSpec(val_fraction=0.25, windows_per_series=4, sampling="spread")
+    arrays = source_arrays(frame, pretrain, lookback=4, horizon=1)
+    targets_a = np.rint(arrays.scalers["a"].inverse_transform(arrays.y_train[:4, 0])).astype(int)
+    assert targets_a.tolist() == [4, 8, 11, 15]  # round(linspace(0, 11, 4)) = 0, 4, 7, 11 (+4)
+    # b: 60 points, 56 targets, val 14 -> training targets 4..45: first and last both kept
+    targets_b = np.rint(arrays.scalers["b"].inverse_transform(arrays.y_train[4:, 0])).astype(int)
+    assert targets_b[0] == 4 and targets_b[-1] == 45 and len(targets_b) == 4
+    # inputs come from before each target, from the series' start on
+    first_inputs = np.rint(arrays.scalers["b"].inverse_transform(arrays.x_train[4, :, 0])).astype(int)
+    assert first_inputs.tolist() == [0, 1, 2, 3]
+
+
+def test_sample_positions_rules():
+    assert sample_positions(10, None, "spread").tolist() == list(range(10))
+    assert sample_positions(10, 20, "spread").tolist() == list(range(10))
+    assert sample_positions(10, 3, "spread").tolist() == [0, 4, 9]  # round(4.5) is 4 (banker's)
+    assert sample_positions(10, 3, "last").tolist() == [7, 8, 9]
+    with pytest.raises(DataError, match="Known: last, spread"):
+        sample_positions(10, 3, "random")
+
+
 def test_all_m4_hourly_training_windows(data_dir):
     frame = load_source(DataSpec("m4", {}), data_dir)
-    arrays = source_arrays(frame, lookback=24, horizon=1, val_fraction=0.0)
+    arrays = source_arrays(frame, PretrainSpec(val_fraction=0.0), lookback=24, horizon=1)
     assert arrays.x_train.shape == (343_564, 24, 1) and arrays.n_series == 414

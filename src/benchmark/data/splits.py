@@ -16,8 +16,13 @@ Layout of a target of ``n_total`` points (positions into the full series)::
   have their targets in the validation part and may take inputs from the training part; test
   windows have their targets in the test segment and take inputs from the history and earlier
   test points (observed values, as in deployment, not leakage).
-* The scaler is fitted on the training part only. No test value reaches a scaler fit or a
-  training or validation target.
+* The series scaler of the cell's normalisation (:mod:`benchmark.data.normalisation`) is fitted
+  on the training part only. No test value reaches a scaler fit or a training or validation
+  target. A normalisation's window stage lives in the model and reads each input window alone.
+* Test origins: every ``split.test_stride``-th first-target position of the test segment
+  (:func:`test_origins`), the same for models and baselines; each is scored over ``horizon`` steps.
+  A ``recursive`` forecast (``split.forecast``) trains on one-step windows and is scored on the
+  same origins and steps as a ``direct`` one.
 * With input features (:mod:`benchmark.data.features`) the inputs are a ``[T, F]`` matrix whose
   column 0 is the target; every column gets its own scaler, fitted on the training part only. The
   targets ``y_*`` are always the target alone.
@@ -33,11 +38,15 @@ import pandas as pd
 
 from typing import Mapping, Sequence
 
-from benchmark.config import SplitSpec
+from benchmark.config import PretrainSpec, SplitSpec
 from benchmark.data.features import build_inputs, feature_columns
+from benchmark.data.normalisation import NORMALISATIONS, Scaler
 from benchmark.data.validation import check_length
-from benchmark.data.windows import make_windows, target_windows
+from benchmark.data.windows import FORECASTS, make_windows, target_range, target_windows
 from benchmark.errors import DataError
+
+__all__ = ["CellData", "Scaler", "SourceArrays", "TargetSplit", "make_cell_data", "source_arrays",
+           "split_target", "test_length", "test_origins", "sample_positions"]
 
 
 def test_length(n_total: int, split: SplitSpec) -> int:
@@ -111,50 +120,6 @@ def split_target(n_total: int, target_size: int, split: SplitSpec, label: str) -
                        test_start=test_start, end=n_total, n_total=n_total)
 
 
-class Scaler:
-    """Z-score scaling, ``(x - mean) / std`` per feature; a constant feature gets std 1.
-
-    Works on (n,) or (n, F) arrays; ``fit`` on the training part only.
-    """
-
-    def __init__(self, mean: np.ndarray | float | None = None,
-                 std: np.ndarray | float | None = None):
-        self.mean = None if mean is None else np.asarray(mean, dtype=np.float64)
-        self.std = None if std is None else np.asarray(std, dtype=np.float64)
-
-    def fit(self, values: np.ndarray) -> "Scaler":
-        values = np.asarray(values, dtype=np.float64)
-        if values.size == 0:
-            raise ValueError("cannot fit a scaler on an empty array")
-        self.mean = values.mean(axis=0)
-        std = values.std(axis=0)
-        self.std = np.where(std > 0, std, 1.0)
-        return self
-
-    def _check(self) -> None:
-        if self.mean is None:
-            raise RuntimeError("Scaler is not fitted: call fit(values) first")
-
-    def transform(self, values: np.ndarray) -> np.ndarray:
-        self._check()
-        return (np.asarray(values, dtype=np.float64) - self.mean) / self.std
-
-    def inverse_transform(self, values: np.ndarray) -> np.ndarray:
-        self._check()
-        return np.asarray(values, dtype=np.float64) * self.std + self.mean
-
-    def to_dict(self) -> dict[str, float | list[float]]:
-        self._check()
-        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Scaler":
-        return cls(mean=data["mean"], std=data["std"])
-
-    def __repr__(self) -> str:
-        return f"Scaler(mean={self.mean!r}, std={self.std!r})"
-
-
 @dataclass
 class CellData:
     """Everything one cell trains and is tested on.
@@ -186,16 +151,31 @@ class CellData:
     inputs: np.ndarray | None = None
     input_scaler: Scaler | None = None
     columns: tuple[str, ...] = ("y",)
+    forecast: str = "direct"  # split.forecast: how the test forecasts are made
+    test_stride: int = 1  # split.test_stride: the test windows are every k-th origin
+
+
+def test_origins(cut: TargetSplit, split: SplitSpec) -> np.ndarray:
+    """First-target positions of the scored test windows: every ``split.test_stride``-th position
+    ``t`` in the test segment whose ``lookback`` inputs and ``horizon`` targets fit the series."""
+    first, last = target_range(cut.end, split.lookback, split.horizon, cut.test_start, cut.end)
+    return np.arange(first, last, max(1, int(split.test_stride)))
+
+
+test_origins.__test__ = False  # a library function named test_*, not a pytest test
 
 
 def make_cell_data(frame: pd.DataFrame, target_size: int, split: SplitSpec, label: str,
                    features: Sequence[str] = (),
-                   covariates: Mapping[str, np.ndarray] | None = None) -> CellData:
+                   covariates: Mapping[str, np.ndarray] | None = None,
+                   normalisation: str = "global") -> CellData:
     """Split, scale and window a single-series tidy frame for one ``target_size``.
 
     ``features``: registered input features (:mod:`benchmark.data.features`) besides the target;
     ``covariates``: the covariate columns they read, aligned with ``frame``
-    (:func:`~benchmark.data.features.load_covariates`).
+    (:func:`~benchmark.data.features.load_covariates`). ``normalisation`` names the series scaler
+    (fitted on the training part); training and validation windows have the model's horizon
+    (1 for a ``recursive`` forecast), test windows ``split.horizon`` at :func:`test_origins`.
     """
     ids = frame["unique_id"].unique()
     if len(ids) != 1:
@@ -205,21 +185,26 @@ def make_cell_data(frame: pd.DataFrame, target_size: int, split: SplitSpec, labe
     values = frame["y"].to_numpy(dtype=np.float64)
     cut = split_target(len(values), target_size, split, label)
     lookback, horizon = split.lookback, split.horizon
+    fit_horizon = FORECASTS.get(split.forecast).model_horizon(horizon)
     raw_inputs = build_inputs(frame, features, label, covariates)  # [T, F], column 0 = values
-    input_scaler = Scaler().fit(raw_inputs[cut.history_start:cut.val_start])
-    scaler = Scaler(input_scaler.mean[0], input_scaler.std[0])  # the target's, for forecasts
+    input_scaler = NORMALISATIONS.get(normalisation).new_scaler().fit(
+        raw_inputs[cut.history_start:cut.val_start])
+    scaler = input_scaler.column(0)  # the target's, for forecasts
     scaled = input_scaler.transform(raw_inputs)  # [T, F]
     history = scaled[cut.history_start:cut.val_start]  # only the training part: no later input
-    x_train, y_train = make_windows(history, lookback, horizon)
-    x_val, y_val = make_windows(scaled, lookback, horizon, start=cut.val_start, end=cut.test_start)
-    x_test, y_test = make_windows(scaled, lookback, horizon, start=cut.test_start, end=cut.end)
-    y_test_true = target_windows(values, lookback, horizon, start=cut.test_start, end=cut.end)
-    test_ds = target_windows(frame["ds"].to_numpy(), lookback, horizon, cut.test_start, cut.end)
+    x_train, y_train = make_windows(history, lookback, fit_horizon)
+    x_val, y_val = make_windows(scaled, lookback, fit_horizon, start=cut.val_start, end=cut.test_start)
+    keep = slice(None, None, max(1, int(split.test_stride)))  # the windows at test_origins()
+    x_test, y_test = (a[keep] for a in make_windows(scaled, lookback, horizon, start=cut.test_start,
+                                                    end=cut.end))
+    y_test_true = target_windows(values, lookback, horizon, start=cut.test_start, end=cut.end)[keep]
+    test_ds = target_windows(frame["ds"].to_numpy(), lookback, horizon, cut.test_start, cut.end)[keep]
     return CellData(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, x_test=x_test,
                     y_test=y_test, y_test_true=y_test_true,
                     insample=values[cut.history_start:cut.val_start].copy(), test_ds=test_ds,
                     scaler=scaler, split=cut, values=values, inputs=scaled.astype(np.float32),
-                    input_scaler=input_scaler, columns=tuple(feature_columns(features)))
+                    input_scaler=input_scaler, columns=tuple(feature_columns(features)),
+                    forecast=split.forecast, test_stride=max(1, int(split.test_stride)))
 
 
 @dataclass
@@ -235,38 +220,58 @@ class SourceArrays:
     scalers: dict[str, Scaler]
 
 
-def source_arrays(frame: pd.DataFrame, lookback: int, horizon: int, val_fraction: float,
-                  windows_per_series: int | None = None,
-                  max_series: int | None = None) -> SourceArrays:
+def sample_positions(n_windows: int, k: int | None, sampling: str) -> np.ndarray:
+    """Which of a series' ``n_windows`` training windows pretraining keeps (indices, ascending).
+
+    ``k`` None or >= ``n_windows``: all of them. ``spread``: ``k`` evenly spaced over the whole
+    training history, the first and the last included (``round(linspace(0, n - 1, k))``), so the
+    body sees every season and level of a series, not only its recent past. ``last``: the last
+    ``k`` (the former rule, kept for reruns).
+    """
+    if k is None or k >= n_windows:
+        return np.arange(n_windows)
+    if k <= 0:
+        return np.arange(0)
+    if sampling == "last":
+        return np.arange(n_windows - k, n_windows)
+    if sampling == "spread":
+        return np.unique(np.round(np.linspace(0, n_windows - 1, k)).astype(int))
+    raise DataError(f"pretrain.sampling {sampling!r} is unknown. Known: last, spread.")
+
+
+def source_arrays(frame: pd.DataFrame, pretrain: PretrainSpec, lookback: int, horizon: int,
+                  normalisation: str = "global") -> SourceArrays:
     """Windows of every series of a panel for pretraining.
 
     Per series of ``n`` points: targets are positions ``[lookback, n)``; the last
-    ``ceil(val_fraction * (n - lookback))`` of them form the validation part, whose windows may
-    take inputs from before it; training windows lie wholly before it. Each series is z-scored
-    with a scaler fitted on its own training part. ``windows_per_series`` keeps the last k
-    training windows of each series; ``max_series`` the first k series in sorted id order.
-    Series too short for a training window are left out (not counted in ``n_series``).
+    ``ceil(pretrain.val_fraction * (n - lookback))`` of them form the validation part (early
+    stopping watches held-out windows of every series), whose windows may take inputs from before
+    it; training windows lie wholly before it. Each series is scaled by ``normalisation``'s series
+    scaler fitted on its own training part. ``pretrain.windows_per_series`` keeps k training
+    windows per series, chosen by ``pretrain.sampling`` (:func:`sample_positions`);
+    ``pretrain.max_series`` the first k series in sorted id order. Series too short for a
+    training window are left out (not counted in ``n_series``).
     """
     ids = np.sort(frame["unique_id"].unique())
-    if max_series is not None:
-        ids = ids[:max_series]
+    if pretrain.max_series is not None:
+        ids = ids[:pretrain.max_series]
     positions = frame.groupby("unique_id", sort=False).indices  # id -> row positions
     y_all = frame["y"].to_numpy(dtype=np.float64)
     parts: dict[str, list[np.ndarray]] = {"x_train": [], "y_train": [], "x_val": [], "y_val": []}
     scalers: dict[str, Scaler] = {}
+    norm = NORMALISATIONS.get(normalisation)
     for uid in ids:
         values = y_all[positions[uid]]
         n_targets = len(values) - lookback
-        n_val = int(math.ceil(val_fraction * n_targets)) if n_targets > 0 else 0
+        n_val = int(math.ceil(pretrain.val_fraction * n_targets)) if n_targets > 0 else 0
         val_start = len(values) - n_val
         if val_start - lookback < horizon:
             continue
-        scaler = Scaler().fit(values[:val_start])
+        scaler = norm.new_scaler().fit(values[:val_start])
         scaled = scaler.transform(values)
         x_train, y_train = make_windows(scaled[:val_start], lookback, horizon)
-        if windows_per_series is not None:
-            keep = max(len(x_train) - windows_per_series, 0)
-            x_train, y_train = x_train[keep:], y_train[keep:]
+        keep = sample_positions(len(x_train), pretrain.windows_per_series, pretrain.sampling)
+        x_train, y_train = x_train[keep], y_train[keep]
         x_val, y_val = make_windows(scaled, lookback, horizon, start=val_start)
         for key, array in (("x_train", x_train), ("y_train", y_train), ("x_val", x_val),
                            ("y_val", y_val)):
@@ -274,7 +279,7 @@ def source_arrays(frame: pd.DataFrame, lookback: int, horizon: int, val_fraction
         scalers[str(uid)] = scaler
     if not scalers:
         raise DataError(f"no series of the pretraining source is long enough for lookback "
-                        f"{lookback} + horizon {horizon} with val_fraction {val_fraction}: "
+                        f"{lookback} + horizon {horizon} with val_fraction {pretrain.val_fraction}: "
                         "choose a shorter lookback or another source.")
     arrays = {key: np.concatenate(chunks) for key, chunks in parts.items()}
     return SourceArrays(**arrays, n_series=len(scalers), scalers=scalers)

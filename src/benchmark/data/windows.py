@@ -4,14 +4,20 @@ targets) and the recursive look-ahead loop that turns a one-step model into a mu
 Windows are views built with ``numpy.lib.stride_tricks.sliding_window_view``: no Python loop over
 rows. Which part of a series may hold targets is given by ``[start, end)``; inputs may reach back
 before ``start`` but never past the window's own targets.
+
+:data:`FORECASTS` names how an ``H``-step forecast is made: ``direct`` (a model with ``H``
+outputs) or ``recursive`` (a one-step model whose predictions are fed back ``H`` times).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+from benchmark.registry import Registry
 
 
 def target_range(n_points: int, lookback: int, horizon: int, start: int | None = None,
@@ -83,3 +89,30 @@ def recursive_forecast(predict_fn: Callable[[np.ndarray], np.ndarray], context: 
         out[:, step] = prediction
         window = np.concatenate([window[:, 1:, :], prediction[:, None, None]], axis=1)  # [B, L, 1]
     return out
+
+
+@dataclass(frozen=True)
+class ForecastStrategy:
+    """How an ``H``-step forecast is made from a model: with ``one_step`` the model has one output
+    and :func:`recursive_forecast` chains it ``H`` times; otherwise it has ``H`` outputs."""
+
+    name: str
+    one_step: bool
+    description: str
+
+    def model_horizon(self, horizon: int) -> int:
+        """Outputs of the model this strategy trains for an ``horizon``-step forecast."""
+        return 1 if self.one_step else int(horizon)
+
+    def forecast(self, predict_fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
+                 horizon: int) -> np.ndarray:
+        """``x`` [n, lookback, 1 or F] scaled inputs -> [n, horizon] scaled forecasts."""
+        if self.one_step:
+            return recursive_forecast(predict_fn, x, horizon)
+        return np.asarray(predict_fn(x))[:, :horizon]
+
+
+FORECASTS: Registry[ForecastStrategy] = Registry("forecast")
+FORECASTS.add("direct", ForecastStrategy("direct", False, "one model output per step of the horizon"))
+FORECASTS.add("recursive", ForecastStrategy("recursive", True,
+                                            "a one-step model, its predictions fed back horizon times"))

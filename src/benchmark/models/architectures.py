@@ -32,13 +32,14 @@ import numpy as np
 from benchmark.config import ModelSpec
 from benchmark.errors import TlbenchError
 from benchmark.models.heads import HEADS
-from benchmark.models.layers import Rescale
+from benchmark.models.layers import Rescale, WindowDenorm, WindowNorm
 from benchmark.registry import Registry
 
 # (spec, inputs [B, L, F], stateful) -> (sequence_output [B, L, U], last_state_output [B, U])
 BodyBuilder = Callable[[ModelSpec, Any, bool], tuple[Any, Any]]
 
 INPUT_PROJECTION = "input_projection"
+WINDOW_NORM, WINDOW_RESTORE = "norm_window", "norm_restore"  # the window stage's layers
 
 _BODY_NAME = re.compile(r"^body_(\d+)$")
 
@@ -170,7 +171,8 @@ def build_model(spec: ModelSpec, lookback: int | None, n_features: int, horizon:
     kept between calls (see the module docstring); refused for architectures that are not
     ``stateful_capable``. ``n_features > 1`` adds the ``input_projection`` layer.
     Unknown ``spec.architecture`` or ``spec.head`` raises :class:`UnknownNameError` listing the
-    known names. Layers: ``inputs``, [``input_projection``], ``body_0..body_{n-1}``, ``head_*``.
+    known names. Layers: ``inputs``, [``norm_window``], [``input_projection``], ``body_0..``, ``head_*``,
+    [``norm_restore``] (the window stage of ``spec.normalisation``, when it has one).
     """
     architecture = ARCHITECTURES.get(spec.architecture)
     head = HEADS.get(spec.head)
@@ -190,18 +192,43 @@ def build_model(spec: ModelSpec, lookback: int | None, n_features: int, horizon:
         inputs = keras.Input(batch_shape=(1, steps, int(n_features)), name="inputs")  # [1, L, F]
     else:
         inputs = keras.Input(shape=(steps, int(n_features)), name="inputs")  # [B, L, F]
-    x = inputs
+    stage = _window_stage(spec, stateful)
+    # The normalisation's window stage (docs/models.md): each input window's own statistics,
+    # removed here and restored on the outputs below; the layers have no weights.
+    x = WindowNorm(stage, name=WINDOW_NORM)(inputs) if stage else inputs  # [B, L, F]
     if n_features > 1:
         # Starts as "take the target": kernel e_0, so a pretrained body first sees what it knows.
         kernel = np.zeros((int(n_features), 1), dtype=np.float32)
         kernel[0, 0] = 1.0
         x = keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(kernel),
-                               name=INPUT_PROJECTION)(inputs)  # [B, L, F] -> [B, L, 1]
+                               name=INPUT_PROJECTION)(x)  # [B, L, F] -> [B, L, 1]
     sequence_output, last_state_output = architecture.build_body(spec, x, stateful)  # [B, L, U], [B, U]
     outputs = head.build(spec, sequence_output, last_state_output, int(horizon), stateful)  # [B, H]
     if architecture.output_scale is not None:
         outputs = Rescale(architecture.output_scale, name="head_rescale")(outputs)  # [B, H]
+    if stage:
+        outputs = WindowDenorm(stage, name=WINDOW_RESTORE)([outputs, inputs])  # [B, H]
     return keras.Model(inputs, outputs, name=name)
+
+
+def _window_stage(spec: ModelSpec, stateful: bool) -> str | None:
+    """The window stage of ``spec.normalisation`` (None for a series-scaler-only one)."""
+    from benchmark.data.normalisation import NORMALISATIONS
+
+    stage = NORMALISATIONS.get(spec.normalisation).window
+    if stage and stateful:
+        raise TlbenchError(f"normalisation {spec.normalisation!r} normalises each input window, but a "
+                           "stateful model reads the series in chunks whose statistics differ from "
+                           "call to call; use normalisation 'global' or 'minmax' with the stateful regime.")
+    return stage
+
+
+def window_stage_of(model: keras.Model) -> str | None:
+    """The window stage a built or loaded model applies (None when it has none)."""
+    for layer in model.layers:
+        if layer.name == WINDOW_NORM:
+            return layer.stage
+    return None
 
 
 def body_layer_names(model: keras.Model) -> list[str]:

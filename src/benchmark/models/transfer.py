@@ -18,7 +18,9 @@ import numpy as np
 
 from benchmark.config import ModelSpec, TrainingSpec, TransferSpec
 from benchmark.errors import TlbenchError
-from benchmark.models.architectures import body_layer_names, build_model, head_layer_names
+from benchmark.models.architectures import (body_layer_names, build_model, head_layer_names,
+                                             window_stage_of)
+from benchmark.models.layers import TakeFirst
 from benchmark.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -210,14 +212,46 @@ def prepare_for_mode(mode_name: str, spec: ModelSpec, lookback: int | None, n_fe
     when the mode loads weights and ``pretrained`` is None.
     """
     mode = TRANSFER_MODES.get(mode_name)
-    model = build_model(spec, lookback, n_features, horizon, name=f"{spec.architecture}_{mode.name}",
-                        stateful=stateful)
-    if mode.load_body:
-        if pretrained is None:
-            raise TlbenchError(f"transfer mode {mode.name!r} loads a pretrained body, but no pretrained "
-                               "model was given; pretrain first (tlbench runs pretraining before the "
-                               "cells) or use mode 'scratch'.")
+    name = f"{spec.architecture}_{mode.name}"
+    if mode.load_body and pretrained is None:
+        raise TlbenchError(f"transfer mode {mode.name!r} loads a pretrained body, but no pretrained "
+                           "model was given; pretrain first (tlbench runs pretraining before the "
+                           "cells) or use mode 'scratch'.")
+    if not mode.load_body:
+        if pretrained is not None:
+            log.debug("mode %r ignores the pretrained model %r", mode.name, pretrained.name)
+        return build_model(spec, lookback, n_features, horizon, name=name, stateful=stateful)
+    check_normalisation(spec, pretrained)
+    body_horizon = int(pretrained.output_shape[-1])
+    if not mode.load_head or body_horizon == horizon:
+        model = build_model(spec, lookback, n_features, horizon, name=name, stateful=stateful)
         load_pretrained_weights(model, pretrained, include_head=mode.load_head)
-    elif pretrained is not None:
-        log.debug("mode %r ignores the pretrained model %r", mode.name, pretrained.name)
-    return model
+        return model
+    # The head is used as it is: a body pretrained for a longer horizon (M4 Hourly's 48 steps)
+    # forecasts a shorter one with its first `horizon` outputs.
+    if body_horizon < horizon:
+        raise TlbenchError(f"mode {mode.name!r} uses the pretrained head as it is, but it forecasts "
+                           f"{body_horizon} steps and the cell needs {horizon}; pretrain with "
+                           f"pretrain.horizon >= {horizon} or drop {mode.name!r}.")
+    inner = build_model(spec, lookback, n_features, body_horizon, name=f"{name}_full", stateful=stateful)
+    load_pretrained_weights(inner, pretrained, include_head=True)
+    outputs = TakeFirst(horizon, name="head_take_first")(inner.output)  # [B, H_body] -> [B, H]
+    return keras.Model(inner.input, outputs, name=name)
+
+
+def check_normalisation(spec: ModelSpec, pretrained: keras.Model) -> None:
+    """Refuse a pretrained body whose window normalisation differs from the cell's: its layers
+    learnt windows scaled another way (docs/models.md, "Normalisation"). Bodies tlbench pretrains
+    for a grid always match (the normalisation is part of their key); a pinned registry version
+    may not."""
+    from benchmark.data.normalisation import NORMALISATIONS
+
+    wanted = NORMALISATIONS.get(spec.normalisation).window
+    found = window_stage_of(pretrained)
+    if wanted != found:
+        found_names = [n for n in NORMALISATIONS if NORMALISATIONS.get(n).window == found]
+        raise TlbenchError(f"the pretrained model {pretrained.name!r} was trained with window stage "
+                           f"{found or 'none'} (normalisation {' or '.join(found_names)}), this cell uses "
+                           f"normalisation {spec.normalisation!r} ({wanted or 'no window stage'}). Set "
+                           f"model.normalisation to {found_names[0]!r}, or pretrain a body with "
+                           f"{spec.normalisation!r} (unset transfer.pretrained_version).")

@@ -1,0 +1,213 @@
+"""Verdicts that hold up: what a reader acts on, with the baselines in every one of them.
+
+Pure functions over leaderboard frames (the aggregate of :func:`benchmark.ranking.aggregate` and
+the per-seed rows) and per-origin forecast errors; no files, no logging. What each answers:
+
+* :func:`baseline_verdicts`: per (target, size), does any model beat every baseline, and the
+  sentence that says so (``No model beats the naive forecast on ETTh1:OT at 240 points: naive MASE
+  0.207, best model lstm/finetune 0.280``). The report's first lines, ``tlbench leaderboard`` and
+  the Prefect artifact print these sentences.
+* :func:`ratio_summary`: per (architecture, mode), the geometric mean over (target, size) of its
+  error relative to a reference baseline, with a bootstrap 95% interval
+  (:func:`benchmark.stats.geometric_mean_ratio`); below 1 is better than the reference.
+* :func:`win_rate_table`: pairwise win rates between (architecture, mode) pairs and the
+  baselines over (target, size) units (:func:`benchmark.stats.win_rates`).
+* :func:`forecast_comparisons`: Diebold-Mariano tests (HLN-corrected) of each transfer mode's
+  per-origin errors against its scratch and against the best baseline, per seed and pooled over
+  seeds (each origin's squared error averaged over the seeds first, which keeps the time order
+  the test assumes), with Holm's correction over the whole family of a grid.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from benchmark import stats
+
+BASELINE, SCRATCH = "baseline", "scratch"
+#: How the report and the CLI name a baseline in a sentence.
+BASELINE_WORDS = {"naive": "the naive forecast", "seasonal_naive": "the seasonal naive forecast",
+                  "naive2": "Naive2", "mean": "the mean forecast"}
+#: The family-wise correction the forecast comparisons use (named in the report).
+CORRECTION = "Holm (family: every comparison of the grid)"
+SIGNIFICANCE = 0.05
+
+
+def _method(row) -> str:
+    return f"{row['architecture']}/{row['mode']}"
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}" if math.isfinite(value) else "n/a"
+
+
+def baseline_verdicts(agg: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
+    """Per (target, target_size): the best model and the best baseline by mean ``metric`` (the
+    aggregate's ranking metric by default), whether the model beats every baseline, its skill
+    against the best baseline (``1 - model / baseline``) and the ``sentence`` that says it.
+
+    Columns: target, target_size, metric, best_model, model_mean, best_baseline, baseline_mean,
+    model_beats_baselines, skill_vs_best_baseline, sentence. A size with no model rows (or no
+    baseline rows) says so in its sentence and has ``model_beats_baselines`` False (or True).
+    """
+    if metric is None:
+        metric = str(agg["metric"].iloc[0]) if "metric" in agg.columns and len(agg) else "mase"
+    mean = f"{metric}_mean"
+    label = metric.upper() if metric in ("mase", "mae", "mse", "rmse", "mape", "smape") else metric
+    rows = []
+    for (target, size), part in agg.groupby(["target", "target_size"], sort=True):
+        part = part.loc[part[mean].notna()]
+        models = part.loc[part["architecture"] != BASELINE].sort_values(mean, kind="stable")
+        baselines = part.loc[part["architecture"] == BASELINE].sort_values(mean, kind="stable")
+        model = models.iloc[0] if len(models) else None
+        baseline = baselines.iloc[0] if len(baselines) else None
+        where = f"on {target} at {int(size)} points"
+        if model is None:
+            sentence, beats, skill = f"No model finished {where}.", False, math.nan
+        elif baseline is None:
+            sentence = (f"Best model {where}: {_method(model)}, {label} {_number(model[mean])} "
+                        "(no baseline to compare with).")
+            beats, skill = True, math.nan
+        else:
+            skill = float(stats.skill_score(model[mean], baseline[mean]))
+            words = BASELINE_WORDS.get(baseline["mode"], f"the {baseline['mode']} baseline")
+            beats = bool(model[mean] < baseline[mean])
+            if beats:
+                sentence = (f"{_method(model)} beats every baseline {where}: {label} "
+                            f"{_number(model[mean])} against {baseline['mode']} {_number(baseline[mean])} "
+                            f"(skill {100 * skill:.1f}%).")
+            else:
+                sentence = (f"No model beats {words} {where}: {baseline['mode']} {label} "
+                            f"{_number(baseline[mean])}, best model {_method(model)} {_number(model[mean])}.")
+        rows.append(dict(target=target, target_size=int(size), metric=metric,
+                         best_model=_method(model) if model is not None else None,
+                         model_mean=float(model[mean]) if model is not None else math.nan,
+                         best_baseline=baseline["mode"] if baseline is not None else None,
+                         baseline_mean=float(baseline[mean]) if baseline is not None else math.nan,
+                         model_beats_baselines=beats, skill_vs_best_baseline=skill, sentence=sentence))
+    columns = ["target", "target_size", "metric", "best_model", "model_mean", "best_baseline",
+               "baseline_mean", "model_beats_baselines", "skill_vs_best_baseline", "sentence"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def headline(agg: pd.DataFrame, metric: str | None = None) -> list[str]:
+    """The verdict sentences of :func:`baseline_verdicts`, one per (target, size)."""
+    return baseline_verdicts(agg, metric)["sentence"].tolist() if len(agg) else []
+
+
+def ratio_summary(agg: pd.DataFrame, reference: str = "seasonal_naive", metric: str | None = None,
+                  seed: int = stats.BOOTSTRAP_SEED) -> pd.DataFrame:
+    """Per (architecture, mode) model: the geometric mean over (target, size) of ``mean metric /
+    reference baseline's mean metric``, with its bootstrap 95% interval over (target, size).
+
+    Columns: architecture, mode, reference, n_units, geomean_ratio, ci_low, ci_high, skill
+    (``1 - geomean_ratio``). Empty when the reference baseline is not in ``agg``.
+    """
+    if metric is None:
+        metric = str(agg["metric"].iloc[0]) if "metric" in agg.columns and len(agg) else "mase"
+    mean = f"{metric}_mean"
+    columns = ["architecture", "mode", "reference", "n_units", "geomean_ratio", "ci_low", "ci_high", "skill"]
+    ref = agg.loc[(agg["architecture"] == BASELINE) & (agg["mode"] == reference)]
+    if ref.empty:
+        return pd.DataFrame(columns=columns)
+    ref = ref.set_index(["target", "target_size"])[mean]
+    models = agg.loc[agg["architecture"] != BASELINE]
+    rows = []
+    for (architecture, mode), part in models.groupby(["architecture", "mode"], sort=True):
+        denominators = part.set_index(["target", "target_size"]).index.map(ref)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = part[mean].to_numpy(float) / np.asarray(denominators, float)
+        summary = stats.geometric_mean_ratio(ratios, seed=seed)
+        rows.append(dict(architecture=architecture, mode=mode, reference=reference, n_units=summary.n,
+                         geomean_ratio=summary.estimate, ci_low=summary.low, ci_high=summary.high,
+                         skill=1 - summary.estimate))
+    return pd.DataFrame(rows, columns=columns).sort_values("geomean_ratio", kind="stable").reset_index(drop=True)
+
+
+def win_rate_table(agg: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
+    """Pairwise win rates between every (architecture/mode) pair and every baseline, over the
+    (target, size) units where both have a mean ``metric``: ``W[row, column]`` = share of units
+    where ``row`` has the lower error (ties half). A square frame indexed by method names, rows
+    and columns ordered by their mean win rate (best first); the diagonal is NaN."""
+    if metric is None:
+        metric = str(agg["metric"].iloc[0]) if "metric" in agg.columns and len(agg) else "mase"
+    mean = f"{metric}_mean"
+    if agg.empty:
+        return pd.DataFrame()
+    methods = agg["architecture"].astype(str) + "/" + agg["mode"].astype(str)
+    methods = methods.where(agg["architecture"] != BASELINE, agg["mode"].astype(str))
+    table = (agg.assign(method=methods).pivot_table(index=["target", "target_size"], columns="method",
+                                                    values=mean, aggfunc="mean"))
+    rates = stats.win_rates(table.to_numpy(float))  # [methods, methods]
+    frame = pd.DataFrame(rates, index=table.columns, columns=table.columns)
+    order = frame.mean(axis=1, skipna=True).sort_values(ascending=False, kind="stable").index
+    return frame.loc[order, order].rename_axis(index="method", columns="against")
+
+
+def forecast_comparisons(rows: pd.DataFrame, errors: Mapping[str, np.ndarray],
+                         alpha: float = SIGNIFICANCE) -> pd.DataFrame:
+    """Diebold-Mariano tests of every transfer mode against its scratch and against the best
+    baseline of its (target, size), per seed and pooled over seeds, Holm-corrected over all.
+
+    ``rows``: leaderboard rows (one per cell and baseline; ``architecture`` already folded with
+    its variants, ``cell_key`` set). ``errors``: ``cell_key -> [n_origins, horizon]`` forecast
+    errors on the test segment (the same origins for every row of a (target, size)). The best
+    baseline is the one with the lowest mean absolute per-origin error. Squared-error loss.
+
+    Columns: target, target_size, architecture, mode, against (``scratch`` or the baseline's
+    name), seed (an int, or ``pooled``), n_origins, mean_loss_difference (negative: the mode is
+    better), statistic, p_value, p_holm, significant, note.
+    """
+    columns = ["target", "target_size", "architecture", "mode", "against", "seed", "n_origins",
+               "mean_loss_difference", "statistic", "p_value", "p_holm", "significant", "note"]
+    have = rows.loc[rows["cell_key"].isin(list(errors))]
+    out = []
+    for (target, size), part in have.groupby(["target", "target_size"], sort=True):
+        baselines = part.loc[part["architecture"] == BASELINE]
+        best_baseline = None
+        if len(baselines):
+            scores = {r.mode: float(np.nanmean(np.abs(errors[r.cell_key]))) for r in baselines.itertuples()}
+            best_baseline = baselines.loc[baselines["mode"] == min(scores, key=scores.get)].iloc[0]
+        models = part.loc[part["architecture"] != BASELINE]
+        for (architecture, mode), cells in models.groupby(["architecture", "mode"], sort=True):
+            if mode == SCRATCH:
+                continue
+            scratch = models.loc[(models["architecture"] == architecture) & (models["mode"] == SCRATCH)]
+            references = [(SCRATCH, {int(r.seed): errors[r.cell_key] for r in scratch.itertuples()})]
+            if best_baseline is not None:
+                references.append((best_baseline["mode"], errors[best_baseline["cell_key"]]))
+            ours = {int(r.seed): errors[r.cell_key] for r in cells.itertuples()}
+            for against, reference in references:
+                for seed, result in _tests(ours, reference):
+                    out.append(dict(target=target, target_size=int(size), architecture=architecture,
+                                    mode=mode, against=against, seed=seed, n_origins=result.n,
+                                    mean_loss_difference=result.mean_difference,
+                                    statistic=result.statistic, p_value=result.p_value, note=result.note))
+    frame = pd.DataFrame(out, columns=[c for c in columns if c not in ("p_holm", "significant")])
+    corrected = stats.holm(frame["p_value"].to_numpy(float), alpha) if len(frame) else None
+    frame["p_holm"] = corrected.adjusted if corrected is not None else []
+    frame["significant"] = corrected.reject if corrected is not None else []
+    frame["seed"] = frame["seed"].astype(object)
+    return frame[columns]
+
+
+def _tests(ours: Mapping[int, np.ndarray], reference):
+    """``(seed, DieboldMarianoResult)`` per seed against a per-seed (dict) or a single (array)
+    reference, then pooled: each origin's squared error averaged over the seeds both sides have."""
+    seeds = sorted(ours) if not isinstance(reference, Mapping) else sorted(set(ours) & set(reference))
+    pick = (lambda s: reference[s]) if isinstance(reference, Mapping) else (lambda s: reference)
+    for seed in seeds:
+        yield seed, stats.diebold_mariano(_shaped(ours[seed]), _shaped(pick(seed)))
+    if len(seeds) > 1:  # each origin's squared error averaged over the seeds, then one test
+        pooled_ours = np.mean([np.square(_shaped(ours[s])) for s in seeds], axis=0)
+        pooled_ref = np.mean([np.square(_shaped(pick(s))) for s in seeds], axis=0)
+        yield "pooled", stats.diebold_mariano(pooled_ours, pooled_ref, loss="precomputed")
+
+
+def _shaped(errors: np.ndarray) -> np.ndarray:
+    errors = np.asarray(errors, dtype=float)
+    return errors if errors.ndim == 2 else errors.reshape(-1, 1)  # [n] -> [n, 1]

@@ -1,0 +1,94 @@
+"""Verdicts with the baselines in them (issue #16): the words when a baseline wins, skill ratios
+with bootstrap intervals, win rates and Diebold-Mariano comparisons on per-origin errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark import verdicts
+
+
+def agg_frame(rows: list[tuple]) -> pd.DataFrame:
+    """(target, size, architecture, mode, mase_mean) rows, as the aggregate has them."""
+    frame = pd.DataFrame(rows, columns=["target", "target_size", "architecture", "mode", "mase_mean"])
+    return frame.assign(metric="mase")
+
+
+SMOKE_LIKE = agg_frame([
+    ("ett/ETTh1:OT", 240, "lstm", "scratch", 0.31), ("ett/ETTh1:OT", 240, "lstm", "finetune", 0.280),
+    ("ett/ETTh1:OT", 240, "baseline", "naive", 0.207), ("ett/ETTh1:OT", 240, "baseline", "seasonal_naive", 0.5),
+    ("ett/ETTh1:OT", 960, "lstm", "scratch", 0.19), ("ett/ETTh1:OT", 960, "lstm", "finetune", 0.20),
+    ("ett/ETTh1:OT", 960, "baseline", "naive", 0.193), ("ett/ETTh1:OT", 960, "baseline", "seasonal_naive", 0.45),
+])
+
+
+def test_a_baseline_that_beats_every_model_is_said_in_words():
+    table = verdicts.baseline_verdicts(SMOKE_LIKE)
+    first = table.iloc[0]
+    assert not first["model_beats_baselines"] and first["best_baseline"] == "naive"
+    assert first["sentence"] == ("No model beats the naive forecast on ett/ETTh1:OT at 240 points: "
+                                 "naive MASE 0.207, best model lstm/finetune 0.28.")
+    second = table.iloc[1]
+    assert second["model_beats_baselines"] and second["best_model"] == "lstm/scratch"
+    assert second["sentence"].startswith("lstm/scratch beats every baseline on ett/ETTh1:OT at 960 points")
+    assert second["skill_vs_best_baseline"] == pytest.approx(1 - 0.19 / 0.193)
+    assert verdicts.headline(SMOKE_LIKE) == table["sentence"].tolist()
+
+
+def test_ratio_summary_is_the_geometric_mean_against_the_reference():
+    summary = verdicts.ratio_summary(SMOKE_LIKE, reference="seasonal_naive", seed=1)
+    finetune = summary.set_index("mode").loc["finetune"]
+    expected = math.sqrt((0.280 / 0.5) * (0.20 / 0.45))  # two (target, size) units
+    assert finetune["geomean_ratio"] == pytest.approx(expected)
+    assert finetune["ci_low"] <= expected <= finetune["ci_high"]
+    assert finetune["skill"] == pytest.approx(1 - expected) and finetune["n_units"] == 2
+    assert summary["geomean_ratio"].is_monotonic_increasing
+    assert verdicts.ratio_summary(SMOKE_LIKE, reference="naive2").empty
+
+
+def test_win_rates_count_baselines_too():
+    table = verdicts.win_rate_table(SMOKE_LIKE)
+    assert set(table.index) == {"lstm/scratch", "lstm/finetune", "naive", "seasonal_naive"}
+    # naive beats finetune at both sizes; scratch beats naive at 960 only
+    assert table.loc["naive", "lstm/finetune"] == 1.0 and table.loc["lstm/finetune", "naive"] == 0.0
+    assert table.loc["lstm/scratch", "naive"] == 0.5
+    assert math.isnan(table.loc["naive", "naive"])
+    assert table.index[0] == "naive" and table.index[-1] == "seasonal_naive"  # best first
+
+
+def comparison_rows() -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(7)
+    truth_noise = rng.normal(size=(3, 300))
+    rows, errors = [], {}
+    for seed in range(3):
+        for mode, scale in (("scratch", 1.0), ("finetune", 0.6), ("frozen", 1.0)):
+            key = f"{mode}-{seed}"
+            noise = truth_noise[seed] if mode != "frozen" else truth_noise[seed]
+            errors[key] = noise * scale  # finetune uniformly better; frozen identical to scratch
+            rows.append(dict(target="t", target_size=240, architecture="lstm", mode=mode, seed=seed,
+                             cell_key=key))
+    errors["naive"] = rng.normal(size=300) * 0.5
+    rows.append(dict(target="t", target_size=240, architecture="baseline", mode="naive", seed=0,
+                     cell_key="naive"))
+    errors["mean"] = rng.normal(size=300) * 3.0
+    rows.append(dict(target="t", target_size=240, architecture="baseline", mode="mean", seed=0,
+                     cell_key="mean"))
+    return pd.DataFrame(rows), errors
+
+
+def test_forecast_comparisons_find_the_real_difference_and_only_it():
+    rows, errors = comparison_rows()
+    table = verdicts.forecast_comparisons(rows, errors)
+    assert set(table["against"]) == {"scratch", "naive"}  # the best baseline, not the mean forecast
+    finetune = table.loc[(table["mode"] == "finetune") & (table["against"] == "scratch")]
+    assert list(finetune["seed"]) == [0, 1, 2, "pooled"]
+    assert (finetune["mean_loss_difference"] < 0).all() and finetune["significant"].all()
+    frozen = table.loc[(table["mode"] == "frozen") & (table["against"] == "scratch")]
+    assert (frozen["p_value"] == 1.0).all() and not frozen["significant"].any()
+    assert frozen["note"].str.contains("identical").all()
+    # Holm: adjusted p-values are never below the raw ones
+    assert (table["p_holm"] >= table["p_value"] - 1e-15).all()
