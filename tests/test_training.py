@@ -149,7 +149,7 @@ def test_training_deterministic_switches_tf_op_determinism_and_the_cell_key():
     from tensorflow.python.framework import config as tf_config
 
     from benchmark.config import load_grid
-    from benchmark.grid import cell_key, expand
+    from benchmark.jobs import cell_key, expand
 
     try:
         seed_everything(0, deterministic=False)

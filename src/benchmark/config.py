@@ -109,6 +109,14 @@ class PretrainSpec:
     )
 
 
+#: The default variant of a cell: the stateless regime on the target alone. A cell away from
+#: either default is a variant of its architecture (its label, run name and leaderboard group say so).
+DEFAULT_REGIME = "stateless"
+TARGET_FEATURE = "y"  # the target's own input; the ``features`` value of a target-only cell
+#: ``(leaderboard column, default value)`` of each variant dimension, in label order.
+VARIANT_DEFAULTS = (("regime", DEFAULT_REGIME), ("features", TARGET_FEATURE))
+
+
 @dataclass(frozen=True)
 class GridSpec:
     """A whole benchmark: targets x target sizes x architectures x regimes x feature sets x modes
@@ -127,7 +135,7 @@ class GridSpec:
     architectures: tuple[str, ...] = ("lstm",)
     modes: tuple[str, ...] = ("scratch", "frozen", "finetune")
     seeds: tuple[int, ...] = (0,)
-    regimes: tuple[str, ...] = ("stateless",)
+    regimes: tuple[str, ...] = (DEFAULT_REGIME,)
     feature_sets: tuple[tuple[str, ...], ...] = ((),)
     baselines: tuple[str, ...] = ("naive", "seasonal_naive", "naive2", "mean")
     split: SplitSpec = field(default_factory=SplitSpec)
@@ -151,7 +159,7 @@ class CellSpec:
     training: TrainingSpec
     transfer: TransferSpec
     pretrain: PretrainSpec
-    regime: str = "stateless"
+    regime: str = DEFAULT_REGIME
     features: tuple[str, ...] = ()  # input features besides the target (always input 0)
 
     @property
@@ -159,9 +167,21 @@ class CellSpec:
         return self.model.architecture
 
     @property
+    def variant(self) -> dict[str, str]:
+        """The value of every variant dimension (:data:`VARIANT_DEFAULTS`), by leaderboard column."""
+        return {"regime": self.regime, "features": self.feature_label}
+
+    @property
+    def variant_parts(self) -> list[str]:
+        """The variant values that are not the defaults (``[]`` for a plain stateless, target-only
+        cell): what labels and run names add to tell variants apart."""
+        values = self.variant
+        return [values[column] for column, default in VARIANT_DEFAULTS if values[column] != default]
+
+    @property
     def feature_label(self) -> str:
         """The leaderboard's ``features`` value: ``y``, or ``y+`` and the feature names."""
-        return "+".join(("y", *self.features))
+        return "+".join((TARGET_FEATURE, *self.features))
 
 
 # --------------------------------------------------------------------------- identity
