@@ -11,10 +11,8 @@ import pytest
 from benchmark.config import ModelSpec, TrainingSpec, TransferSpec
 from benchmark.errors import CellFailed, TlbenchError, UnknownNameError
 from benchmark.models import TRANSFER_MODES, build_model, prepare_for_mode
+from benchmark.models.compile import LOSSES, OPTIMIZERS, compile_model
 from benchmark.training import (
-    LOSSES,
-    OPTIMIZERS,
-    compile_model,
     configure_threads,
     fit,
     predict,

@@ -246,6 +246,15 @@ def _add_settings(parser: argparse.ArgumentParser, data=True) -> None:
                                                "sqlite:///./mlflow/mlflow.db)")
 
 
+def _add_row_filters(parser: argparse.ArgumentParser) -> None:
+    """The leaderboard-row filters of ``tlbench leaderboard`` and ``tlbench report``."""
+    parser.add_argument("--target", action="append", help="filter (repeatable)")
+    parser.add_argument("--size", type=int, action="append", help="filter by target size (repeatable)")
+    parser.add_argument("--architecture", action="append")
+    parser.add_argument("--mode", action="append")
+    parser.add_argument("--date", action="append", help="run date YYYY-MM-DD")
+
+
 def _add_grid(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--profile", default="smoke", help="a shipped profile (see `tlbench profiles`)")
@@ -271,11 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     board = sub.add_parser("leaderboard", help="print the leaderboard")
     _add_settings(board, data=False)
-    board.add_argument("--target", action="append", help="filter (repeatable)")
-    board.add_argument("--size", type=int, action="append", help="filter by target size (repeatable)")
-    board.add_argument("--architecture", action="append")
-    board.add_argument("--mode", action="append")
-    board.add_argument("--date", action="append", help="run date YYYY-MM-DD")
+    _add_row_filters(board)
     board.add_argument("--grid", action="append", help="grid name")
     board.add_argument("--cells", action="store_true", help="one line per cell instead of aggregated")
     board.add_argument("--json", action="store_true", help="rows as a JSON list of objects")
@@ -285,11 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write the HTML report of a grid's leaderboard")
     _add_settings(report, data=False)
     report.add_argument("--grid", action="append", help="grid name (needed when several grids have rows)")
-    report.add_argument("--target", action="append", help="filter (repeatable)")
-    report.add_argument("--size", type=int, action="append", help="filter by target size (repeatable)")
-    report.add_argument("--architecture", action="append")
-    report.add_argument("--mode", action="append")
-    report.add_argument("--date", action="append", help="run date YYYY-MM-DD")
+    _add_row_filters(report)
     report.add_argument("--run-id", action="append", help="only these grid runs (default: the grid's current spec)")
     report.add_argument("--out", help="output folder (default <results>/reports/<grid>/)")
     report.add_argument("--no-forecasts", action="store_true",

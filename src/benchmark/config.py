@@ -271,32 +271,40 @@ def _convert(tp: Any, data: Any, path: str, problems: list[str]) -> Any:
         return dict(data)
     if tp is Any:
         return data
+    if tp in SCALARS:
+        value, problem = convert_scalar(tp, data, numeric_strings=True)
+        if problem:
+            problems.append(f"{path}: {problem}")
+        return value
+    raise TypeError(f"unsupported spec type {_type_name(tp)} at {path}")
+
+
+#: The scalar types a spec field or a source option may have.
+SCALARS = (bool, int, float, str)
+
+
+def convert_scalar(tp: type, value: Any, numeric_strings: bool = False) -> tuple[Any, str | None]:
+    """``(converted value, None)`` or ``(None, problem)`` for one of :data:`SCALARS`: the one typed
+    converter of spec fields and source options. ``numeric_strings``: a float may come as a
+    string (YAML 1.1 reads ``1e-3``, without a dot, as one)."""
     if tp is bool:
-        if isinstance(data, bool):
-            return data
-        problems.append(f"{path}: expected true or false, got {data!r}")
-        return None
+        return (value, None) if isinstance(value, bool) else (None, f"expected true or false, got {value!r}")
     if tp is int:
-        if isinstance(data, int) and not isinstance(data, bool):
-            return data
-        problems.append(f"{path}: expected an integer, got {data!r}")
-        return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value, None
+        return None, f"expected an integer, got {value!r}"
     if tp is float:
-        if isinstance(data, (int, float)) and not isinstance(data, bool):
-            return float(data)
-        if isinstance(data, str):  # YAML 1.1 reads `1e-3` (no dot) as a string
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value), None
+        if numeric_strings and isinstance(value, str):
             try:
-                return float(data)
+                return float(value), None
             except ValueError:
                 pass
-        problems.append(f"{path}: expected a number, got {data!r}")
-        return None
+        return None, f"expected a number, got {value!r}"
     if tp is str:
-        if isinstance(data, str):
-            return data
-        problems.append(f"{path}: expected a string, got {data!r}")
-        return None
-    raise TypeError(f"unsupported spec type {_type_name(tp)} at {path}")
+        return (value, None) if isinstance(value, str) else (None, f"expected a string, got {value!r}")
+    raise TypeError(f"unsupported scalar type {tp}")
 
 
 # --------------------------------------------------------------------------- loading

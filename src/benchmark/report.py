@@ -12,7 +12,8 @@ Figures are built with ``matplotlib.figure.Figure`` directly (never pyplot), so 
 running in threads can draw at once without sharing global state. They never use mathtext either
 (its parser is shared and not thread-safe: two threads drawing log-axis labels such as
 ``$10^{1}$`` at once crash): log axes get plain-text tick labels and titles are not parsed as
-math. A pure library: no MLflow, no Prefect; callers log or publish the files it writes.
+math. A pure library: no MLflow import, no Prefect; :func:`write_grid_report` (a grid's report
+in :func:`report_dir`) takes a tracker from its caller to fetch forecasts and log the files.
 
 Regimes and feature sets: a model row whose ``regime`` is not ``stateless`` or whose ``features``
 are not ``y`` is shown as its own *variant* of the architecture, e.g. ``lstm · stateful`` or
