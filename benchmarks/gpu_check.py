@@ -36,7 +36,8 @@ def timed_fit(architecture: str, arrays, batch_size: int, epochs: int, determini
 
     from benchmark.config import ModelSpec, TrainingSpec
     from benchmark.models import build_model
-    from benchmark.training import compile_model, seed_everything
+    from benchmark.models.compile import compile_model
+    from benchmark.training import seed_everything
 
     if deterministic:
         seed_everything(0)

@@ -19,13 +19,13 @@ retrain). Configurations are ``ENGINE-K`` or ``ENGINE-K:INTRAxINTER``:
 What is timed (every figure is seconds of wall clock, summed over jobs):
 
 * ``train_s``: ``FitResult.seconds`` of every cell (the leaderboard's ``train_seconds``);
-* ``cell_compute_s``: time inside ``grid.train_and_evaluate`` (data, model, loading the pretrained
+* ``cell_compute_s``: time inside ``stages.train_and_evaluate`` (data, model, loading the pretrained
   body, training, predicting, metrics: the cell's own compute, no files) less the MLflow calls
   made inside it (``epoch_logging_s``: ``run_cell``'s per-epoch loss logging hook);
 * ``pretrain_compute_s``: time inside ``pretrain.pretrain_model``; ``baselines_s``: inside
-  ``grid.run_baselines``;
+  ``stages.run_baselines``;
 * ``compute_s`` = cell compute + pretrain compute + baselines: what any engine must spend;
-* ``cell_total_s`` / ``pretrain_total_s``: inside ``grid.run_cell`` / ``grid.run_pretraining``
+* ``cell_total_s`` / ``pretrain_total_s``: inside ``stages.run_cell`` / ``stages.run_pretraining``
   (compute plus MLflow runs, metrics, figures, model logging, the leaderboard row);
   ``tracker_s_by_method``: time inside each ``benchmark.tracking.Tracker`` method;
 * ``grid_wall_s``: ``run_grid`` from start to end (``GridResult.wall_seconds``);
@@ -86,7 +86,7 @@ def _timed(stage: str, fn):
         extra = {}
         if stage == "train_and_evaluate":
             cell = args[0]
-            extra.update(train_s=float(result["fit"].seconds), epochs=int(result["fit"].epochs_run),
+            extra.update(train_s=float(result.fit.seconds), epochs=int(result.fit.epochs_run),
                          architecture=cell.model.architecture, target_size=int(cell.target_size),
                          mode=cell.mode, seed=int(cell.seed))
         elif stage == "run_cell":
@@ -107,13 +107,13 @@ def instrument(timing_file: str) -> None:
     """Wrap the stage functions of this process to log their wall time (idempotent). The library
     looks them up by module attribute at call time, so wrapping the attribute is enough."""
     global _TIMING_FILE
-    from benchmark import grid, pretrain
+    from benchmark import pretrain, stages
 
     from benchmark.tracking import Tracker
 
     _TIMING_FILE = Path(timing_file)
-    targets = [(grid, "train_and_evaluate"), (grid, "run_cell"), (grid, "run_pretraining"),
-               (grid, "run_baselines"), (pretrain, "pretrain_model")]
+    targets = [(stages, "train_and_evaluate"), (stages, "run_cell"), (stages, "run_pretraining"),
+               (stages, "run_baselines"), (pretrain, "pretrain_model")]
     targets += [(Tracker, name) for name, value in vars(Tracker).items()
                 if callable(value) and not name.startswith("_")]
     for owner, name in targets:
@@ -179,9 +179,8 @@ def child(job: dict) -> None:
     else:
         from flows.grid import benchmark_grid
 
-        os.environ.update(settings.to_env())
         result = benchmark_grid(job["grid"], job["sets"], "pool", k, batch_size=job["pool_batch_size"],
-                                fail_on_cell_errors=False)
+                                fail_on_cell_errors=False, settings=settings.to_plain())
     ended = time.perf_counter()
     import tensorflow as tf
 
@@ -312,7 +311,7 @@ def estimate(args) -> dict:
     the measured mean. Unmeasured modes borrow a measured one (``partial`` -> ``finetune``).
     """
     from benchmark.config import load_grid
-    from benchmark.grid import expand
+    from benchmark.jobs import expand
 
     sample = json.loads(Path(args.estimate_from).read_text())
     run = next(r for r in sample["runs"] if not r["resume"])

@@ -3,7 +3,7 @@
 
 In pool mode (``benchmark_grid(execution="pool")``, :class:`flows.engine.PoolEngine`) the parent
 sends every batch of cell jobs here as plain JSON data. Each cell keeps its own MLflow run and
-leaderboard row through :func:`benchmark.grid.run_cell`; the parent reads the outcome of every
+leaderboard row through :func:`benchmark.stages.run_cell`; the parent reads the outcome of every
 cell from the leaderboard (the ledger), never from this flow's return value, so a worker that dies
 mid-batch loses nothing that was already recorded.
 
@@ -21,8 +21,11 @@ from typing import Any, Sequence
 from prefect import flow, get_run_logger
 
 from benchmark.config import from_dict, to_plain
-from benchmark.grid import CellJob, CellOutcome
-from benchmark.settings import Settings
+from benchmark.engines import configure_worker_device
+from benchmark.jobs import CellJob
+from benchmark.settings import Settings, apply_mlflow_http_policy
+from benchmark.stages import run_cell, tag_run
+from tasks.stages import stage_task
 
 #: The deployment pool mode submits batches to: "<flow name>/<deployment name>".
 CELL_DEPLOYMENT = "train-cell/train-cell"
@@ -51,18 +54,6 @@ def worker_name() -> str:
     return os.environ.get("PREFECT__WORKER_NAME") or f"no-worker@{platform.node()}"
 
 
-def configure_device() -> str:
-    """On CPU, every TF job runs single-threaded (one worker per core is fastest: STACK_NOTES);
-    on a GPU, TF keeps its defaults. Must run before TensorFlow runs its first op."""
-    from benchmark.engines import gpu_visible
-    from benchmark.training import configure_threads
-
-    if gpu_visible():
-        return "GPU"
-    configure_threads(1, 1)
-    return "CPU"
-
-
 def _label_flow_run(worker: str) -> str | None:
     """Put the worker's name on this flow run (see WORKER_LABEL); returns the flow run id."""
     from prefect.client.orchestration import get_client
@@ -79,19 +70,6 @@ def _label_flow_run(worker: str) -> str | None:
     return str(run_id)
 
 
-def _tag_mlflow_run(settings: Settings, job: CellJob, outcome: CellOutcome, worker: str,
-                    flow_run_id: str | None) -> None:
-    if not outcome.mlflow_run_id:
-        return
-    from benchmark.tracking import Tracker
-
-    try:
-        Tracker(settings, job.context.experiment).set_tags(
-            outcome.mlflow_run_id, {TAG_WORKER: worker, TAG_FLOW_RUN: flow_run_id or ""})
-    except Exception:  # noqa: BLE001 - tags are provenance; never fail a recorded cell for them
-        get_run_logger().warning("could not tag MLflow run %s", outcome.mlflow_run_id, exc_info=True)
-
-
 @flow(name="train-cell", log_prints=True)
 def train_cell(jobs: list[dict[str, Any]], results: str | None = None,
                tracking_uri: str | None = None) -> list[dict[str, Any]]:
@@ -105,20 +83,20 @@ def train_cell(jobs: list[dict[str, Any]], results: str | None = None,
     The flow run ends FAILED when any cell failed (its failure row and FAILED MLflow run are
     written first); it returns the outcomes as plain data for the UI.
     """
-    from tasks.stages import STAGE_TASKS
-
     logger = get_run_logger()
     worker = worker_name()
     flow_run_id = _label_flow_run(worker)
     cell_jobs = jobs_from_plain(jobs)
-    device = configure_device()
-    settings = Settings.from_env(os.environ, results=results, tracking_uri=tracking_uri)
+    device = configure_worker_device()
+    settings = Settings.from_environment(results=results, tracking_uri=tracking_uri)
+    apply_mlflow_http_policy(settings)
     logger.info("worker %s (%s): %d cell(s), results %s", worker, device, len(cell_jobs),
                 settings.results)
     outcomes = []
     for job in cell_jobs:
-        outcome = STAGE_TASKS["cell"](job, settings)
-        _tag_mlflow_run(settings, job, outcome, worker, flow_run_id)
+        outcome = stage_task("cell", run_cell)(job, settings)
+        tag_run(settings, job.context.experiment, outcome.mlflow_run_id,
+                {TAG_WORKER: worker, TAG_FLOW_RUN: flow_run_id or ""})
         outcomes.append(outcome)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:

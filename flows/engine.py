@@ -21,16 +21,18 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
+from benchmark.config import spec_hash
 from benchmark.errors import TlbenchError
-from benchmark.grid import CellJob, CellOutcome, cell_label
+from benchmark.jobs import CellJob, CellOutcome
 from benchmark.settings import Settings
+from benchmark.stages import close_lost_runs, ledger_outcomes, run_cell
 from flows.cell import CELL_DEPLOYMENT, WORKER_LABEL, jobs_to_plain
-from tasks.stages import RUNNER, STAGE_TASKS
+from tasks.stages import RUNNER, stage_task
 
 _module_log = logging.getLogger(__name__)
 
@@ -147,7 +149,7 @@ class PrefectEngine:
     def map(self, stage: str, fn: Callable[[Any, Settings], Any], items: Sequence[Any],
             settings: Settings) -> list[Any]:
         items = list(items)
-        task = STAGE_TASKS[stage]
+        task = stage_task(stage, fn)
         if not items:
             return []
         self.progress.start(stage, len(items))
@@ -235,6 +237,9 @@ class PoolEngine:
             settings: Settings) -> list[Any]:
         if stage != "cell":
             return self.local.map(stage, fn, items, settings)
+        if getattr(fn, "__wrapped__", fn) is not run_cell:  # an instrumented run_cell is fine
+            raise TlbenchError(f"pool mode sends cells to the {self.deployment!r} deployment, which runs "
+                               f"benchmark.stages.run_cell; it cannot run {fn.__module__}.{fn.__qualname__}")
         jobs = list(items)
         if not jobs:
             return []
@@ -272,8 +277,6 @@ class PoolEngine:
     def _submit(self, batches: list[list[CellJob]], settings: Settings) -> list[_Child]:
         """Every batch at once, as a child flow run (returns as soon as each run is scheduled)."""
         from prefect.deployments import run_deployment
-
-        from benchmark.config import spec_hash
 
         run_id = batches[0][0].context.run_id
         with self._lock:  # run_grid may submit two sets of batches at once
@@ -393,58 +396,31 @@ class PoolEngine:
         child.final, child.state_name, child.state_message = True, state, message
 
     def _outcomes(self, children: list[_Child], settings: Settings) -> list[CellOutcome]:
-        """Every cell's outcome, from the leaderboard ledger (rows and failure rows)."""
-        from benchmark.leaderboard import Leaderboard
-
-        board = Leaderboard(settings.results)
-        finished = board.finished_keys()
-        grids = sorted({job.cell.grid for child in children for job in child.jobs})
-        rows = board.read(grid=grids)
-        by_key = {row["cell_key"]: row for row in rows.to_dict(orient="records")} if len(rows) else {}
-        failures = board.failures()
-        errors: dict[str, str] = {}
-        if len(failures):
-            run_ids = {job.context.run_id for child in children for job in child.jobs}
-            mine = failures[failures["run_id"].isin(run_ids)]
-            errors = dict(zip(mine["cell_key"], mine["error"]))  # oldest first: the last one wins
+        """Every cell's outcome, from the leaderboard ledger (rows and failure rows); a cell with
+        neither failed with its child run's state, and its MLflow runs are closed."""
+        recorded = ledger_outcomes([job for child in children for job in child.jobs], settings)
         outcomes = []
         for child in children:
             where = f"child run {child.name} ended {child.state_name}"
             lost = []
             for job in child.jobs:
-                label = cell_label(job.cell)
-                if job.cell_key in finished:
-                    row = by_key.get(job.cell_key, {})
-                    metrics = {m: float(row[m]) for m in ("mse", "rmse", "mae", "mape", "smape", "mase")
-                               if m in row}
-                    outcomes.append(CellOutcome(job.cell_key, "finished", label, metrics,
-                                                row.get("mlflow_run_id"),
-                                                seconds=float(row.get("train_seconds", 0.0))))
-                elif job.cell_key in errors:
-                    outcomes.append(CellOutcome(job.cell_key, "failed", label,
-                                                error=f"{errors[job.cell_key]} ({where})"))
-                else:
+                outcome = recorded.get(job.cell_key)
+                if outcome is not None and outcome.status == "failed":
+                    outcome = replace(outcome, error=f"{outcome.error} ({where})")
+                elif outcome is None:
                     lost.append(job)
                     detail = f": {child.state_message}" if child.state_message else ""
-                    outcomes.append(CellOutcome(
-                        job.cell_key, "failed", label,
-                        error=f"no leaderboard row after {where}{detail}; it runs again on the next trigger"))
+                    outcome = CellOutcome(
+                        job.cell_key, "failed", job.names.label,
+                        error=f"no leaderboard row after {where}{detail}; it runs again on the next trigger")
+                outcomes.append(outcome)
             self._close_stale_runs(lost, settings)
         return outcomes  # in the order of the jobs: batches are consecutive slices
 
     @staticmethod
     def _close_stale_runs(jobs: list[CellJob], settings: Settings) -> None:
         """MLflow runs a crashed child left RUNNING are closed as KILLED now (the rerun would)."""
-        if not jobs:
-            return
-        from benchmark.tracking import Tracker
-
-        try:
-            tracker = Tracker(settings, jobs[0].context.experiment)
-            for job in jobs:
-                tracker.close_stale_runs(job.cell_key)
-        except Exception:  # noqa: BLE001 - the next run closes them too
-            _log().warning("could not close stale MLflow runs", exc_info=True)
+        close_lost_runs(jobs, settings)
 
 
 def make_engine(execution: str, concurrency: int = 1, batch_size: int = 4,

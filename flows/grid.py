@@ -1,5 +1,5 @@
-"""``benchmark_grid``: the flow behind ad-hoc and nightly runs. Reads the environment, builds the
-settings, runs ``benchmark.grid.run_grid`` with a Prefect engine and publishes the leaderboard
+"""``benchmark_grid``: the flow behind ad-hoc and nightly runs. Builds the settings once from its
+parameters and the worker's environment (the flow is an edge), runs ``benchmark.grid.run_grid`` with a Prefect engine and publishes the leaderboard
 as a table artifact plus a markdown summary.
 
 ``execution="local"`` trains every cell in this flow run (task runs, ``concurrency`` at a time);
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
@@ -18,15 +18,13 @@ from pydantic import Field
 
 from benchmark.config import load_grid
 from benchmark.grid import GridResult, run_grid
-from benchmark.settings import Settings
+from benchmark.settings import Settings, apply_mlflow_http_policy
 from flows.engine import make_engine
 
 
 def _publish(result: GridResult) -> None:
-    from benchmark.leaderboard import aggregate
-
-    if len(result.leaderboard):
-        agg = aggregate(result.leaderboard).sort_values(["target", "target_size", "rank"])
+    if result.aggregate is not None:
+        agg = result.aggregate.sort_values(["target", "target_size", "rank"])
         columns = [c for c in ("target", "target_size", "architecture", "mode", "mase_mean",
                                "smape_mean", "mae_mean", "rank", "improvement_vs_scratch_pct",
                                "n_seeds") if c in agg.columns]
@@ -56,7 +54,8 @@ def benchmark_grid(grid: str = "smoke", overrides: list[str] | None = None,
                    batch_size: Annotated[int, Field(ge=1)] = 4,
                    data_dir: str | None = None, results: str | None = None,
                    tracking_uri: str | None = None, fail_on_cell_errors: bool = True,
-                   pool_timeout_s: Annotated[float, Field(gt=0)] = 24 * 3600.0) -> GridResult:
+                   pool_timeout_s: Annotated[float, Field(gt=0)] = 24 * 3600.0,
+                   settings: dict[str, Any] | None = None) -> GridResult:
     """Run a grid spec (a profile name or a YAML path, plus ``key=value`` overrides).
 
     Args:
@@ -75,16 +74,19 @@ def benchmark_grid(grid: str = "smoke", overrides: list[str] | None = None,
         fail_on_cell_errors: End this flow run FAILED when any cell failed (after publishing).
         pool_timeout_s: Pool mode: the longest wait for all child runs; children still open then
             are marked CRASHED (or CANCELLED when they never started) and their cells failed.
+        settings: Every setting as plain data (``Settings.to_plain()``, no secrets), as ``tlbench
+            run`` passes them; ``data_dir``, ``results`` and ``tracking_uri`` above override it.
 
     Settings not given here come from the worker's environment (``TLBENCH_DATA_DIR``,
     ``TLBENCH_RESULTS``, ``MLFLOW_TRACKING_URI``, ``TLBENCH_ARTIFACTS``).
     """
     logger = get_run_logger()
-    settings = Settings.from_env(os.environ, data_dir=data_dir, results=results,
-                                 tracking_uri=tracking_uri)
+    built = Settings.from_environment(**{**(settings or {}), "data_dir": data_dir, "results": results,
+                                         "tracking_uri": tracking_uri})
+    apply_mlflow_http_policy(built)
     spec = load_grid(grid, overrides or [])
     with make_engine(execution, concurrency, batch_size, timeout_s=pool_timeout_s) as engine:
-        result = run_grid(spec, settings, engine, label=grid)
+        result = run_grid(spec, built, engine, label=grid)
     _publish(result)
     logger.info("grid %s (%s): %s in %.1f s", result.grid, execution, result.counts(),
                 result.wall_seconds)
@@ -96,7 +98,8 @@ def benchmark_grid(grid: str = "smoke", overrides: list[str] | None = None,
 
 def launch(grid: str, overrides: list[str], settings: Settings, concurrency: int = 1) -> GridResult:
     """Entry point of ``tlbench run --engine prefect``: the same flow, in this process (Prefect's
-    ephemeral API unless ``PREFECT_API_URL`` points at a server)."""
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    os.environ.update(settings.to_env())  # the flow reads its settings from the environment
-    return benchmark_grid(grid, overrides, "local", concurrency, fail_on_cell_errors=False)
+    ephemeral API unless ``PREFECT_API_URL`` points at a server). ``settings`` reach the flow as a
+    parameter, never through the environment."""
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # Prefect's own
+    return benchmark_grid(grid, overrides, "local", concurrency, fail_on_cell_errors=False,
+                          settings=settings.to_plain())

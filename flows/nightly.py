@@ -7,7 +7,6 @@ artifact and a markdown summary. With regressions the flow run ends FAILED
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Literal
 
 from prefect import flow, get_run_logger
@@ -15,9 +14,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed, Failed
 from pydantic import Field
 
-from benchmark.leaderboard import Leaderboard
-from benchmark.nightly import regression_check
 from benchmark.settings import Settings
+from benchmark.stages import METRICS, regression_check
 from flows.grid import benchmark_grid
 
 
@@ -26,7 +24,7 @@ def nightly(grid: str = "nightly", overrides: list[str] | None = None,
             execution: Literal["local", "pool"] = "local",
             concurrency: Annotated[int, Field(ge=1)] = 1,
             batch_size: Annotated[int, Field(ge=1)] = 4,
-            metric: Literal["mse", "rmse", "mae", "mape", "smape", "mase"] = "mase",
+            metric: Literal[METRICS] = "mase",
             threshold_pct: Annotated[float, Field(ge=0)] = 5.0,
             fail_on_regression: bool = True):
     """The nightly grid, then the regression check against the previous run of the same grid.
@@ -43,9 +41,10 @@ def nightly(grid: str = "nightly", overrides: list[str] | None = None,
         fail_on_regression: With regressions, end FAILED (True) or COMPLETED named ``Regressed``.
     """
     logger = get_run_logger()
-    result = benchmark_grid(grid, overrides or [], execution, concurrency, batch_size, fail_on_cell_errors=False)
-    settings = Settings.from_env(os.environ)
-    check = regression_check(Leaderboard(settings.results), result.grid, result.run_id, metric, threshold_pct)
+    settings = Settings.from_environment()
+    result = benchmark_grid(grid, overrides or [], execution, concurrency, batch_size, fail_on_cell_errors=False,
+                            settings=settings.to_plain())
+    check = regression_check(settings, result.grid, result.run_id, metric, threshold_pct)
     create_table_artifact(check.records(), key="regression-check", description=check.summary())
     create_markdown_artifact(check.markdown(), key="regression-summary")
     logger.info(check.summary())

@@ -107,7 +107,7 @@ def test_mlflow_holds_the_run_tree_and_models_that_round_trip(smoke_run):
 
     from benchmark.config import load_grid
     from benchmark.data.splits import make_cell_data
-    from benchmark.grid import load_data
+    from benchmark.data.loading import load_data
     from benchmark.settings import Settings
 
     rows = Leaderboard(str(root / "results")).read(kind="model")

@@ -14,7 +14,8 @@ import pytest
 from benchmark.config import load_grid
 from benchmark.engines import ProcessEngine, thread_settings
 from benchmark.errors import TlbenchError
-from benchmark.grid import LocalEngine, engine_slots, expand, run_grid
+from benchmark.grid import LocalEngine, engine_slots, run_grid
+from benchmark.jobs import expand
 from benchmark.leaderboard import Leaderboard
 from benchmark.tracking import Tracker
 

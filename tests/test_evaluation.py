@@ -120,7 +120,8 @@ def pretrained(tmp_path_factory, data_dir):
     """A tiny LSTM (8 units, 1 epoch, 4 M4 series) pretrained, cached and registered by the real
     code path, in a fresh MLflow SQLite store."""
     from benchmark.config import ModelSpec, PretrainSpec, TrainingSpec
-    from benchmark.grid import PretrainJob, RunContext, run_pretraining
+    from benchmark.jobs import PretrainJob, RunContext
+    from benchmark.stages import run_pretraining
     from benchmark.settings import Settings
     from benchmark.tracking import Tracker
     from benchmark.training import configure_threads

@@ -16,7 +16,7 @@ import pytest
 from benchmark.config import load_grid
 from benchmark.grid import LocalEngine, run_grid
 from benchmark.leaderboard import Leaderboard
-from benchmark.settings import Settings
+from benchmark.settings import Settings, apply_mlflow_http_policy
 from benchmark.tracking import TAG_CELL_KEY, TAG_KIND, Tracker
 
 TINY = ["target_sizes=[120]", "split.test_size=48", "model.units=8", "training.max_epochs=2",
@@ -26,8 +26,8 @@ HTTP_ENV = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACT
 
 @pytest.fixture(autouse=True)
 def restore_mlflow_http_env(monkeypatch):
-    """A Tracker on an http URI hands its retry policy to MLflow through these variables; put
-    them back as they were after each test."""
+    """The edges hand the retry policy to MLflow through these variables
+    (``apply_mlflow_http_policy``); put them back as they were after each test."""
     for name in HTTP_ENV:
         monkeypatch.setenv(name, os.environ.get(name, "0"))
         monkeypatch.delenv(name)
@@ -127,6 +127,7 @@ def test_the_retry_policy_reaches_mlflow_and_an_absent_server_fails_within_its_b
                             mlflow_max_retries=retries, mlflow_backoff_factor=1, mlflow_timeout=5).resolved()
         started = time.monotonic()
         with pytest.raises(MlflowException, match="127.0.0.1") as info:
+            apply_mlflow_http_policy(settings)  # what the edge (CLI, flow) does once
             Tracker(settings, "unreachable").ensure_store()
         timings[retries] = time.monotonic() - started
         assert timings[retries] < settings.mlflow_retry_budget_seconds()
@@ -151,6 +152,7 @@ def test_a_server_that_accepts_but_never_answers_fails_within_its_budget(tmp_pat
                             mlflow_max_retries=1, mlflow_backoff_factor=1, mlflow_timeout=2).resolved()
         started = time.monotonic()
         with pytest.raises(MlflowException, match="127.0.0.1"):
+            apply_mlflow_http_policy(settings)
             Tracker(settings, "hung").ensure_store()
         elapsed = time.monotonic() - started
     print(f"hung server: failed after {elapsed:.1f} s (budget {settings.mlflow_retry_budget_seconds():.0f} s)")
@@ -234,6 +236,7 @@ def test_mlflow_server_restarted_mid_grid_is_waited_out_and_every_cell_ends_exac
         settings = Settings(data_dir=data_dir, results=str(tmp_path / "results"), tracking_uri=server.url,
                             mlflow_dir=tmp_path / "mlflow", experiment="faults-restart", allow_download=False,
                             mlflow_max_retries=7, mlflow_backoff_factor=1, mlflow_timeout=30).resolved()
+        apply_mlflow_http_policy(settings)
         spec = load_grid("smoke", TINY + ["seeds=[0, 1, 2, 3]"])
         t0 = time.monotonic()
         thread, box = _grid_in_thread(spec, settings)
@@ -269,6 +272,7 @@ def test_mlflow_server_that_never_comes_back_stops_the_grid_clearly_and_a_rerun_
         impatient = Settings(data_dir=data_dir, results=str(tmp_path / "results"), tracking_uri=server.url,
                              mlflow_dir=tmp_path / "mlflow", experiment="faults-gone", allow_download=False,
                              mlflow_max_retries=2, mlflow_backoff_factor=1, mlflow_timeout=10).resolved()
+        apply_mlflow_http_policy(impatient)
         spec = load_grid("smoke", TINY + ["seeds=[0, 1, 2, 3]"])
         thread, box = _grid_in_thread(spec, impatient)
         _wait_for_model_rows(impatient.results, 1, thread, timeout=240)

@@ -19,7 +19,7 @@ from prefect.states import Completed, Running, Scheduled
 
 from benchmark.config import load_grid
 from benchmark.errors import SpecError, TlbenchError
-from benchmark.grid import CellJob, RunContext, expand
+from benchmark.jobs import CellJob, RunContext, expand
 from flows.cell import WORKER_LABEL, jobs_from_plain, jobs_to_plain
 from flows.engine import PoolEngine, _Child, make_engine
 

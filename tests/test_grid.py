@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from benchmark.config import load_grid
-from benchmark.grid import LocalEngine, cell_key, expand, pretrained_dir, run_grid
+from benchmark.grid import LocalEngine, run_grid
+from benchmark.jobs import cell_key, expand
+from benchmark.stages import pretrained_dir
 from benchmark.leaderboard import Leaderboard
 from benchmark.tracking import Tracker
 

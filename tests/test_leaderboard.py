@@ -18,10 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from benchmark.errors import TlbenchError
-from benchmark.leaderboard import (
-    COLUMNS, DEFAULTS, FAILURE_SCHEMA, METRICS, SCHEMA, Leaderboard, aggregate, aggregate_columns, format_table,
-    regressions, schema_markdown, transfer_horizon, winners,
-)
+from benchmark.leaderboard import COLUMNS, DEFAULTS, FAILURE_SCHEMA, SCHEMA, Leaderboard, schema_markdown
+from benchmark.metrics import METRIC_NAMES as METRICS
+from benchmark.ranking import (aggregate, aggregate_columns, format_table, regressions, transfer_horizon,
+                               winners)
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.timezone.utc)
 T_975_DF2 = 4.302652729749464
@@ -574,7 +574,7 @@ def test_finished_runs_maps_each_cell_to_the_run_of_its_latest_row(tmp_path):
 
 
 def test_aggregate_keeps_regimes_and_feature_sets_apart_and_compares_each_with_its_own_scratch():
-    from benchmark.leaderboard import fold_variants
+    from benchmark.ranking import fold_variants
 
     stateless = results_frame({(100, "lstm", "scratch"): [2.0, 2.0], (100, "lstm", "frozen"): [1.0, 1.0],
                                (100, "baseline", "seasonal_naive"): [4.0]})

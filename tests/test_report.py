@@ -25,7 +25,8 @@ import pandas as pd
 import pytest
 
 from benchmark.errors import TlbenchError
-from benchmark.leaderboard import Leaderboard, aggregate
+from benchmark.leaderboard import Leaderboard
+from benchmark.ranking import aggregate
 from benchmark.report import (REPORT_FILE, TRAINING_TIME_FILE, TRANSFER_BENEFIT_FILE, best_cells,
                               training_time_figure, transfer_benefit_figure, write_report)
 

@@ -18,7 +18,8 @@ import pytest
 
 from benchmark.config import load_grid
 from benchmark.errors import SpecError, TlbenchError
-from benchmark.grid import LocalEngine, report_dir, run_grid
+from benchmark.grid import LocalEngine, run_grid
+from benchmark.report import report_dir
 from benchmark.leaderboard import Leaderboard
 from benchmark.settings import Settings
 

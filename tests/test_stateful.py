@@ -11,7 +11,8 @@ import pytest
 from benchmark.config import ModelSpec, TrainingSpec, TransferSpec
 from benchmark.errors import TlbenchError
 from benchmark.models import TRANSFER_MODES, build_model, load_pretrained_weights, prepare_for_mode
-from benchmark.training import (StreamValidation, compile_model, configure_threads, reset_states,
+from benchmark.models.compile import compile_model
+from benchmark.training import (StreamValidation, configure_threads, reset_states,
                                 seed_everything, stateful_forecast, stream_chunks, train_for_mode)
 
 LOOKBACK, HORIZON = 6, 2

@@ -168,7 +168,8 @@ def test_failed_cell_ends_failed_with_its_error_and_stale_runs_are_closed(server
                      tracking_uri=settings.tracking_uri, mlflow_dir=tmp_path / "mlflow",
                      experiment="tracking-failures", allow_download=False).resolved()
     spec = load_grid("smoke", TINY + ["modes=[scratch]", "training.time_limit_s=0.000001"])
-    from benchmark.grid import cell_key, expand, check_targets
+    from benchmark.data.loading import check_targets
+    from benchmark.jobs import cell_key, expand
     from benchmark.data.sources import source_label
 
     fingerprints = check_targets(spec, other)

@@ -11,10 +11,8 @@ import pytest
 from benchmark.config import ModelSpec, TrainingSpec, TransferSpec
 from benchmark.errors import CellFailed, TlbenchError, UnknownNameError
 from benchmark.models import TRANSFER_MODES, build_model, prepare_for_mode
+from benchmark.models.compile import LOSSES, OPTIMIZERS, compile_model
 from benchmark.training import (
-    LOSSES,
-    OPTIMIZERS,
-    compile_model,
     configure_threads,
     fit,
     predict,
@@ -149,7 +147,7 @@ def test_training_deterministic_switches_tf_op_determinism_and_the_cell_key():
     from tensorflow.python.framework import config as tf_config
 
     from benchmark.config import load_grid
-    from benchmark.grid import cell_key, expand
+    from benchmark.jobs import cell_key, expand
 
     try:
         seed_everything(0, deterministic=False)

@@ -11,7 +11,9 @@ import pytest
 
 from benchmark.config import CellSpec, DataSpec, ModelSpec, PretrainSpec, SplitSpec, TrainingSpec, TransferSpec
 from benchmark.data.splits import Scaler, source_arrays
-from benchmark.grid import PretrainedRef, load_data, train_and_evaluate
+from benchmark.data.loading import load_data
+from benchmark.jobs import PretrainedRef
+from benchmark.stages import train_and_evaluate
 from benchmark.pretrain import load_pretrained, pretrain_model, save_pretrained
 from benchmark.training import predict
 
@@ -74,21 +76,21 @@ def test_zeroshot_predicts_what_the_pretrained_model_predicts(pretrained, data_d
 
     expected = pretrained_forecast(Scaler().fit(values[history_start:val_start]))
 
-    assert result["y_pred"].shape == (TEST_SIZE - horizon + 1, horizon) == expected.shape
-    np.testing.assert_allclose(result["y_pred"], expected, rtol=1e-6, atol=1e-9)
+    assert result.y_pred.shape == (TEST_SIZE - horizon + 1, horizon) == expected.shape
+    np.testing.assert_allclose(result.y_pred, expected, rtol=1e-6, atol=1e-9)
     truth = np.stack([values[t:t + horizon] for t in origins])
-    np.testing.assert_array_equal(result["data"].y_test_true, truth)
+    np.testing.assert_array_equal(result.data.y_test_true, truth)
 
     # The scaler matters: one fitted on the whole history (validation included) gives other values.
     leaky = pretrained_forecast(Scaler().fit(values[history_start:test_start]))
-    assert not np.allclose(result["y_pred"], leaky, rtol=1e-4)
+    assert not np.allclose(result.y_pred, leaky, rtol=1e-4)
 
 
 def test_zeroshot_trains_nothing(pretrained):
     horizon, settings, ref = pretrained
     result = train_and_evaluate(zeroshot_cell(horizon), settings, ref)
-    fit = result["fit"]
+    fit = result.fit
     assert fit.epochs_run == 0 and fit.seconds == 0.0 and fit.best_epoch == 0
     assert fit.history == {"loss": [], "val_loss": []}
-    assert result["params"]["trainable"] == 0 and result["params"]["non_trainable"] > 0
-    assert all(np.isfinite(result["metrics"][name]) for name in ("mae", "mse", "smape", "mase"))
+    assert result.params["trainable"] == 0 and result.params["non_trainable"] > 0
+    assert all(np.isfinite(result.metrics[name]) for name in ("mae", "mse", "smape", "mase"))

@@ -19,16 +19,19 @@ from pathlib import Path
 
 from benchmark.errors import TlbenchError
 from benchmark.registry import Registry
-from benchmark.settings import Settings
+from benchmark.settings import Settings, apply_mlflow_http_policy
 
 log = logging.getLogger("tlbench")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(os.environ, data_dir=getattr(args, "data_dir", None),
-                             results=getattr(args, "results", None),
-                             tracking_uri=getattr(args, "tracking_uri", None),
-                             experiment=getattr(args, "experiment", None))
+    """The settings of this command, built once here (the CLI is an edge) and passed down."""
+    settings = Settings.from_environment(data_dir=getattr(args, "data_dir", None),
+                                         results=getattr(args, "results", None),
+                                         tracking_uri=getattr(args, "tracking_uri", None),
+                                         experiment=getattr(args, "experiment", None))
+    apply_mlflow_http_policy(settings)
+    return settings
 
 
 def _launchers() -> Registry:
@@ -42,7 +45,7 @@ def _launchers() -> Registry:
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.config import load_grid
     from benchmark.grid import LocalEngine, run_grid
-    from benchmark.leaderboard import format_table
+    from benchmark.ranking import format_table
 
     settings = _settings(args)
     grid_source = args.grid or args.profile
@@ -72,10 +75,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"grid {result.grid} run {result.run_id}: {result.counts()} in {result.wall_seconds:.1f} s")
     for outcome in result.failed:
         print(f"FAILED {outcome.label}: {outcome.error}", file=sys.stderr)
-    if len(result.leaderboard):
-        from benchmark.leaderboard import aggregate
-
-        agg = aggregate(result.leaderboard)
+    if result.aggregate is not None:
+        agg = result.aggregate
         columns = [c for c in ("target", "target_size", "architecture", "mode", "mase_mean", "smape_mean",
                                "mae_mean", "mse_mean", "rank", "improvement_vs_scratch_pct", "n_seeds")
                    if c in agg.columns]
@@ -85,7 +86,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from benchmark.leaderboard import Leaderboard, aggregate, format_table
+    from benchmark.leaderboard import Leaderboard
+    from benchmark.ranking import aggregate, format_table
 
     settings = _settings(args)
     board = Leaderboard(settings.results)
@@ -116,8 +118,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the HTML report of one grid's leaderboard rows (default: the rows of its current
     spec, i.e. the grid_id of its newest row, as ``run_grid`` reports it)."""
-    from benchmark.grid import report_dir, write_grid_report
     from benchmark.leaderboard import Leaderboard
+    from benchmark.report import report_dir, write_grid_report
 
     settings = _settings(args)
     rows = Leaderboard(settings.results).read(target=args.target, target_size=args.size,
@@ -212,15 +214,12 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from benchmark.config import load_grid
-    from benchmark.grid import check_targets, expand, source_fingerprint
-    from benchmark.validation import validate_grid
+    from benchmark.grid import plan_grid
 
     settings = _settings(args)
     source = args.grid or args.profile
-    spec = validate_grid(load_grid(source, args.set), source)
-    check_targets(spec, settings)
-    source_fingerprint(spec, settings)
-    print(f"{source}: ok, {len(expand(spec))} cells")
+    plan = plan_grid(load_grid(source, args.set), settings, source)
+    print(f"{source}: ok, {len(plan.cells)} cells")
     return 0
 
 
@@ -245,6 +244,15 @@ def _add_settings(parser: argparse.ArgumentParser, data=True) -> None:
     parser.add_argument("--results", help="results location (default $TLBENCH_RESULTS or ./results)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or "
                                                "sqlite:///./mlflow/mlflow.db)")
+
+
+def _add_row_filters(parser: argparse.ArgumentParser) -> None:
+    """The leaderboard-row filters of ``tlbench leaderboard`` and ``tlbench report``."""
+    parser.add_argument("--target", action="append", help="filter (repeatable)")
+    parser.add_argument("--size", type=int, action="append", help="filter by target size (repeatable)")
+    parser.add_argument("--architecture", action="append")
+    parser.add_argument("--mode", action="append")
+    parser.add_argument("--date", action="append", help="run date YYYY-MM-DD")
 
 
 def _add_grid(parser: argparse.ArgumentParser) -> None:
@@ -272,11 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     board = sub.add_parser("leaderboard", help="print the leaderboard")
     _add_settings(board, data=False)
-    board.add_argument("--target", action="append", help="filter (repeatable)")
-    board.add_argument("--size", type=int, action="append", help="filter by target size (repeatable)")
-    board.add_argument("--architecture", action="append")
-    board.add_argument("--mode", action="append")
-    board.add_argument("--date", action="append", help="run date YYYY-MM-DD")
+    _add_row_filters(board)
     board.add_argument("--grid", action="append", help="grid name")
     board.add_argument("--cells", action="store_true", help="one line per cell instead of aggregated")
     board.add_argument("--json", action="store_true", help="rows as a JSON list of objects")
@@ -286,11 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write the HTML report of a grid's leaderboard")
     _add_settings(report, data=False)
     report.add_argument("--grid", action="append", help="grid name (needed when several grids have rows)")
-    report.add_argument("--target", action="append", help="filter (repeatable)")
-    report.add_argument("--size", type=int, action="append", help="filter by target size (repeatable)")
-    report.add_argument("--architecture", action="append")
-    report.add_argument("--mode", action="append")
-    report.add_argument("--date", action="append", help="run date YYYY-MM-DD")
+    _add_row_filters(report)
     report.add_argument("--run-id", action="append", help="only these grid runs (default: the grid's current spec)")
     report.add_argument("--out", help="output folder (default <results>/reports/<grid>/)")
     report.add_argument("--no-forecasts", action="store_true",

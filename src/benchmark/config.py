@@ -117,6 +117,14 @@ class PretrainSpec:
     )
 
 
+#: The default variant of a cell: the stateless regime on the target alone. A cell away from
+#: either default is a variant of its architecture (its label, run name and leaderboard group say so).
+DEFAULT_REGIME = "stateless"
+TARGET_FEATURE = "y"  # the target's own input; the ``features`` value of a target-only cell
+#: ``(leaderboard column, default value)`` of each variant dimension, in label order.
+VARIANT_DEFAULTS = (("regime", DEFAULT_REGIME), ("features", TARGET_FEATURE))
+
+
 @dataclass(frozen=True)
 class GridSpec:
     """A whole benchmark: targets x target sizes x architectures x regimes x feature sets x modes
@@ -137,7 +145,7 @@ class GridSpec:
     architectures: tuple[str, ...] = ("lstm",)
     modes: tuple[str, ...] = ("scratch", "frozen", "finetune")
     seeds: tuple[int, ...] = (0,)
-    regimes: tuple[str, ...] = ("stateless",)
+    regimes: tuple[str, ...] = (DEFAULT_REGIME,)
     feature_sets: tuple[tuple[str, ...], ...] = ((),)
     lookbacks: tuple[int, ...] = ()  # () : split.lookback alone
     normalisations: tuple[str, ...] = ()  # () : model.normalisation alone
@@ -164,7 +172,7 @@ class CellSpec:
     training: TrainingSpec
     transfer: TransferSpec
     pretrain: PretrainSpec
-    regime: str = "stateless"
+    regime: str = DEFAULT_REGIME
     features: tuple[str, ...] = ()  # input features besides the target (always input 0)
     pretrain_seed: int = 0  # the pretrained body's seed (pretrain.seeds[i mod n] for seeds[i])
 
@@ -173,9 +181,21 @@ class CellSpec:
         return self.model.architecture
 
     @property
+    def variant(self) -> dict[str, str]:
+        """The value of every variant dimension (:data:`VARIANT_DEFAULTS`), by leaderboard column."""
+        return {"regime": self.regime, "features": self.feature_label}
+
+    @property
+    def variant_parts(self) -> list[str]:
+        """The variant values that are not the defaults (``[]`` for a plain stateless, target-only
+        cell): what labels and run names add to tell variants apart."""
+        values = self.variant
+        return [values[column] for column, default in VARIANT_DEFAULTS if values[column] != default]
+
+    @property
     def feature_label(self) -> str:
         """The leaderboard's ``features`` value: ``y``, or ``y+`` and the feature names."""
-        return "+".join(("y", *self.features))
+        return "+".join((TARGET_FEATURE, *self.features))
 
 
 # --------------------------------------------------------------------------- identity
@@ -265,32 +285,40 @@ def _convert(tp: Any, data: Any, path: str, problems: list[str]) -> Any:
         return dict(data)
     if tp is Any:
         return data
+    if tp in SCALARS:
+        value, problem = convert_scalar(tp, data, numeric_strings=True)
+        if problem:
+            problems.append(f"{path}: {problem}")
+        return value
+    raise TypeError(f"unsupported spec type {_type_name(tp)} at {path}")
+
+
+#: The scalar types a spec field or a source option may have.
+SCALARS = (bool, int, float, str)
+
+
+def convert_scalar(tp: type, value: Any, numeric_strings: bool = False) -> tuple[Any, str | None]:
+    """``(converted value, None)`` or ``(None, problem)`` for one of :data:`SCALARS`: the one typed
+    converter of spec fields and source options. ``numeric_strings``: a float may come as a
+    string (YAML 1.1 reads ``1e-3``, without a dot, as one)."""
     if tp is bool:
-        if isinstance(data, bool):
-            return data
-        problems.append(f"{path}: expected true or false, got {data!r}")
-        return None
+        return (value, None) if isinstance(value, bool) else (None, f"expected true or false, got {value!r}")
     if tp is int:
-        if isinstance(data, int) and not isinstance(data, bool):
-            return data
-        problems.append(f"{path}: expected an integer, got {data!r}")
-        return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value, None
+        return None, f"expected an integer, got {value!r}"
     if tp is float:
-        if isinstance(data, (int, float)) and not isinstance(data, bool):
-            return float(data)
-        if isinstance(data, str):  # YAML 1.1 reads `1e-3` (no dot) as a string
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value), None
+        if numeric_strings and isinstance(value, str):
             try:
-                return float(data)
+                return float(value), None
             except ValueError:
                 pass
-        problems.append(f"{path}: expected a number, got {data!r}")
-        return None
+        return None, f"expected a number, got {value!r}"
     if tp is str:
-        if isinstance(data, str):
-            return data
-        problems.append(f"{path}: expected a string, got {data!r}")
-        return None
-    raise TypeError(f"unsupported spec type {_type_name(tp)} at {path}")
+        return (value, None) if isinstance(value, str) else (None, f"expected a string, got {value!r}")
+    raise TypeError(f"unsupported scalar type {tp}")
 
 
 # --------------------------------------------------------------------------- loading

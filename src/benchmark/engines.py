@@ -11,7 +11,7 @@ scale: one job per core.
 :class:`ProcessEngine` satisfies :class:`benchmark.grid.Engine`: ``map(stage, fn, items,
 settings)`` runs ``fn(item, settings)`` in its workers and returns the results in order. Jobs,
 settings and outcomes are picklable dataclasses and ``fn`` is a module-level function of
-:mod:`benchmark.grid`, so nothing else is needed to ship them. Workers start with ``spawn`` (never
+:mod:`benchmark.stages`, so nothing else is needed to ship them. Workers start with ``spawn`` (never
 ``fork``: a forked TensorFlow runtime is unsafe) and live until :meth:`ProcessEngine.close`, so
 each pays TensorFlow's import (6-25 s) once per grid, not once per job. Each worker sets its
 TensorFlow threads before anything else runs in it.
@@ -62,6 +62,18 @@ def configure_for_concurrency(concurrency: int, cores: int | None = None) -> tup
     return intra, inter
 
 
+def configure_worker_device() -> str:
+    """For a worker that runs one TF job at a time (a pool worker): on a CPU, one intra-op and one
+    inter-op thread (one worker per core is fastest: docs/performance.md); on a GPU, TensorFlow's
+    defaults. Must run before TensorFlow's first op. Returns ``"GPU"`` or ``"CPU"``."""
+    from benchmark.training import configure_threads
+
+    if gpu_visible():
+        return "GPU"
+    configure_threads(1, 1)
+    return "CPU"
+
+
 @dataclass(frozen=True)
 class WorkerSetup:
     """What every worker process does first: its TensorFlow threads and its logging."""
@@ -84,7 +96,7 @@ def _init_worker(setup: WorkerSetup) -> None:
     if not gpu_visible():
         configure_threads(setup.intra, setup.inter)
     # What every job imports anyway, paid here while the parent is still planning.
-    import benchmark.grid  # noqa: F401
+    import benchmark.stages  # noqa: F401
     import benchmark.models  # noqa: F401
     import benchmark.tracking  # noqa: F401
 

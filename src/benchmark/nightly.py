@@ -10,7 +10,7 @@ Only the rows a run wrote itself count as that run's results: a cell that was al
 (the same cell key: spec, data fingerprint, package version) is skipped by ``run_grid`` and
 writes nothing, so a run that trained nothing has nothing to compare, and the report says so.
 
-Which groups are flagged is decided by :func:`benchmark.leaderboard.regressions` (worse by more
+Which groups are flagged is decided by :func:`benchmark.ranking.regressions` (worse by more
 than a threshold AND outside the seed noise); this module finds the two runs, aggregates each and
 presents the result. A pure library: no Prefect, no MLflow.
 """
@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from benchmark.errors import TlbenchError
-from benchmark.leaderboard import GROUP, Leaderboard, aggregate, regressions
+from benchmark.leaderboard import Leaderboard
+from benchmark.ranking import GROUP, aggregate, regressions
 
 #: Columns of :attr:`RegressionReport.comparison`.
 COMPARISON_COLUMNS = [*GROUP, "metric", "previous", "current", "change_pct", "previous_ci95", "current_ci95",
@@ -37,7 +38,7 @@ COMPARISON_COLUMNS = [*GROUP, "metric", "previous", "current", "change_pct", "pr
 class RegressionReport:
     """The outcome of :func:`regression_check`.
 
-    ``regressions``: the flagged groups (:func:`benchmark.leaderboard.regressions` columns, worst
+    ``regressions``: the flagged groups (:func:`benchmark.ranking.regressions` columns, worst
     first); ``comparison``: every group present in both runs (:data:`COMPARISON_COLUMNS`, with a
     ``regressed`` flag); ``compared_with``: the previous run's id, or None when there was
     nothing to compare (``note`` says why).
@@ -149,7 +150,7 @@ def _earlier_runs(rows: pd.DataFrame, before_run_id: str) -> list[str]:
 
 def previous_aggregate(leaderboard: Leaderboard, grid: str, before_run_id: str,
                        metric: str = "mase") -> pd.DataFrame | None:
-    """The aggregated leaderboard (:func:`benchmark.leaderboard.aggregate`) of the most recent run
+    """The aggregated leaderboard (:func:`benchmark.ranking.aggregate`) of the most recent run
     of ``grid`` that started before ``before_run_id``, from that run's own rows; None if there
     is no earlier run."""
     rows = leaderboard.read(grid=grid)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 
 import keras
 
 from benchmark.config import ModelSpec, TrainingSpec
 from benchmark.errors import TlbenchError
+from benchmark.files import atomic_write
 from benchmark.models import build_model
 from benchmark.models.transfer import apply_freezing
 from benchmark.training import Arrays, FitResult, fit, seed_everything
@@ -65,18 +65,15 @@ def save_pretrained(model: keras.Model, path: Path) -> str:
     path = Path(path)
     if path.suffix != ".keras":
         raise TlbenchError(f"pretrained model path {path} must end with .keras.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")  # Keras needs the .keras suffix
-    try:
-        model.save(tmp)
-        sha = file_sha256(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    sidecar = checksum_path(path)
-    tmp_sidecar = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
-    tmp_sidecar.write_text(f"{sha}  {path.name}\n")
-    os.replace(tmp_sidecar, sidecar)
+    digest: list[str] = []
+
+    def save(temporary: Path) -> None:
+        model.save(temporary)
+        digest.append(file_sha256(temporary))
+
+    atomic_write(path, save)
+    sha = digest[0]
+    atomic_write(checksum_path(path), f"{sha}  {path.name}\n")
     log.info("saved pretrained model %s (sha256 %s)", path, sha[:12])
     return sha
 

@@ -12,11 +12,12 @@ Figures are built with ``matplotlib.figure.Figure`` directly (never pyplot), so 
 running in threads can draw at once without sharing global state. They never use mathtext either
 (its parser is shared and not thread-safe: two threads drawing log-axis labels such as
 ``$10^{1}$`` at once crash): log axes get plain-text tick labels and titles are not parsed as
-math. A pure library: no MLflow, no Prefect; callers log or publish the files it writes.
+math. A pure library: no MLflow import, no Prefect; :func:`write_grid_report` (a grid's report
+in :func:`report_dir`) takes a tracker from its caller to fetch forecasts and log the files.
 
 Regimes and feature sets: a model row whose ``regime`` is not ``stateless`` or whose ``features``
 are not ``y`` is shown as its own *variant* of the architecture, e.g. ``lstm · stateful`` or
-``lstm · y+hour_of_day`` (:func:`benchmark.leaderboard.fold_variants`): it gets its own panel,
+``lstm · y+hour_of_day`` (:func:`benchmark.ranking.fold_variants`): it gets its own panel,
 its own rows in every table, and is compared with the scratch mode of the same variant.
 """
 
@@ -25,9 +26,9 @@ from __future__ import annotations
 import base64
 import html
 import io
+import logging
 import math
-import os
-import uuid
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -38,6 +39,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter, NullLocator
 
 from benchmark.errors import TlbenchError
+from benchmark.files import atomic_write
+from benchmark.settings import Settings
+
+log = logging.getLogger(__name__)
 
 REPORT_FILE = "report.html"
 TRANSFER_BENEFIT_FILE = "transfer_benefit.png"
@@ -89,7 +94,7 @@ def learning_curve_figure(history: Mapping[str, Sequence[float]], title: str = "
 def _check_aggregate(agg: pd.DataFrame, needed: Iterable[str], caller: str) -> None:
     missing = [c for c in ("target", "target_size", "architecture", "mode", *needed) if c not in agg.columns]
     if missing:
-        raise TlbenchError(f"{caller}() needs the output of benchmark.leaderboard.aggregate(); missing "
+        raise TlbenchError(f"{caller}() needs the output of benchmark.ranking.aggregate(); missing "
                            f"column(s) {', '.join(missing)}")
 
 
@@ -167,7 +172,7 @@ def transfer_benefit_figure(agg: pd.DataFrame, metric: str = "mase") -> Figure:
     ``{metric}_std`` and ``n_seeds``; none with a single seed). Baselines (the same in every
     panel of a target) are grey dashed reference lines through their value at each size. Modes
     are nudged a little sideways so their error bars do not hide each other. ``agg`` is the
-    output of :func:`benchmark.leaderboard.aggregate`.
+    output of :func:`benchmark.ranking.aggregate`.
     """
     from benchmark import stats
 
@@ -270,7 +275,7 @@ def best_cells(rows: pd.DataFrame, metric: str = "mase") -> pd.DataFrame:
     Returns full leaderboard rows (``mlflow_run_id`` says where its ``predictions.parquet``
     artifact is) plus ``group_mean``, sorted by target and size; empty when there are no
     model rows. Regime/feature variants compete as architectures of their own
-    (:func:`benchmark.leaderboard.fold_variants`; their ``architecture`` comes back with the
+    (:func:`benchmark.ranking.fold_variants`; their ``architecture`` comes back with the
     variant label).
     """
     needed = ["target", "target_size", "architecture", "mode", "seed", metric]
@@ -278,7 +283,7 @@ def best_cells(rows: pd.DataFrame, metric: str = "mase") -> pd.DataFrame:
     if missing:
         raise TlbenchError(f"best_cells() needs leaderboard rows (Leaderboard.read()); missing "
                            f"column(s) {', '.join(missing)}")
-    from benchmark.leaderboard import fold_variants
+    from benchmark.ranking import fold_variants
 
     rows = fold_variants(rows)
     models = rows.loc[rows["architecture"] != _BASELINE]
@@ -303,7 +308,7 @@ def best_cells(rows: pd.DataFrame, metric: str = "mase") -> pd.DataFrame:
 
 def write_report(rows: pd.DataFrame, out_dir: Path, title: str,
                  forecasts: Mapping[Any, tuple[Sequence, np.ndarray, np.ndarray]] | None = None,
-                 metric: str = "mase") -> Path:
+                 metric: str = "mase", agg: pd.DataFrame | None = None) -> Path:
     """Write ``out_dir/report.html`` (self-contained) and its PNGs beside it; returns the HTML path.
 
     ``rows``: leaderboard rows (:meth:`benchmark.leaderboard.Leaderboard.read`), normally one
@@ -314,9 +319,10 @@ def write_report(rows: pd.DataFrame, out_dir: Path, title: str,
     training time per mode, the best cell per size (and its forecast when given) and the
     aggregated leaderboard. Every file is written to a hidden temporary name and renamed, so a
     reader never sees half a report; forecast PNGs of an earlier report that this one does not
-    have are removed, so the folder holds exactly the report's files.
+    have are removed, so the folder holds exactly the report's files. ``agg``: the rows'
+    :func:`benchmark.ranking.aggregate` by ``metric`` when the caller has it already.
     """
-    from benchmark.leaderboard import aggregate, fold_variants, transfer_horizon, winners
+    from benchmark.ranking import aggregate, fold_variants
 
     if rows is None or len(rows) == 0:
         raise TlbenchError(f"No leaderboard rows to report on for {title!r}: run the grid first, or "
@@ -325,7 +331,7 @@ def write_report(rows: pd.DataFrame, out_dir: Path, title: str,
     out_dir.mkdir(parents=True, exist_ok=True)
     best = best_cells(rows, metric)
     rows = fold_variants(rows)  # after best_cells, which folds them itself
-    agg = aggregate(rows, metric)
+    agg = aggregate(rows, metric) if agg is None else agg
 
     figures = [("transfer-benefit", TRANSFER_BENEFIT_FILE, transfer_benefit_figure(agg, metric)),
                ("training-time", TRAINING_TIME_FILE, training_time_figure(agg))]
@@ -339,12 +345,12 @@ def write_report(rows: pd.DataFrame, out_dir: Path, title: str,
     images = {}
     for element_id, filename, fig in figures:
         png = _png_bytes(fig)
-        _write_atomically(out_dir / filename, png)
+        atomic_write(out_dir / filename, png)
         images[element_id] = (filename, png)
 
-    page = _render(title, rows, agg, winners(agg, metric), transfer_horizon(agg), best, images, metric)
+    page = _render(title, rows, agg, best, images, metric)
     path = out_dir / REPORT_FILE
-    _write_atomically(path, page.encode("utf-8"))
+    atomic_write(path, page)
     written = {filename for filename, _ in images.values()}
     for stale in out_dir.glob("forecast_*.png"):  # an earlier report's sizes: the folder matches the page
         if stale.name not in written:
@@ -370,16 +376,6 @@ def _png_bytes(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
-    try:
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 1.5rem 2rem;
        color: #1a1a1a; max-width: 1500px; }
@@ -400,8 +396,11 @@ font-variant-numeric: tabular-nums; } tr.best td { background: #eef6ee; }
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 
-def _render(title: str, rows: pd.DataFrame, agg: pd.DataFrame, wins: pd.DataFrame, horizon: pd.DataFrame,
-            best: pd.DataFrame, images: Mapping[str, tuple[str, bytes]], metric: str) -> str:
+def _render(title: str, rows: pd.DataFrame, agg: pd.DataFrame, best: pd.DataFrame,
+            images: Mapping[str, tuple[str, bytes]], metric: str) -> str:
+    from benchmark.ranking import transfer_horizon, winners
+
+    wins, horizon = winners(agg, metric), transfer_horizon(agg)
     mean, ci = f"{metric}_mean", f"{metric}_ci95"
     sections = [f"<h1>{_esc(title)}</h1>", _provenance(rows, metric)]
 
@@ -515,3 +514,47 @@ def _text(value: Any) -> str:
 
 def _esc(text: Any) -> str:
     return html.escape(str(text), quote=True)
+
+
+# --------------------------------------------------------------------------- a grid's report
+
+
+def report_dir(settings: Settings, grid: str) -> Path:
+    """Where a grid's report goes: ``<results>/reports/<grid>/`` (:meth:`Settings.local_dir`:
+    beside the MLflow store when the results live on an object store; the copy logged to the
+    parent MLflow run is then the shared one)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", grid).strip("._") or "grid"
+    return settings.local_dir("reports", name)
+
+
+def write_grid_report(rows: pd.DataFrame, settings: Settings, grid: str, tracker=None,
+                      parent_run_id: str | None = None, out_dir: Path | None = None,
+                      agg: pd.DataFrame | None = None) -> Path:
+    """The HTML report of ``rows`` (one grid), in ``out_dir`` or :func:`report_dir`.
+
+    With a tracker (:class:`benchmark.tracking.Tracker`), the forecast of the best cell per size
+    (:func:`best_cells`) is fetched from its MLflow run's ``predictions.parquet``; with a parent
+    run too, the report and its PNGs are logged under that run's ``report/`` artifacts. Returns
+    the HTML path.
+    """
+    forecasts = {}
+    best = best_cells(rows) if tracker is not None else rows.iloc[0:0]
+    several_targets = best["target"].nunique() > 1
+    for cell in best.itertuples(index=False):
+        if not isinstance(cell.mlflow_run_id, str):
+            continue
+        try:
+            frame = tracker.load_frame(cell.mlflow_run_id, "predictions.parquet")
+        except Exception as exc:  # noqa: BLE001 - a missing artifact costs one plot, not the report
+            log.warning("report: no predictions for %s n=%s (run %s): %s", cell.target, cell.target_size,
+                        cell.mlflow_run_id, exc)
+            continue
+        key = (cell.target, int(cell.target_size)) if several_targets else int(cell.target_size)
+        forecasts[key] = (frame["ds"].to_numpy(), frame["y"].to_numpy(), frame["y_pred"].to_numpy())
+    path = write_report(rows, out_dir or report_dir(settings, grid), f"tlbench report: grid {grid}",
+                        forecasts, agg=agg)
+    if tracker is not None and parent_run_id:
+        for file in sorted(path.parent.iterdir()):
+            if file.is_file() and not file.name.startswith("."):
+                tracker.log_file(parent_run_id, file, "report")
+    return path

@@ -25,6 +25,14 @@ waits of 0, 4, 8, 16, 32, 64, 120 s, capped at 120 s, plus up to 1 s jitter each
 out a server restart of a few minutes; :meth:`Settings.mlflow_retry_budget_seconds` is the
 longest one request can take before it fails the cell or the grid with an error.
 
+MLflow's HTTP client reads that policy only from its environment variables, so the edges (the CLI,
+the flows) call :func:`apply_mlflow_http_policy` once, after building the settings and before
+any worker process starts; nothing else in the library touches the environment.
+
+Results location: :meth:`Settings.local_dir` is the one rule for the local folders that go with
+the results (pretrained models, reports): under the results folder when it is local, beside the
+MLflow store when the results live on an object store (the shared copy is then in MLflow).
+
 Credentials: the *values* of environment variables whose names look like credentials (TOKEN,
 SECRET, PASSWORD, KEY, CREDENTIAL, ...) are kept in ``secret_values`` so that the tracking edge can
 redact them wherever they would end up in an MLflow param or tag; they are never exported.
@@ -32,10 +40,11 @@ redact them wherever they would end up in an MLflow param or tag; they are never
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping, MutableMapping
 
 #: Names of environment variables that hold credentials (AWS_SECRET_ACCESS_KEY, MLFLOW_TRACKING_PASSWORD,
 #: DATABRICKS_TOKEN, GOOGLE_APPLICATION_CREDENTIALS, ...): their values are redacted from MLflow.
@@ -47,6 +56,8 @@ _HTTP_ENV = {"mlflow_max_retries": "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
              "mlflow_backoff_factor": "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
              "mlflow_timeout": "MLFLOW_HTTP_REQUEST_TIMEOUT"}
 _BACKOFF_MAX = 120.0  # urllib3's cap on one wait
+#: Local folder names beside the MLflow store when the results live on an object store.
+_OBJECT_STORE_FOLDERS = {"pretrained": "pretrained-cache"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,11 @@ class Settings:
     mlflow_backoff_factor: int = 2
     mlflow_timeout: int = 120
     secret_values: frozenset[str] = field(default_factory=frozenset, repr=False)
+
+    @classmethod
+    def from_environment(cls, **overrides) -> "Settings":
+        """:meth:`from_env` over this process's environment: what an edge (CLI, flow) calls."""
+        return cls.from_env(os.environ, **overrides)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides) -> "Settings":
@@ -92,9 +108,30 @@ class Settings:
             value for name, value in env.items()
             if SECRET_ENV_NAME.search(name) and isinstance(value, str) and len(value) >= _MIN_SECRET_LENGTH)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if "data_dir" in values:
-            values["data_dir"] = Path(values["data_dir"])
+        for name in ("data_dir", "mlflow_dir"):
+            if name in values:
+                values[name] = Path(values[name])
         return cls(**values).resolved()
+
+    def to_plain(self) -> dict[str, Any]:
+        """Every setting but the secret values, as JSON-able data: what a flow run takes as a
+        parameter (``Settings.from_env(env, **plain)`` on the other side rebuilds the settings)."""
+        return {f.name: str(value) if isinstance(value, Path) else value
+                for f in fields(self) if f.name != "secret_values"
+                for value in [getattr(self, f.name)]}
+
+    @property
+    def results_on_object_store(self) -> bool:
+        """Whether the results location is an object store (a URI other than ``file://``)."""
+        return "://" in self.results and not self.results.startswith("file://")
+
+    def local_dir(self, kind: str, name: str) -> Path:
+        """The local folder of ``name`` among the results' ``kind`` (``pretrained``, ``reports``):
+        ``<results>/<kind>/<name>/``, or beside the MLflow store when the results live on an
+        object store (``<mlflow_dir>/pretrained-cache/<key>/``, ``<mlflow_dir>/reports/<grid>/``)."""
+        if self.results_on_object_store:
+            return self.mlflow_dir / _OBJECT_STORE_FOLDERS.get(kind, kind) / name
+        return Path(self.results.removeprefix("file://")) / kind / name
 
     def mlflow_retry_budget_seconds(self) -> float:
         """The longest one MLflow request can take before it gives up: every backoff wait (urllib3
@@ -117,6 +154,10 @@ class Settings:
         return replace(self, data_dir=self.data_dir.absolute(), results=results,
                        tracking_uri=tracking, artifact_location=artifacts, mlflow_dir=mlflow_dir)
 
+    def mlflow_http_env(self) -> dict[str, str]:
+        """MLflow's own retry-policy variables for these settings."""
+        return {variable: str(int(getattr(self, name))) for name, variable in _HTTP_ENV.items()}
+
     def to_env(self) -> dict[str, str]:
         """The environment that reproduces these settings in a child process or worker."""
         env = {"TLBENCH_DATA_DIR": str(self.data_dir), "TLBENCH_RESULTS": self.results,
@@ -127,5 +168,14 @@ class Settings:
             env["TLBENCH_EXPERIMENT"] = self.experiment
         if not self.allow_download:
             env["TLBENCH_OFFLINE"] = "1"
-        env.update({variable: str(getattr(self, name)) for name, variable in _HTTP_ENV.items()})
+        env.update(self.mlflow_http_env())
         return env
+
+
+def apply_mlflow_http_policy(settings: Settings, environ: MutableMapping[str, str] | None = None) -> None:
+    """Hand ``settings``' retry policy to MLflow's HTTP client, which reads it only from these
+    environment variables, at request time. Called once by each edge (CLI, flow) after it built
+    its settings and before it starts worker processes (which inherit the environment); a no-op
+    unless the tracking URI is an HTTP server. ``environ`` defaults to this process's."""
+    if settings.tracking_uri.startswith(("http://", "https://")):
+        (os.environ if environ is None else environ).update(settings.mlflow_http_env())

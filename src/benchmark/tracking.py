@@ -10,8 +10,9 @@ it). The active-run stack of MLflow's fluent API is thread-local, so cells runni
 hold their own run.
 
 Against a server, every request is retried on connection errors and transient HTTP codes with
-exponential backoff by MLflow's own client; :class:`Tracker` only sets that client's policy from
-``Settings`` (``mlflow_max_retries``, ``mlflow_backoff_factor``, ``mlflow_timeout``), so a server
+exponential backoff by MLflow's own client, whose policy the edges set once from ``Settings``
+(:func:`benchmark.settings.apply_mlflow_http_policy`: ``mlflow_max_retries``,
+``mlflow_backoff_factor``, ``mlflow_timeout``; :class:`Tracker` never touches the environment), so a server
 restart of a few minutes is waited out and a server that never comes back fails the request with an
 ``MlflowException`` within ``Settings.mlflow_retry_budget_seconds()``.
 
@@ -24,7 +25,6 @@ Models are loaded with Keras safe mode (no Python code from a file runs).
 from __future__ import annotations
 
 import logging
-import os
 import re
 import tempfile
 import time
@@ -82,19 +82,6 @@ def redact(value: str, secrets: frozenset[str] | set[str] = frozenset()) -> str:
     return _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", value)
 
 
-def _apply_http_policy(settings: Settings) -> None:
-    """Hand ``settings``' retry policy to MLflow's HTTP client. That client reads its policy only
-    from these environment variables, at request time, so this (at the one MLflow edge) is where
-    tlbench sets them; the values came from the environment or the caller via ``Settings``."""
-    from mlflow.environment_variables import (MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
-                                              MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT)
-
-    for variable, value in ((MLFLOW_HTTP_REQUEST_MAX_RETRIES, settings.mlflow_max_retries),
-                            (MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, settings.mlflow_backoff_factor),
-                            (MLFLOW_HTTP_REQUEST_TIMEOUT, settings.mlflow_timeout)):
-        os.environ[variable.name] = str(int(value))
-
-
 @dataclass(frozen=True)
 class RunRef:
     run_id: str
@@ -107,8 +94,6 @@ class Tracker:
     def __init__(self, settings: Settings, experiment: str):
         self.settings = settings
         self.experiment_name = redact(experiment, settings.secret_values)
-        if settings.tracking_uri.startswith(("http://", "https://")):
-            _apply_http_policy(settings)
         self.client = MlflowClient(tracking_uri=settings.tracking_uri)
         self._experiment_id: str | None = None
 
@@ -205,10 +190,13 @@ class Tracker:
         self.client.log_artifact(run_id, str(local_path), artifact_path)
 
     def log_frame(self, run_id: str, frame, artifact_file: str) -> None:
-        """A small DataFrame (predictions) as a Parquet artifact."""
+        """A small DataFrame (predictions) as a Parquet artifact (written by the leaderboard module,
+        the one Parquet writer)."""
+        from benchmark.leaderboard import write_frame
+
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / artifact_file
-            frame.to_parquet(path, index=False)
+            write_frame(frame, path)
             self.client.log_artifact(run_id, str(path))
 
     def load_frame(self, run_id: str, artifact_file: str):
@@ -356,8 +344,9 @@ class Tracker:
 def host_and_device() -> tuple[str, str]:
     """The worker host name and the device the cell trains on (GPU name or 'CPU')."""
     import platform
+    import socket
 
-    host = platform.node() or os.environ.get("HOSTNAME", "unknown")
+    host = platform.node() or socket.gethostname() or "unknown"
     try:
         import tensorflow as tf
 

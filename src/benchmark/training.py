@@ -1,7 +1,7 @@
 """Compile, fit and predict: the training loop of every cell and of pretraining. No tracking, no files.
 
 Owns the one seeding function (:func:`seed_everything`), process threading
-(:func:`configure_threads`), the optimiser and loss registries, :func:`fit` (early stopping on
+(:func:`configure_threads`), :func:`fit` (early stopping on
 validation loss with the best weights restored, non-finite losses and time limits as
 :class:`~benchmark.errors.CellFailed`) and :func:`train_for_mode`, which runs a transfer mode's
 phases through :func:`~benchmark.models.transfer.apply_freezing` so every change of ``trainable``
@@ -34,6 +34,7 @@ import tensorflow as tf
 from benchmark.config import TrainingSpec, TransferSpec
 from benchmark.errors import CellFailed, TlbenchError
 from benchmark.models.architectures import param_counts
+from benchmark.models.compile import LOSSES, compile_model
 from benchmark.models.transfer import FREEZE_RULES, TransferMode, apply_freezing, frozen_layer_names
 from benchmark.registry import Registry
 
@@ -102,29 +103,6 @@ def configure_threads(intra: int, inter: int) -> None:
                     "configure_threads before the first TF op to change them.", exc,
                     threading.get_intra_op_parallelism_threads(),
                     threading.get_inter_op_parallelism_threads())
-
-
-# --------------------------------------------------------------------------- compile
-
-# name -> learning rate -> optimiser
-OPTIMIZERS: Registry[Callable[[float], keras.optimizers.Optimizer]] = Registry("optimizer")
-OPTIMIZERS.add("adam", lambda lr: keras.optimizers.Adam(learning_rate=lr))
-OPTIMIZERS.add("nadam", lambda lr: keras.optimizers.Nadam(learning_rate=lr))
-OPTIMIZERS.add("adamw", lambda lr: keras.optimizers.AdamW(learning_rate=lr))
-OPTIMIZERS.add("sgd", lambda lr: keras.optimizers.SGD(learning_rate=lr, momentum=0.9))
-
-# name -> () -> loss
-LOSSES: Registry[Callable[[], keras.losses.Loss]] = Registry("loss")
-LOSSES.add("mse", keras.losses.MeanSquaredError)
-LOSSES.add("mae", keras.losses.MeanAbsoluteError)
-LOSSES.add("huber", keras.losses.Huber)
-
-
-def compile_model(model: keras.Model, training: TrainingSpec, learning_rate: float | None = None) -> None:
-    """(Re)compile with a fresh optimiser from ``training`` (``learning_rate`` overrides its rate)."""
-    rate = training.learning_rate if learning_rate is None else learning_rate
-    model.compile(optimizer=OPTIMIZERS.get(training.optimizer)(float(rate)),
-                  loss=LOSSES.get(training.loss)())
 
 
 # --------------------------------------------------------------------------- learning-rate schedules

@@ -13,7 +13,8 @@ def grid_problems(spec: GridSpec) -> list[str]:
     from benchmark.data.features import feature_problems
     from benchmark.data.sources import parse_options
     from benchmark.models import ARCHITECTURES, HEADS, TRANSFER_MODES
-    from benchmark.training import LOSSES, OPTIMIZERS, REGIMES
+    from benchmark.models.compile import LOSSES, OPTIMIZERS
+    from benchmark.training import REGIMES
 
     problems: list[str] = []
 

@@ -23,7 +23,8 @@ from benchmark.models import (
     prepare_for_mode,
 )
 from benchmark.models.transfer import apply_freezing, frozen_layer_names, load_pretrained_weights
-from benchmark.training import compile_model, predict, seed_everything, train_for_mode
+from benchmark.models.compile import compile_model
+from benchmark.training import predict, seed_everything, train_for_mode
 
 LOOKBACK, HORIZON = 8, 2
 TRAINING = TrainingSpec(learning_rate=1e-2, batch_size=256, max_epochs=1, patience=3)  # one batch per epoch

@@ -8,6 +8,8 @@
 * :mod:`benchmark.data.splits`: the target split (history, validation, fixed test segment), the
   scaler, and the arrays of one cell or of a pretraining panel.
 * :mod:`benchmark.data.windows`: sliding windows and the recursive multi-step loop.
+* :mod:`benchmark.data.loading`: the per-process cache of loaded sources, and the checks of a
+  grid's targets and pretraining source before anything trains.
 
 Import the submodules directly; this package imports nothing on its own.
 """

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from benchmark.config import DataSpec
+from benchmark.config import SCALARS, DataSpec, convert_scalar
 from benchmark.data.validation import validate_frame
 from benchmark.errors import DataError, SpecError
 from benchmark.registry import Registry
@@ -98,22 +98,8 @@ def _convert_option(tp: Any, value: Any) -> tuple[Any, str | None]:
         if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
             return None, f"expected a list of strings, got {value!r}"
         return tuple(items), None
-    if tp is bool:
-        if isinstance(value, bool):
-            return value, None
-        return None, f"expected true or false, got {value!r}"
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value, None
-        return None, f"expected an integer, got {value!r}"
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value), None
-        return None, f"expected a number, got {value!r}"
-    if tp is str:
-        if isinstance(value, str):
-            return value, None
-        return None, f"expected a string, got {value!r}"
+    if tp in SCALARS:
+        return convert_scalar(tp, value)
     raise TypeError(f"unsupported option type {tp}")
 
 

@@ -20,6 +20,7 @@ from benchmark.config import ModelSpec, TrainingSpec, TransferSpec
 from benchmark.errors import TlbenchError
 from benchmark.models.architectures import (body_layer_names, build_model, head_layer_names,
                                              window_stage_of)
+from benchmark.models.compile import compile_model
 from benchmark.models.layers import TakeFirst
 from benchmark.registry import Registry
 
@@ -145,8 +146,6 @@ def apply_freezing(model: keras.Model, frozen_names: list[str], training: Traini
     The only function that sets ``trainable``. Recompiling is not optional: unfreezing a model
     after a fit without it raises in Keras (the optimizer only knows its original variables).
     """
-    from benchmark.training import compile_model  # training imports models: import here
-
     names = {layer.name for layer in model.layers}
     unknown = sorted(set(frozen_names) - names)
     if unknown:
