@@ -121,8 +121,22 @@ class PretrainSpec:
 #: either default is a variant of its architecture (its label, run name and leaderboard group say so).
 DEFAULT_REGIME = "stateless"
 TARGET_FEATURE = "y"  # the target's own input; the ``features`` value of a target-only cell
-#: ``(leaderboard column, default value)`` of each variant dimension, in label order.
-VARIANT_DEFAULTS = (("regime", DEFAULT_REGIME), ("features", TARGET_FEATURE))
+#: ``(leaderboard column, default value)`` of each variant dimension, in label order: a cell whose
+#: regime, features, normalisation, forecast or lookback differs from these is its own variant.
+VARIANT_DEFAULTS = (("regime", DEFAULT_REGIME), ("features", TARGET_FEATURE),
+                    ("normalisation", ModelSpec.normalisation), ("forecast", SplitSpec.forecast),
+                    ("lookback", SplitSpec.lookback))
+_VARIANT_FORMATS = {"lookback": "L{}"}  # how a value reads in a label: lookback 168 -> L168
+
+
+def variant_label(column: str, value: Any) -> str:
+    """How a variant value reads in labels, run names and folded architectures (``L168``)."""
+    return _VARIANT_FORMATS.get(column, "{}").format(value)
+
+
+def is_variant_default(column: str, value: Any) -> bool:
+    """Whether ``value`` is the default of variant column ``column`` (compared as text)."""
+    return str(value) == str(dict(VARIANT_DEFAULTS)[column])
 
 
 @dataclass(frozen=True)
@@ -183,14 +197,17 @@ class CellSpec:
     @property
     def variant(self) -> dict[str, str]:
         """The value of every variant dimension (:data:`VARIANT_DEFAULTS`), by leaderboard column."""
-        return {"regime": self.regime, "features": self.feature_label}
+        return {"regime": self.regime, "features": self.feature_label,
+                "normalisation": self.model.normalisation, "forecast": self.split.forecast,
+                "lookback": self.split.lookback}
 
     @property
     def variant_parts(self) -> list[str]:
         """The variant values that are not the defaults (``[]`` for a plain stateless, target-only
         cell): what labels and run names add to tell variants apart."""
         values = self.variant
-        return [values[column] for column, default in VARIANT_DEFAULTS if values[column] != default]
+        return [variant_label(column, values[column]) for column, _ in VARIANT_DEFAULTS
+                if not is_variant_default(column, values[column])]
 
     @property
     def feature_label(self) -> str:

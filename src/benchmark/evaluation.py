@@ -292,12 +292,17 @@ def model_normalisation(model: Any) -> str:
 SOURCE_METRICS = {"smape": "m4_smape", "mase": "m4_mase", "owa": "m4_owa"}
 
 
+def source_metrics(result: dict) -> dict[str, float]:
+    """``result``'s sMAPE, MASE and OWA under their run-metric names (:data:`SOURCE_METRICS`)."""
+    return {name: float(result[key]) for key, name in SOURCE_METRICS.items()}
+
+
 def record_source_scores(settings: Settings, run_id: str, result: dict, strategy: str) -> dict[str, float]:
     """Log ``result``'s sMAPE, MASE and OWA as :data:`SOURCE_METRICS` on MLflow run ``run_id``
     (and how the forecast was made as the tag ``m4_eval``); returns what was logged."""
     from benchmark.tracking import Tracker
 
-    metrics = {name: float(result[key]) for key, name in SOURCE_METRICS.items()}
+    metrics = source_metrics(result)
     tracker = Tracker(settings, settings.experiment or "tlbench-evaluate")
     try:
         tracker.log_metrics(run_id, metrics)

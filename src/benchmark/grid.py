@@ -102,8 +102,7 @@ class GridPlan:
         spec = self.spec
         if spec.transfer.pretrained_version:  # a pinned registry version: its own identity
             return spec_hash("pinned", cell.model, spec.pretrain.source, spec.transfer.pretrained_version)
-        return pretrain_key(cell.model, spec.pretrain, spec.split.lookback, spec.split.horizon,
-                            self.source_fingerprint)
+        return pretrain_key(cell.model, cell.pretrain, *pretrain_shape(cell), self.source_fingerprint)
 
     def pretrain_jobs(self, pending: Sequence[CellJob], context: RunContext) -> list[PretrainJob]:
         """One pretraining per distinct (architecture spec, source, pretraining spec) that a
@@ -112,8 +111,9 @@ class GridPlan:
         for job in pending:
             if needs_pretrained(job.cell):
                 key = self.pretrain_key_of(job.cell)
-                jobs.setdefault(key, PretrainJob(key, job.cell.model, spec.pretrain, spec.split.lookback,
-                                                 spec.split.horizon, context,
+                lookback, horizon = pretrain_shape(job.cell)
+                jobs.setdefault(key, PretrainJob(key, job.cell.model, job.cell.pretrain, lookback,
+                                                 horizon, context, seed=job.cell.pretrain_seed,
                                                  pinned_version=spec.transfer.pretrained_version))
         return list(jobs.values())
 
@@ -128,6 +128,15 @@ class GridPlan:
             first.setdefault((source_label(job.cell.target), job.cell.target_size), job)
         return [BaselineJob(job.cell, tuple(self.spec.baselines), job.data_fingerprint, context)
                 for job in first.values()]
+
+
+def pretrain_shape(cell: CellSpec) -> tuple[int, int]:
+    """``(lookback, horizon)`` of the body a cell starts from: ``pretrain.lookback`` and
+    ``pretrain.horizon`` where set, else the cell's lookback and its model's horizon."""
+    from benchmark.data.windows import FORECASTS
+
+    horizon = FORECASTS.get(cell.split.forecast).model_horizon(cell.split.horizon)
+    return cell.pretrain.lookback or cell.split.lookback, cell.pretrain.horizon or horizon
 
 
 def needs_pretrained(cell: CellSpec) -> bool:

@@ -210,15 +210,38 @@ class GridResult:
 
 
 def expand(spec: GridSpec) -> list[CellSpec]:
-    """Every (target, size, architecture, regime, feature set, mode, seed) of a grid, as full
-    cell specs."""
-    return [CellSpec(grid=spec.name, target=target, target_size=size, mode=mode, seed=seed,
-                     split=spec.split, model=replace(spec.model, architecture=architecture),
-                     training=spec.training, transfer=spec.transfer, pretrain=spec.pretrain,
-                     regime=regime, features=tuple(features))
-            for target, size, architecture, regime, features, mode, seed in itertools.product(
-                spec.targets, spec.target_sizes, spec.architectures, spec.regimes,
-                spec.feature_sets, spec.modes, spec.seeds)]
+    """Every (target, size, architecture, regime, feature set, normalisation, lookback, forecast,
+    mode, seed) of a grid, as full cell specs.
+
+    Target seed ``seeds[i]`` is paired with pretraining seed ``pretrain.seeds[i mod n]`` (the
+    cell's ``pretrain_seed``, and its ``pretrain.seeds`` is that one seed, so its key names the
+    body it used). ``zeroshot`` trains nothing: it runs once per pretrained body, with the first
+    target seed paired with that body, not once per target seed.
+    """
+    from benchmark.models import TRANSFER_MODES
+
+    bodies = spec.pretrain.seeds or (0,)
+    paired = [(seed, bodies[i % len(bodies)]) for i, seed in enumerate(spec.seeds)]
+    first_of_body: dict[int, tuple[int, int]] = {}
+    for seed, body in paired:
+        first_of_body.setdefault(body, (seed, body))
+    once_per_body = list(first_of_body.values())
+    cells = []
+    for (target, size, architecture, regime, features, normalisation, lookback, forecast,
+         mode) in itertools.product(spec.targets, spec.target_sizes, spec.architectures, spec.regimes,
+                                    spec.feature_sets, spec.normalisations or (spec.model.normalisation,),
+                                    spec.lookbacks or (spec.split.lookback,),
+                                    spec.forecasts or (spec.split.forecast,), spec.modes):
+        trains = mode not in TRANSFER_MODES or bool(TRANSFER_MODES.get(mode).phases)
+        for seed, body in (paired if trains else once_per_body):
+            cells.append(CellSpec(
+                grid=spec.name, target=target, target_size=size, mode=mode, seed=seed,
+                split=replace(spec.split, lookback=lookback, forecast=forecast),
+                model=replace(spec.model, architecture=architecture, normalisation=normalisation),
+                training=spec.training, transfer=spec.transfer,
+                pretrain=replace(spec.pretrain, seeds=(body,)), regime=regime,
+                features=tuple(features), pretrain_seed=body))
+    return cells
 
 
 def cell_key(cell: CellSpec, data_fingerprint: str) -> str:
@@ -228,7 +251,8 @@ def cell_key(cell: CellSpec, data_fingerprint: str) -> str:
 
 def pretrain_key(model: ModelSpec, pretrain: PretrainSpec, lookback: int, horizon: int,
                  source_fingerprint: str) -> str:
-    """Everything that determines a pretrained model; the same key is never trained twice."""
+    """Everything that determines a pretrained model; the same key is never trained twice.
+    ``model`` carries the normalisation and ``pretrain.seeds`` the one seed of this body."""
     return spec_hash({"model": model, "pretrain": pretrain, "lookback": lookback, "horizon": horizon,
                       "source": source_fingerprint, "version": __version__})
 

@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 _PARTITIONING = ds.partitioning(pa.schema([(c, pa.string()) for c in PARTITION_COLUMNS]), flavor="hive")
 _HIDDEN_PREFIXES = [".", "_"]
+_ERRORS = "errors"  # per-origin forecast errors, one file per cell (Leaderboard.write_errors)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.=+-]")
 
 
@@ -119,6 +120,41 @@ class Leaderboard:
         final = f"{self.root}/leaderboard.parquet"
         self._write_atomically(table, self.root, final)
         return self._display(final)
+
+    def write_errors(self, row: dict, errors: np.ndarray) -> str:
+        """A cell's (or baseline's) per-origin forecast errors on its test segment, ``errors``
+        ``[n_origins, horizon]`` (``y - y_pred``, original scale), beside the rows under
+        ``errors/run_date=/grid=/<cell_key>.parquet``: what the Diebold-Mariano comparisons read
+        (:func:`benchmark.verdicts.forecast_comparisons`). ``row`` gives run_date, grid, cell_key."""
+        errors = np.asarray(errors, dtype=np.float64)
+        errors = errors.reshape(len(errors), -1)  # [n] -> [n, 1]
+        table = pa.table({"origin": pa.array(np.arange(len(errors)), pa.int64()),
+                          "cell_key": pa.array([row["cell_key"]] * len(errors), pa.string()),
+                          **{f"e{step}": pa.array(errors[:, step]) for step in range(errors.shape[1])}})
+        folder = (f"{self.root}/{_ERRORS}/run_date={row['run_date']}/grid={quote(row['grid'], safe='')}")
+        final = f"{folder}/{_safe_name(row['cell_key'])}.parquet"
+        self._write_atomically(table, folder, final)
+        return self._display(final)
+
+    def read_errors(self, cell_keys) -> dict[str, np.ndarray]:
+        """``{cell_key: errors [n_origins, horizon]}`` of those of ``cell_keys`` that have them
+        (any run date or grid); unreadable files are skipped and logged."""
+        wanted = {_safe_name(key): key for key in cell_keys}
+        out: dict[str, np.ndarray] = {}
+        selector = pafs.FileSelector(f"{self.root}/{_ERRORS}", recursive=True, allow_not_found=True)
+        for info in self.filesystem.get_file_info(selector):
+            stem = info.base_name.removesuffix(".parquet")
+            if info.type != pafs.FileType.File or stem not in wanted:
+                continue
+            try:
+                with self.filesystem.open_input_file(info.path) as handle:
+                    table = pq.read_table(handle)
+            except (OSError, pa.ArrowInvalid) as exc:
+                self._skip(info.path, f"unreadable: {exc}")
+                continue
+            steps = sorted((c for c in table.column_names if c.startswith("e")), key=lambda c: int(c[1:]))
+            out[wanted[stem]] = np.column_stack([table[c].to_numpy() for c in steps])
+        return out
 
     def read_aggregate(self) -> pd.DataFrame:
         """The aggregate last written by :meth:`write_aggregate` (an error if there is none)."""

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from benchmark.config import VARIANT_DEFAULTS
+from benchmark.config import VARIANT_DEFAULTS, is_variant_default, variant_label
 from benchmark.errors import TlbenchError
 from benchmark.metrics import METRIC_NAMES as METRICS
 
@@ -45,9 +45,12 @@ def fold_variants(rows: pd.DataFrame) -> pd.DataFrame:
     labels = rows["architecture"].astype(str).to_numpy(dtype=object).copy()
     for column, default in present:
         values = rows[column].astype(object).to_numpy()
-        for i in np.flatnonzero(models & pd.notna(values) & (values != default)):
-            if str(values[i]) not in labels[i].split(VARIANT_SEPARATOR)[1:]:
-                labels[i] = f"{labels[i]}{VARIANT_SEPARATOR}{values[i]}"
+        for i in np.flatnonzero(models & pd.notna(values)):
+            if is_variant_default(column, values[i]):
+                continue
+            part = variant_label(column, values[i])
+            if part not in labels[i].split(VARIANT_SEPARATOR)[1:]:
+                labels[i] = f"{labels[i]}{VARIANT_SEPARATOR}{part}"
     return rows.assign(architecture=pd.Series(labels, index=rows.index, dtype="str"))
 
 
@@ -87,6 +90,8 @@ def aggregate(df: pd.DataFrame, metric: str = "mase") -> pd.DataFrame:
     columns = aggregate_columns(metric)
     if df.empty:
         return pd.DataFrame({c: pd.Series(dtype=_AGG_DTYPES.get(c, "float64")) for c in columns})
+    if "kind" in df.columns:  # a body scored on its source is no cell of a target (report: its own section)
+        df = df.loc[df["kind"] != "source"]
     df = fold_variants(df)
     group = list(GROUP)
     _warn_mixed_settings(df, group)

@@ -34,7 +34,9 @@ class Column(NamedTuple):
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 # Filled in by `append` when a row leaves them out (and on read for files written before them).
 DEFAULTS: dict[str, Any] = dict(VARIANT_DEFAULTS)
-KINDS = ("model", "baseline")
+#: ``model``: a cell; ``baseline``: a baseline on a cell's test segment; ``source``: a pretrained
+#: body (or a baseline) scored on its source's own protocol (M4), kept out of the target verdicts.
+KINDS = ("model", "baseline", "source")
 PARTITION_COLUMNS = ("run_date", "grid")
 
 _METRIC_DESCRIPTIONS = {
@@ -52,7 +54,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("run_id", pa.string(), False, "id of the grid run that produced the row"),
     Column("run_date", pa.string(), False, "date of the grid run, YYYY-MM-DD (partition column)"),
     Column("cell_key", pa.string(), False, "identity of the cell (hash of its spec); unique per row"),
-    Column("kind", pa.string(), False, "'model' or 'baseline'"),
+    Column("kind", pa.string(), False, "'model', 'baseline' or 'source' (a body on its source's protocol)"),
     Column("target", pa.string(), False, "target label, e.g. 'ett/ETTh1:OT'"),
     Column("target_dataset", pa.string(), False, "source/dataset of the target, e.g. 'ett/ETTh1'"),
     Column("target_column", pa.string(), True, "column of the target inside its dataset"),
@@ -72,6 +74,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("pretrained_key", pa.string(), True, "key of the pretrained source model, if any"),
     Column("pretrained_version", pa.string(), True, "registry version of the pretrained model"),
     Column("regime", pa.string(), False, f"recurrent state regime (default {DEFAULTS['regime']!r})"),
+    Column("normalisation", pa.string(), False, "input normalisation (benchmark.data.normalisation)"),
+    Column("forecast", pa.string(), False, "how the horizon is forecast: direct or recursive"),
+    Column("pretrain_seed", pa.int64(), True, "seed of the pretrained body the cell started from"),
+    Column("owa", pa.float64(), True, "M4 overall weighted average vs Naive2 (source rows only)"),
     Column("features", pa.string(), False, f"input features (default {DEFAULTS['features']!r})"),
     Column("worker_host", pa.string(), False, "host that ran the cell"),
     Column("device", pa.string(), False, "device that ran the cell, e.g. 'cpu', 'gpu:0'"),
@@ -228,7 +234,8 @@ def _check_semantics(row: dict, by_name: dict[str, Column]) -> list[str]:
         kind, architecture = row.get("kind"), row.get("architecture")
         if isinstance(kind, str) and kind not in KINDS:
             problems.append(f"column 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
-        elif isinstance(kind, str) and isinstance(architecture, str) and (kind == "baseline") != (architecture == "baseline"):
+        elif (isinstance(kind, str) and isinstance(architecture, str) and kind != "source"
+              and (kind == "baseline") != (architecture == "baseline")):
             problems.append(f"kind {kind!r} with architecture {architecture!r}: baseline rows, and only "
                             "they, have architecture 'baseline' (and the baseline name as mode)")
     return problems

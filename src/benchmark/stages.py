@@ -125,6 +125,7 @@ def _pretrain(job: PretrainJob, settings: Settings, tracker: Tracker, name: str,
 
     tags = {"architecture": job.model.architecture, "pretrain_key": job.key,
             "source": job.pretrain.source.source, TAG_RUN_ID: job.context.run_id,
+            "normalisation": job.model.normalisation, "pretrain_seed": str(job.seed),
             "package_version": __version__, "git_commit": job.context.git_commit or ""}
     params = {**flatten("model", to_plain(job.model)), **flatten("pretrain", to_plain(job.pretrain)),
               "lookback": str(job.lookback), "horizon": str(job.horizon)}
@@ -133,9 +134,7 @@ def _pretrain(job: PretrainJob, settings: Settings, tracker: Tracker, name: str,
     try:
         seed_everything(job.seed, job.pretrain.training.deterministic)
         frame = load_data(job.pretrain.source, settings)
-        arrays = source_arrays(frame, job.lookback, job.horizon, job.pretrain.val_fraction,
-                               windows_per_series=job.pretrain.windows_per_series,
-                               max_series=job.pretrain.max_series)
+        arrays = source_arrays(frame, job.pretrain, job.lookback, job.horizon, job.model.normalisation)
         model, fit = pretrain_model(job.model, job.pretrain.training, (arrays.x_train, arrays.y_train),
                                     (arrays.x_val, arrays.y_val), job.lookback, job.horizon, job.seed)
         path = folder / "model.keras"
@@ -150,12 +149,73 @@ def _pretrain(job: PretrainJob, settings: Settings, tracker: Tracker, name: str,
                                                                  "sha256": sha})
         tracker.set_tags(run_id, {"registered_model": name, "registered_version": version})
         ref = PretrainedRef(job.key, str(path), sha, run_id, fit.seconds, False, name, version)
-        _write_meta(folder, ref, architecture=job.model.architecture)
+        _write_meta(folder, ref, architecture=job.model.architecture,
+                    normalisation=job.model.normalisation, lookback=job.lookback, horizon=job.horizon)
+        _score_on_source(job, settings, tracker, model, run_id)
         tracker.end_run(run_id, "FINISHED")
         return ref
     except BaseException as exc:
         tracker.end_run(run_id, "FAILED", error=f"{type(exc).__name__}: {exc}")
         raise
+
+
+#: Sources with a published protocol to score a pretrained body on: ``(horizon, season length)``.
+SOURCE_PROTOCOLS = {("m4", "Hourly"): (48, 24)}
+
+
+def _score_on_source(job: PretrainJob, settings: Settings, tracker: Tracker, model, run_id: str) -> None:
+    """Score a freshly pretrained body on its source's own protocol (M4 Hourly: 48 steps, all
+    series), log ``m4_smape``/``m4_mase``/``m4_owa`` on its run and write ``source`` rows (the
+    body, seasonal naive and Naive2) to the leaderboard, so nobody transfers a body without
+    seeing how good it is. A source without a protocol, or a subset (``max_series``), is skipped."""
+    from benchmark.data.sources import parse_options
+    from benchmark.evaluation import ModelForecaster, evaluate_source, source_metrics
+
+    options, _ = parse_options(job.pretrain.source)
+    protocol = SOURCE_PROTOCOLS.get((job.pretrain.source.source, getattr(options, "group", None)))
+    if protocol is None or job.pretrain.max_series is not None:
+        return
+    horizon, season = protocol
+    try:
+        forecaster = ModelForecaster(model, normalisation=job.model.normalisation)
+        scored = evaluate_source(job.pretrain.source, "pretrained", settings.data_dir, horizon, season,
+                                 forecaster, allow_download=settings.allow_download)
+        reference = evaluate_source(job.pretrain.source, "seasonal_naive", settings.data_dir, horizon,
+                                    season, allow_download=settings.allow_download)
+        scored.update({f"{key}_seasonal_naive": reference[key] for key in ("smape", "mase", "owa")})
+        tracker.log_metrics(run_id, source_metrics(scored))
+        tracker.set_tags(run_id, {"m4_eval": forecaster.strategy(horizon)})
+        Leaderboard(settings.results).append(source_rows(job, scored, run_id))
+    except Exception:  # noqa: BLE001 - the body is trained and registered; its score can be redone
+        log.warning("could not score the pretrained body %s on its source", job.key, exc_info=True)
+
+
+def source_rows(job: PretrainJob, scored: dict, run_id: str | None) -> list[dict]:
+    """Leaderboard rows of kind ``source``: the body and the seasonal naive and Naive2 forecasts
+    on the source's protocol (sMAPE, MASE, OWA; the other metrics NaN), keyed by the body."""
+    from benchmark.data.sources import source_label
+
+    host, device = host_and_device()
+    base = {"grid_id": job.context.grid_id, "grid": job.context.grid, "run_id": job.context.run_id,
+            "run_date": job.context.run_date, "kind": "source", "target": source_label(job.pretrain.source),
+            "target_dataset": job.pretrain.source.source, "target_column": None,
+            "target_size": int(scored["n_series"]), "lookback": int(job.lookback),
+            "horizon": int(scored["horizon"]), "git_commit": job.context.git_commit,
+            "data_fingerprint": job.key, "package_version": __version__, "regime": "stateless",
+            "features": "y", "normalisation": job.model.normalisation, "forecast": "direct",
+            "pretrain_seed": int(job.seed), "train_seconds": 0.0, "epochs": 0, "trainable_params": 0,
+            "frozen_params": 0, "mlflow_run_id": None, "model_uri": None, "pretrained_key": job.key,
+            "pretrained_version": None, "worker_host": host, "device": device,
+            "started_at": now(), "finished_at": now(), **{m: float("nan") for m in METRIC_NAMES}}
+    entries = [(job.model.architecture, "pretrained", scored["smape"], scored["mase"], scored["owa"], run_id),
+               ("baseline", "naive2", scored["smape_naive2"], scored["mase_naive2"], 1.0, None)]
+    if "smape_seasonal_naive" in scored:
+        entries.append(("baseline", "seasonal_naive", scored["smape_seasonal_naive"],
+                        scored["mase_seasonal_naive"], scored["owa_seasonal_naive"], None))
+    return [{**base, "cell_key": f"source-{job.key}-{mode}", "architecture": architecture, "mode": mode,
+             "seed": int(job.seed), "smape": float(smape), "mase": float(mase), "owa": float(owa),
+             "mlflow_run_id": run}
+            for architecture, mode, smape, mase, owa, run in entries]
 
 
 # --------------------------------------------------------------------------- cells
@@ -181,7 +241,7 @@ def train_and_evaluate(cell: CellSpec, settings: Settings, pretrained: Pretraine
     covariates = load_covariates(cell.target, frame, cell.features,
                                  lambda spec: load_data(spec, settings, cell.split))
     data = make_cell_data(frame, cell.target_size, cell.split, source_label(cell.target), cell.features,
-                          covariates)
+                          covariates, cell.model.normalisation)
     mode = TRANSFER_MODES.get(cell.mode)
     source_model = None
     if mode.load_body:
@@ -189,8 +249,9 @@ def train_and_evaluate(cell: CellSpec, settings: Settings, pretrained: Pretraine
             raise TlbenchError(f"mode {cell.mode!r} needs a pretrained model and none was given")
         source_model = _load_source_model(pretrained, settings)
     lookback, horizon = cell.split.lookback, cell.split.horizon
+    model_horizon = data.y_train.shape[1]  # horizon (direct) or 1 (recursive)
     n_features = data.x_train.shape[-1]
-    model = prepare_for_mode(cell.mode, cell.model, lookback, n_features, horizon, source_model,
+    model = prepare_for_mode(cell.mode, cell.model, lookback, n_features, model_horizon, source_model,
                              stateful=regime.stateful)
     train, val = regime.samples(data, lookback, horizon)
     fit = train_for_mode(model, mode, train, val, cell.training, cell.transfer,
@@ -200,7 +261,7 @@ def train_and_evaluate(cell: CellSpec, settings: Settings, pretrained: Pretraine
     metrics = compute_metrics(data.y_test_true, y_pred, data.insample, cell.split.season_length)
     params = param_counts(model)
     if regime.stateful:
-        model = _stateless_twin(model, cell.model, n_features, horizon)
+        model = _stateless_twin(model, cell.model, n_features, model_horizon)
     return CellResult(model, fit, data, y_pred, metrics, params)
 
 
@@ -236,7 +297,8 @@ def cell_tags(job: CellJob) -> dict[str, str]:
     cell = job.cell
     host, device = host_and_device()
     tags = {**{k: str(v) for k, v in job.names.columns().items()}, "grid": cell.grid,
-            TAG_GRID_ID: job.context.grid_id, **cell.variant,
+            TAG_GRID_ID: job.context.grid_id, **{k: str(v) for k, v in cell.variant.items()},
+            "pretrain_seed": str(cell.pretrain_seed),
             TAG_RUN_ID: job.context.run_id, TAG_CELL_KEY: job.cell_key,
             "package_version": __version__, "git_commit": job.context.git_commit or "",
             "worker_host": host, "device": device, "data_fingerprint": job.data_fingerprint}
@@ -291,7 +353,9 @@ def run_cell(job: CellJob, settings: Settings) -> CellOutcome:
         # The row goes in before the run is marked FINISHED: a crash (or an MLflow outage) in
         # between leaves a RUNNING run whose cell is already counted; the next run of the grid marks
         # that run FINISHED (close_stale_runs with the row's run id): never a double count.
-        leaderboard.append([model_row(job, result, started, run_id, model_uri)])
+        row = model_row(job, result, started, run_id, model_uri)
+        leaderboard.write_errors(row, result.data.y_test_true - result.y_pred)  # for the DM tests
+        leaderboard.append([row])
     except Exception as exc:  # noqa: BLE001 - a cell's failure is recorded, not raised
         error = f"{type(exc).__name__}: {exc}"
         log.error("cell %s failed: %s\n%s", names.label, error, traceback.format_exc())
@@ -340,7 +404,7 @@ def identity_columns(context: RunContext, cell: CellSpec, key: str, fingerprint:
         "target_column": options.get("column") or options.get("value_column"),
         "lookback": int(cell.split.lookback), "horizon": int(cell.split.horizon),
         "git_commit": context.git_commit, "data_fingerprint": fingerprint,
-        "package_version": __version__, **cell.variant,
+        "package_version": __version__, **cell.variant, "pretrain_seed": int(cell.pretrain_seed),
     }
 
 
@@ -386,7 +450,7 @@ def run_baselines(job: BaselineJob, settings: Settings) -> list[CellOutcome]:
     """Rows of kind 'baseline' (architecture 'baseline', mode = the baseline's name, seed 0)."""
     from benchmark.baselines import BASELINES
     from benchmark.data.sources import source_label
-    from benchmark.data.splits import split_target
+    from benchmark.data.splits import split_target, test_origins
     from benchmark.metrics import compute_metrics
 
     cell = job.cell
@@ -396,7 +460,7 @@ def run_baselines(job: BaselineJob, settings: Settings) -> list[CellOutcome]:
     insample = values[split.history_start:split.val_start]
     horizon, m = cell.split.horizon, cell.split.season_length
     # The same targets the models are scored on: one row per test origin, `horizon` steps each.
-    origins = np.arange(split.test_start, split.end - horizon + 1)
+    origins = test_origins(split, cell.split)
     truth = values[origins[:, None] + np.arange(horizon)]  # [n_origins, horizon]
     leaderboard = Leaderboard(settings.results)
     finished = leaderboard.finished_keys()
@@ -410,14 +474,16 @@ def run_baselines(job: BaselineJob, settings: Settings) -> list[CellOutcome]:
         baseline = BASELINES.get(name)
         if horizon == 1:
             forecast = baseline.one_step(values, split.history_start, split.test_start, split.end, m)
+            forecast = np.asarray(forecast, float)[origins - split.test_start]
         else:  # multi-step from every origin, with only the values before it
             forecast = np.stack([baseline.forecast(values[split.history_start:t], horizon, m)
                                  for t in origins])
         forecast = np.asarray(forecast, float).reshape(truth.shape)
         metrics = compute_metrics(truth, forecast, insample, m)
         identity = {**identity_columns(job.context, cell, key, job.data_fingerprint), "kind": "baseline",
-                    "architecture": "baseline", "mode": name, "seed": 0}
+                    "architecture": "baseline", "mode": name, "seed": 0, "pretrain_seed": None}
         rows.append(result_row(identity, metrics, started))
+        leaderboard.write_errors(rows[-1], truth - forecast)
         outcomes.append(CellOutcome(key, "finished", text, dict(metrics)))
     if rows:
         leaderboard.append(rows)
