@@ -34,7 +34,7 @@ import tensorflow as tf
 from benchmark.config import TrainingSpec, TransferSpec
 from benchmark.errors import CellFailed, TlbenchError
 from benchmark.models.architectures import param_counts
-from benchmark.models.compile import compile_model
+from benchmark.models.compile import LOSSES, compile_model
 from benchmark.models.transfer import FREEZE_RULES, TransferMode, apply_freezing, frozen_layer_names
 from benchmark.registry import Registry
 
