@@ -80,7 +80,7 @@ def test_model_forecaster_chains_to_seasonal_naive(data_dir, model_horizon, stra
     from benchmark.evaluation import ModelForecaster
 
     forecaster = ModelForecaster(season_copy_model(model_horizon))
-    assert forecaster.strategy(48) == strategy
+    assert forecaster.strategy(48) == f"{strategy}, lookback {forecaster.lookback}, normalisation global"
     result = evaluate_source(M4_HOURLY, "season_copy", data_dir, forecaster=forecaster,
                              allow_download=False)
     assert result["n_series"] == 414
@@ -160,7 +160,7 @@ def test_evaluate_source_scores_a_registered_model_and_records_it(capsys, pretra
     report = json.loads(out)
     model = report["model"]
     assert model["method"] == "models:/pretrained-lstm-m4-hourly/1" and model["n_series"] == 414
-    assert model["strategy"] == "recursive (48 x 1-step)" and model["mlflow_run_id"] == ref.mlflow_run_id
+    assert model["strategy"] == "recursive (48 x 1-step), lookback 24, normalisation global" and model["mlflow_run_id"] == ref.mlflow_run_id
     assert [row["method"] for row in report["baselines"]] == ["seasonal_naive", "naive2"]
     assert round(report["baselines"][0]["smape"], 3) == 13.912
 
@@ -172,7 +172,7 @@ def test_evaluate_source_scores_a_registered_model_and_records_it(capsys, pretra
     run = Tracker(settings, "tlbench-test").get_run(ref.mlflow_run_id)
     assert {name: run.data.metrics[name] for name in ("m4_smape", "m4_mase", "m4_owa")} == \
         pytest.approx({"m4_smape": model["smape"], "m4_mase": model["mase"], "m4_owa": model["owa"]})
-    assert run.data.tags["m4_eval"] == "m4/Hourly 48-step test, 414 series, recursive (48 x 1-step)"
+    assert run.data.tags["m4_eval"] == "m4/Hourly 48-step test, 414 series, recursive (48 x 1-step), lookback 24, normalisation global"
     assert model["smape"] > 0 and model["owa"] > 0
 
 
@@ -183,7 +183,7 @@ def test_evaluate_source_on_the_cached_file_prints_a_table(capsys, pretrained):
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == "m4-hourly: M4 protocol, 48-step test of 414 series (OWA relative to naive2)"
-    assert lines[1].lstrip().startswith(f"{ref.path} [recursive (48 x 1-step)]")
+    assert lines[1].lstrip().startswith(f"{ref.path} [recursive (48 x 1-step), lookback 24, normalisation global]")
     assert "seasonal_naive" in lines[2] and "sMAPE 13.912  MASE 1.193  OWA 0.628" in lines[2]
     assert "naive2" in lines[3] and "sMAPE 18.383  MASE 2.395  OWA 1.000" in lines[3]
     assert lines[4] == f"recorded m4_smape, m4_mase, m4_owa on MLflow run {ref.mlflow_run_id}"
