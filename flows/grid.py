@@ -33,6 +33,7 @@ def _publish(result: GridResult) -> None:
                               description=f"grid {result.grid} ({result.grid_id})")
     counts = result.counts()
     lines = [f"# Grid `{result.grid}` run `{result.run_id}`", "",
+             *(f"**Verdict:** {line}" + "  " for line in result.verdict), "",
              f"- cells: {counts}", f"- wall time: {result.wall_seconds:.1f} s",
              f"- MLflow parent run: `{result.parent_run_id}`",
              f"- aggregated leaderboard: `{result.aggregate_uri}`"]

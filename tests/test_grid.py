@@ -91,3 +91,46 @@ def test_a_missing_covariate_column_stops_the_grid_before_anything_trains(settin
     assert "HUFL" in message  # the source's own error lists the columns there are
     assert "feature_sets[0]" not in message and "feature_sets[2]" not in message
     assert not Leaderboard(settings.results).finished_keys()  # nothing ran
+
+
+def test_target_seeds_pair_with_pretraining_seeds_and_zeroshot_runs_once_per_body():
+    spec = load_grid("smoke", ["seeds=[0, 1, 2, 3]", "pretrain.seeds=[10, 11]",
+                               "modes=[scratch, frozen, zeroshot]"])
+    cells = expand(spec)
+    pairs = {(c.mode, c.seed): c.pretrain_seed for c in cells if c.target_size == 240}
+    assert [pairs[("frozen", s)] for s in range(4)] == [10, 11, 10, 11]  # seed i -> pretrain.seeds[i mod 2]
+    zeroshot = sorted((c.seed, c.pretrain_seed) for c in cells if c.mode == "zeroshot" and c.target_size == 240)
+    assert zeroshot == [(0, 10), (1, 11)]  # once per body, not once per target seed
+    frozen = [c for c in cells if c.mode == "frozen" and c.target_size == 240]
+    assert {c.pretrain.seeds for c in frozen} == {(10,), (11,)}  # a cell's key names its one body
+
+
+def test_normalisation_lookback_and_forecast_axes_expand_into_variants():
+    spec = load_grid("smoke", ["normalisations=[global, last_value]", "lookbacks=[24, 48]",
+                               "forecasts=[direct, recursive]", "split.horizon=4", "modes=[scratch]"])
+    cells = expand(spec)
+    assert len(cells) == 2 * 2 * 2 * 2  # sizes x normalisations x lookbacks x forecasts
+    assert {(c.model.normalisation, c.split.lookback, c.split.forecast) for c in cells} == {
+        (n, l, f) for n in ("global", "last_value") for l in (24, 48) for f in ("direct", "recursive")}
+    labels = {" ".join(c.variant_parts) for c in cells}
+    assert "global recursive L48" in labels  # away from every default: named in the label
+    assert len({cell_key(c, "fp") for c in cells}) == len(cells)
+
+
+def test_three_pretraining_seeds_run_end_to_end_with_the_body_seed_recorded(settings):
+    spec = load_grid("smoke", TINY + ["modes=[scratch, frozen, zeroshot]", "seeds=[0, 1, 2]",
+                                      "pretrain.seeds=[0, 1, 2]", "baselines=[naive]"])
+    result = run_grid(spec, settings, LocalEngine(1))
+    assert not result.failed
+    rows = Leaderboard(settings.results).read(kind="model")
+    frozen = rows.loc[rows["mode"] == "frozen"].sort_values("seed")
+    assert frozen["pretrain_seed"].tolist() == [0, 1, 2]
+    assert frozen["pretrained_key"].nunique() == 3  # three bodies, one per pretraining seed
+    zeroshot = rows.loc[rows["mode"] == "zeroshot"]
+    assert len(zeroshot) == 3 and zeroshot["mase"].nunique() == 3  # one per body, no identical copies
+    tracker = Tracker(settings, "tlbench-smoke")
+    pretrain_runs = tracker.client.search_runs([tracker.experiment_id], "tags.`tlbench.kind` = 'pretrain'")
+    assert sorted(r.data.tags["pretrain_seed"] for r in pretrain_runs) == ["0", "1", "2"]
+    run = tracker.get_run(frozen["mlflow_run_id"].iloc[1])
+    assert run.data.tags["pretrain_seed"] == "1"
+    assert result.verdict and all("naive" in line for line in result.verdict)  # the baseline is in it

@@ -166,7 +166,7 @@ def test_rewriting_a_report_replaces_its_files(tmp_path, leaderboard_rows):
     write_report(leaderboard_rows, tmp_path, "first", forecasts={240: sine_forecast(240), 960: sine_forecast(960)})
     write_report(leaderboard_rows, tmp_path, "second", forecasts={240: sine_forecast(240)})
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "forecast_240.png", REPORT_FILE, TRAINING_TIME_FILE, TRANSFER_BENEFIT_FILE]
+        "forecast_240.png", REPORT_FILE, TRAINING_TIME_FILE, TRANSFER_BENEFIT_FILE, "win_rates.png"]
     assert "<title>second</title>" in (tmp_path / REPORT_FILE).read_text(encoding="utf-8")
 
 
@@ -217,14 +217,18 @@ def test_report_file_is_self_contained_and_embeds_the_pngs_written_beside_it(rep
             assert "http://" not in (value or "") and "https://" not in (value or ""), f"<{tag} {name}=...>"
     assert "url(" not in parser.style and "@import" not in parser.style and "@font-face" not in parser.style
     images = embedded_images(text)
-    assert list(images) == ["transfer-benefit", "training-time", "forecast-240", "forecast-960", "forecast-4800"]
+    assert list(images) == ["transfer-benefit", "win-rates", "training-time", "forecast-240", "forecast-960",
+                            "forecast-4800"]
+    assert images["win-rates"] == (report.parent / "win_rates.png").read_bytes()
     assert images["transfer-benefit"] == (report.parent / TRANSFER_BENEFIT_FILE).read_bytes()
     assert images["training-time"] == (report.parent / TRAINING_TIME_FILE).read_bytes()
     assert (report.parent / "forecast_960.png").is_file()
     assert not [p.name for p in report.parent.iterdir() if p.name.startswith(".")]  # no temp files left
-    for heading in ("Transfer benefit", "Winners per size", "Transfer horizon", "Training time",
-                    "Best cell per size", "Aggregated leaderboard"):
+    for heading in ("Transfer benefit", "Best mode per architecture and size", "Transfer horizon",
+                    "Training time", "Best model cell per size", "Aggregated leaderboard", "Win rates",
+                    "Skill against the baselines", "Forecast comparisons (Diebold-Mariano)"):
         assert f"<h2>{heading}</h2>" in text
+    assert "<h2 id='verdict'>Verdict</h2>" in text
 
 
 def test_transfer_benefit_png_decodes_to_a_drawn_chart(report):
@@ -397,6 +401,7 @@ PAGE_FACTS = """(async () => {
               shownHeight: box.height, visible: getComputedStyle(img).visibility === 'visible'},
     scripts: document.scripts.length,
     tableRows: [...document.querySelectorAll('table')].map(t => t.tBodies[0].rows.length),
+    verdict: [...document.querySelectorAll('ul.verdict li')].map(li => li.textContent),
     text: document.body.innerText,
   };
 })()"""
@@ -410,7 +415,13 @@ def test_report_renders_in_headless_chromium_without_errors(report, browser):
     external = [u for u in page.requested_urls() if not u.startswith(("file:", "data:", "about:"))]
     assert external == []
     assert facts["title"] == "tlbench report: report-demo" and facts["scripts"] == 0
-    assert facts["headings"][:3] == ["Transfer benefit", "Winners per size", "Transfer horizon"]
+    assert facts["headings"] == ["Verdict", "The pretrained body on its source", "Transfer benefit",
+                                 "Skill against the baselines", "Win rates", "Forecast comparisons (Diebold-Mariano)",
+                                 "Best mode per architecture and size", "Transfer horizon", "Training time",
+                                 "Best model cell per size", "Aggregated leaderboard"]
+    # the verdict names the baselines: the first screen says whether any model beats them
+    assert facts["verdict"][0].startswith(("No model beats", "lstm", "gru")) and len(facts["verdict"]) == 3
+    assert all("baseline" in line or "No model beats" in line for line in facts["verdict"])
     assert all(i["complete"] and i["width"] > 0 and i["height"] > 0 for i in facts["images"]), facts["images"]
     png = embedded_images(report.read_text(encoding="utf-8"))["transfer-benefit"]
     from PIL import Image
@@ -419,9 +430,12 @@ def test_report_renders_in_headless_chromium_without_errors(report, browser):
     benefit = facts["benefit"]
     assert (benefit["width"], benefit["height"]) == decoded.size  # the browser decoded our PNG
     assert benefit["visible"] and benefit["shownWidth"] > 400 and benefit["shownHeight"] > 150
-    # winners: 3 sizes x 2 architectures; horizon: 2 architectures x 2 transfer modes; best cells: 3 sizes;
-    # aggregate: 3 sizes x (2 architectures x 3 modes + 2 baselines)
-    assert facts["tableRows"] == [6, 4, 3, 24]
+    # skill vs seasonal naive and vs naive: 2 architectures x 3 modes each; win rates: 6 models + 2
+    # baselines, with the heat map; winners: 3 sizes x 2 architectures; horizon: 2 architectures x 2
+    # transfer modes; best cells: 3 sizes; aggregate: 3 sizes x (2 architectures x 3 modes + 2 baselines)
+    assert facts["tableRows"] == [6, 6, 8, 6, 4, 3, 24]
+    rates = next(i for i in facts["images"] if i["id"] == "win-rates")
+    assert rates["complete"] and rates["width"] > 200 and rates["height"] > 150
     assert "finetune" in facts["text"] and "seasonal_naive" in facts["text"]
     if os.environ.get("TLBENCH_REPORT_SCREENSHOT"):  # to look at it: a path for the PNG
         page.screenshot(Path(os.environ["TLBENCH_REPORT_SCREENSHOT"]))

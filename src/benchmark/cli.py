@@ -81,6 +81,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                                "mae_mean", "mse_mean", "rank", "improvement_vs_scratch_pct", "n_seeds")
                    if c in agg.columns]
         print(format_table(agg.sort_values(["target", "target_size", "rank"]), columns, max_rows=200))
+    for line in result.verdict:
+        print(f"verdict: {line}")
     print(f"results: {settings.results}   mlflow: {settings.tracking_uri}")
     return 1 if result.failed else 0
 
@@ -104,7 +106,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                    "mse", "mape", "train_seconds", "epochs", "mlflow_run_id"]
         print(format_table(rows.sort_values(["target", "target_size", "mase"]), columns, max_rows=args.max_rows))
     else:
+        from benchmark.verdicts import headline
+
         agg = aggregate(rows)
+        for line in headline(agg):
+            print(f"verdict: {line}")
         columns = [c for c in ("target", "target_size", "architecture", "mode", "mase_mean", "mase_ci95",
                                "smape_mean", "mae_mean", "mse_mean", "mape_mean", "rank",
                                "improvement_vs_scratch_pct", "p_value_vs_scratch", "n_seeds")

@@ -68,7 +68,7 @@ class ModelSpec:
     head_units: int = 0  # hidden units of the dense head; 0: one linear layer
     conv_filters: int = 64  # conv1d_lstm only
     kernel_size: int = 5  # conv1d_lstm only
-    normalisation: str = "global"  # a name in benchmark.data.normalisation.NORMALISATIONS
+    normalisation: str = "last_value"  # a name in benchmark.data.normalisation.NORMALISATIONS (docs/models.md)
 
 
 @dataclass(frozen=True)

@@ -198,7 +198,8 @@ def run_grid(spec: GridSpec, settings: Settings, engine: Engine | None = None,
         tracker.end_run(context.parent_run_id, "FAILED" if failed else "FINISHED",
                         error=f"{len(failed)} cell(s) failed" if failed else None)
         return GridResult(spec.name, plan.grid_id, context.run_id, context.parent_run_id, all_outcomes,
-                          rows, aggregate_uri, time.perf_counter() - t0, report_path, agg)
+                          rows, aggregate_uri, time.perf_counter() - t0, report_path, agg,
+                          headline(agg) if agg is not None else [])
     except BaseException as exc:
         try:
             tracker.end_run(context.parent_run_id, "FAILED", error=f"{type(exc).__name__}: {exc}")
@@ -277,6 +278,13 @@ def _run_stages(plan: GridPlan, jobs: list[CellJob], pending: list[CellJob], eng
     if on_progress:
         on_progress("cell", len(outcomes), len(outcomes))
     return baseline_outcomes, outcomes
+
+
+def headline(agg):
+    """The verdict sentences of an aggregate (:func:`benchmark.verdicts.headline`)."""
+    from benchmark.verdicts import headline as sentences
+
+    return sentences(agg)
 
 
 def _aggregate(plan: GridPlan, context: RunContext, leaderboard, tracker, settings: Settings):

@@ -197,6 +197,7 @@ class GridResult:
     wall_seconds: float
     report_path: str | None = None
     aggregate: pd.DataFrame | None = None  # benchmark.ranking.aggregate of ``leaderboard``, computed once
+    verdict: list[str] = field(default_factory=list)  # benchmark.verdicts.headline: the baselines in words
 
     @property
     def failed(self) -> list[CellOutcome]:

@@ -173,12 +173,15 @@ def winners(agg: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     """Per (target, target_size, architecture): the mode with the lowest mean ``metric`` (default:
     the aggregate's ranking metric), its improvement over scratch and whether it is significant
     (paired p < 0.05 and an improvement). If scratch wins, improvement is NaN, not significant.
+    The baselines count too: ``best_baseline`` (and ``best_baseline_mean``) is the best baseline of
+    that (target, size), and ``beats_baselines`` whether the winning mode beats it.
     """
     metric = _ranking_metric(agg, metric)
     mean = f"{metric}_mean"
     keys = ["target", "target_size", "architecture"]
     columns = [*keys, "best_mode", "metric", mean, "scratch_mean", "improvement_vs_scratch_pct",
-               "p_value_vs_scratch", "significant", "n_seeds"]
+               "p_value_vs_scratch", "significant", "best_baseline", "best_baseline_mean",
+               "beats_baselines", "n_seeds"]
     models = agg.loc[agg["architecture"] != _BASELINE]
     if models.empty:
         return pd.DataFrame({c: pd.Series(dtype="bool" if c == "significant" else "float64") for c in columns})
@@ -189,7 +192,21 @@ def winners(agg: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     best["metric"] = metric
     best["significant"] = ((best["p_value_vs_scratch"] < SIGNIFICANCE)
                            & (best["improvement_vs_scratch_pct"] > 0)).fillna(False).astype(bool)
+    baselines = best_baselines(agg, metric)
+    best = best.join(baselines, on=["target", "target_size"])
+    best["beats_baselines"] = (best[mean] < best["best_baseline_mean"]) | best["best_baseline_mean"].isna()
     return best[columns].reset_index(drop=True)
+
+
+def best_baselines(agg: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per (target, target_size): the baseline with the lowest mean ``metric``
+    (``best_baseline``, ``best_baseline_mean``), indexed by (target, target_size)."""
+    mean = f"{metric}_mean"
+    baselines = agg.loc[(agg["architecture"] == _BASELINE) & agg[mean].notna()]
+    best = (baselines.sort_values(["target", "target_size", mean], kind="stable")
+            .drop_duplicates(["target", "target_size"], keep="first"))
+    return (best.set_index(["target", "target_size"])[["mode", mean]]
+            .rename(columns={"mode": "best_baseline", mean: "best_baseline_mean"}))
 
 
 def transfer_horizon(agg: pd.DataFrame, alpha: float = SIGNIFICANCE) -> pd.DataFrame:
@@ -200,10 +217,13 @@ def transfer_horizon(agg: pd.DataFrame, alpha: float = SIGNIFICANCE) -> pd.DataF
     ``alpha``; with fewer seeds the mean alone decides. ``rule`` says which applied.
     ``largest_helping_size``: the largest size where it helps (None if nowhere);
     ``smallest_non_helping_size``: the smallest size where it does not (None if it always helps).
-    ``sizes`` and ``helping_sizes`` list the sizes compared, ascending.
+    ``sizes`` and ``helping_sizes`` list the sizes compared, ascending;
+    ``sizes_above_baselines`` those helping sizes where the mode also beats every baseline.
     """
     columns = ["target", "architecture", "mode", "largest_helping_size", "smallest_non_helping_size",
-               "helping_sizes", "sizes", "rule"]
+               "helping_sizes", "sizes_above_baselines", "sizes", "rule"]
+    metric = _ranking_metric(agg, None)
+    floor = best_baselines(agg, metric)["best_baseline_mean"]
     compared = agg.loc[(agg["architecture"] != _BASELINE) & (agg["mode"] != _SCRATCH)
                        & agg["improvement_vs_scratch_pct"].notna()]
     rows = []
@@ -222,10 +242,13 @@ def transfer_horizon(agg: pd.DataFrame, alpha: float = SIGNIFICANCE) -> pd.DataF
         else:
             rule = (f"mean better than scratch and paired p < {alpha:g}; mean only at sizes with fewer "
                     f"than 2 paired seeds ({', '.join(str(s) for s, t in zip(sizes, tested) if not t)})")
+        above = [s for s, value in zip(sizes, part[f"{metric}_mean"])
+                 if s in helping and not value >= floor.get((target, s), np.inf)]
         rows.append(dict(target=target, architecture=architecture, mode=mode,
                          largest_helping_size=max(helping) if helping else None,
                          smallest_non_helping_size=min(not_helping) if not_helping else None,
-                         helping_sizes=tuple(helping), sizes=tuple(sizes), rule=rule))
+                         helping_sizes=tuple(helping), sizes_above_baselines=tuple(above),
+                         sizes=tuple(sizes), rule=rule))
     if not rows:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     # object columns keep None as None (a numeric column would turn it into NaN)

@@ -23,8 +23,6 @@ its own rows in every table, and is compared with the scratch mode of the same v
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 import logging
 import math
@@ -40,6 +38,7 @@ from matplotlib.ticker import LogFormatter, NullLocator
 
 from benchmark.errors import TlbenchError
 from benchmark.files import atomic_write
+from benchmark.pages import CSP, CSS, esc, image, table, text
 from benchmark.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -287,6 +286,8 @@ def best_cells(rows: pd.DataFrame, metric: str = "mase") -> pd.DataFrame:
 
     rows = fold_variants(rows)
     models = rows.loc[rows["architecture"] != _BASELINE]
+    if "kind" in models.columns:
+        models = models.loc[models["kind"] != "source"]
     models = models.loc[np.isfinite(models[metric].to_numpy(dtype=float))]
     if models.empty:
         return rows.iloc[0:0].assign(group_mean=pd.Series(dtype="float64"))
@@ -308,7 +309,8 @@ def best_cells(rows: pd.DataFrame, metric: str = "mase") -> pd.DataFrame:
 
 def write_report(rows: pd.DataFrame, out_dir: Path, title: str,
                  forecasts: Mapping[Any, tuple[Sequence, np.ndarray, np.ndarray]] | None = None,
-                 metric: str = "mase", agg: pd.DataFrame | None = None) -> Path:
+                 metric: str = "mase", agg: pd.DataFrame | None = None,
+                 errors: Mapping[str, np.ndarray] | None = None) -> Path:
     """Write ``out_dir/report.html`` (self-contained) and its PNGs beside it; returns the HTML path.
 
     ``rows``: leaderboard rows (:meth:`benchmark.leaderboard.Leaderboard.read`), normally one
@@ -321,7 +323,12 @@ def write_report(rows: pd.DataFrame, out_dir: Path, title: str,
     reader never sees half a report; forecast PNGs of an earlier report that this one does not
     have are removed, so the folder holds exactly the report's files. ``agg``: the rows'
     :func:`benchmark.ranking.aggregate` by ``metric`` when the caller has it already.
+    ``errors``: ``{cell_key: per-origin errors}`` (:meth:`Leaderboard.read_errors`) for the
+    Diebold-Mariano comparisons. The page opens with the verdict, the baselines in it
+    (:mod:`benchmark.report_verdicts`).
     """
+    from benchmark.report_verdicts import verdict_figures
+
     from benchmark.ranking import aggregate, fold_variants
 
     if rows is None or len(rows) == 0:
@@ -334,7 +341,8 @@ def write_report(rows: pd.DataFrame, out_dir: Path, title: str,
     agg = aggregate(rows, metric) if agg is None else agg
 
     figures = [("transfer-benefit", TRANSFER_BENEFIT_FILE, transfer_benefit_figure(agg, metric)),
-               ("training-time", TRAINING_TIME_FILE, training_time_figure(agg))]
+               ("training-time", TRAINING_TIME_FILE, training_time_figure(agg)),
+               *verdict_figures(agg, metric)]
     # [(target or "", size)] order: by target, then size, whichever way the keys are spelled
     for key in sorted(forecasts or {}, key=lambda k: k if isinstance(k, tuple) else ("", k)):
         ds, observed, predicted = forecasts[key]
@@ -348,7 +356,7 @@ def write_report(rows: pd.DataFrame, out_dir: Path, title: str,
         atomic_write(out_dir / filename, png)
         images[element_id] = (filename, png)
 
-    page = _render(title, rows, agg, best, images, metric)
+    page = _render(title, rows, agg, best, images, metric, errors or {})
     path = out_dir / REPORT_FILE
     atomic_write(path, page)
     written = {filename for filename, _ in images.values()}
@@ -376,76 +384,64 @@ def _png_bytes(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 1.5rem 2rem;
-       color: #1a1a1a; max-width: 1500px; }
-h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
-p.note { color: #555; font-size: 0.85rem; max-width: 70rem; }
-dl.meta { display: grid; grid-template-columns: max-content auto; gap: 0.15rem 1rem; font-size: 0.85rem; }
-dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; }
-figure { margin: 0.5rem 0 1rem; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figcaption { font-size: 0.8rem; color: #555; }
-table { border-collapse: collapse; font-size: 0.78rem; margin: 0.5rem 0 1rem; }
-th, td { padding: 0.15rem 0.5rem; border-bottom: 1px solid #eee; text-align: left; white-space: nowrap; }
-th { background: #f4f4f4; position: sticky; top: 0; } td.num { text-align: right;
-font-variant-numeric: tabular-nums; } tr.best td { background: #eef6ee; }
-"""
-
-# The page may load nothing but its own inline style and data: images; a browser blocks (and
-# reports) anything else, so a stray external reference can never leak out of a report.
-_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
-
-
 def _render(title: str, rows: pd.DataFrame, agg: pd.DataFrame, best: pd.DataFrame,
-            images: Mapping[str, tuple[str, bytes]], metric: str) -> str:
+            images: Mapping[str, tuple[str, bytes]], metric: str, errors: Mapping[str, np.ndarray]) -> str:
     from benchmark.ranking import transfer_horizon, winners
+    from benchmark.report_verdicts import evidence_sections, headline_section, source_section
 
     wins, horizon = winners(agg, metric), transfer_horizon(agg)
     mean, ci = f"{metric}_mean", f"{metric}_ci95"
-    sections = [f"<h1>{_esc(title)}</h1>", _provenance(rows, metric)]
+    sections = [f"<h1>{esc(title)}</h1>", headline_section(agg, metric), _provenance(rows, metric),
+                source_section(rows)]
 
-    sections += ["<h2>Transfer benefit</h2>", _image(images, "transfer-benefit", (
+    sections += ["<h2>Transfer benefit</h2>", image(images, "transfer-benefit", (
         f"Mean {metric} over seeds against the target size (log axis), one line per transfer mode and one "
         "panel per architecture. Error bars: 95% t-interval of the mean over seeds (none with one seed). "
         "Grey dashed lines: baselines at each size. Lower is better."))]
 
-    sections += ["<h2>Winners per size</h2>",
+    sections += evidence_sections(agg, rows, errors, metric, images)
+    sections += ["<h2>Best mode per architecture and size</h2>",
                  "<p class='note'>Per target, size and architecture: the mode with the lowest mean "
-                 f"{_esc(metric)}, its improvement over training from scratch and whether that is significant "
-                 "(paired test over seeds, p &lt; 0.05).</p>",
-                 _table(wins, ["target", "target_size", "architecture", "best_mode", mean, "scratch_mean",
-                               "improvement_vs_scratch_pct", "p_value_vs_scratch", "significant", "n_seeds"])]
+                 f"{esc(metric)}, its improvement over training from scratch and whether that is significant "
+                 "(paired test over seeds, p &lt; 0.05), and whether it also beats the best baseline "
+                 "at that size (<em>beats_baselines</em>).</p>",
+                 table(wins, ["target", "target_size", "architecture", "best_mode", mean, "scratch_mean",
+                              "improvement_vs_scratch_pct", "p_value_vs_scratch", "significant",
+                              "best_baseline", "best_baseline_mean", "beats_baselines", "n_seeds"])]
 
     sections += ["<h2>Transfer horizon</h2>",
                  "<p class='note'>Up to which target size each transfer mode still beats scratch "
-                 f"({_esc(horizon['rule'].iloc[0]) if len(horizon) else 'no transfer modes to compare'}).</p>",
-                 _table(horizon, ["target", "architecture", "mode", "largest_helping_size",
-                                  "smallest_non_helping_size", "helping_sizes", "sizes", "rule"])]
+                 f"({esc(horizon['rule'].iloc[0]) if len(horizon) else 'no transfer modes to compare'}); "
+                 "<em>sizes_above_baselines</em>: the helping sizes where it also beats every baseline.</p>",
+                 table(horizon, ["target", "architecture", "mode", "largest_helping_size",
+                                 "smallest_non_helping_size", "helping_sizes", "sizes_above_baselines",
+                                 "sizes", "rule"])]
 
-    sections += ["<h2>Training time</h2>", _image(images, "training-time", (
+    sections += ["<h2>Training time</h2>", image(images, "training-time", (
         "Mean training time per mode (seconds, log axes); pretraining is not included."))]
 
-    sections += ["<h2>Best cell per size</h2>",
+    sections += ["<h2>Best model cell per size</h2>",
                  "<p class='note'>The (architecture, mode) with the lowest mean "
-                 f"{_esc(metric)} at each size, shown by its median seed.</p>",
-                 _table(best, ["target", "target_size", "architecture", "mode", "seed", metric, "group_mean",
+                 f"{esc(metric)} at each size among the models, shown by its median seed; the verdict at the "
+                 "top says whether it beats the baselines.</p>",
+                 table(best, ["target", "target_size", "architecture", "mode", "seed", metric, "group_mean",
                                "mlflow_run_id"])]
     for element_id in images:
         if element_id.startswith("forecast-"):
-            sections.append(_image(images, element_id, "Observed (dark) and forecast (red) over the test segment."))
+            sections.append(image(images, element_id, "Observed (dark) and forecast (red) over the test segment."))
 
     columns = ["target", "target_size", "architecture", "mode", "n_seeds", mean, ci, "rank",
                "improvement_vs_scratch_pct", "p_value_vs_scratch", "test_vs_scratch", "skill_vs_seasonal_naive",
                *[f"{m}_mean" for m in ("smape", "mae", "rmse") if m != metric], "train_seconds_mean"]
     sections += ["<h2>Aggregated leaderboard</h2>",
                  f"<p class='note'>One row per (target, size, architecture, mode); statistics over seeds. "
-                 f"Rank 1 = lowest mean {_esc(metric)} at that size, baselines included (highlighted).</p>",
-                 _table(agg, columns, highlight=agg["rank"].eq(1).fillna(False).to_numpy(dtype=bool))]
+                 f"Rank 1 = lowest mean {esc(metric)} at that size, baselines included (highlighted).</p>",
+                 table(agg, columns, highlight=agg["rank"].eq(1).fillna(False).to_numpy(dtype=bool))]
 
     return ("<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-            f"<meta http-equiv='Content-Security-Policy' content=\"{_CSP}\">\n"
+            f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">\n"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
-            f"<title>{_esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+            f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
             + "\n".join(sections) + "\n</body>\n</html>\n")
 
 
@@ -454,7 +450,7 @@ def _provenance(rows: pd.DataFrame, metric: str) -> str:
         if column not in rows.columns:
             return "-"
         part = rows.loc[rows["architecture"] != _BASELINE] if models_only else rows
-        found = [_text(v) for v in sorted(part[column].dropna().unique())]
+        found = [text(v) for v in sorted(part[column].dropna().unique())]
         shown = ", ".join(found[:limit]) + (f" (+{len(found) - limit} more)" if len(found) > limit else "")
         return shown or "-"
 
@@ -462,7 +458,8 @@ def _provenance(rows: pd.DataFrame, metric: str) -> str:
     finished = rows["finished_at"].max() if "finished_at" in rows.columns else None
     items = [("grid", values("grid")), ("grid id", values("grid_id")), ("runs", values("run_id")),
              ("run dates", values("run_date")),
-             ("rows", f"{int(kinds.get('model', 0))} model cells, {int(kinds.get('baseline', 0))} baseline rows"),
+             ("rows", f"{int(kinds.get('model', 0))} model cells, {int(kinds.get('baseline', 0))} baseline rows, "
+                      f"{int(kinds.get('source', 0))} source rows"),
              ("targets", values("target")),
              ("target sizes", ", ".join(str(s) for s in sorted(rows["target_size"].unique()))),
              ("architectures", values("architecture", models_only=True)),
@@ -471,49 +468,8 @@ def _provenance(rows: pd.DataFrame, metric: str) -> str:
              ("feature sets", values("features", models_only=True)),
              ("seeds", values("seed", models_only=True)),
              ("ranking metric", metric), ("package", values("package_version")), ("git commit", values("git_commit")),
-             ("last cell finished", _text(finished) + " UTC" if finished is not None else "-")]
-    return "<dl class='meta'>" + "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in items) + "</dl>"
-
-
-def _image(images: Mapping[str, tuple[str, bytes]], element_id: str, caption: str) -> str:
-    filename, png = images[element_id]
-    data = base64.b64encode(png).decode("ascii")
-    return (f"<figure><img id='{_esc(element_id)}' alt='{_esc(caption)}' src='data:image/png;base64,{data}'>"
-            f"<figcaption>{_esc(caption)} (also {_esc(filename)})</figcaption></figure>")
-
-
-def _table(df: pd.DataFrame, columns: Sequence[str], highlight: np.ndarray | None = None) -> str:
-    """An HTML table of ``columns`` (those present), numbers right-aligned, 4 significant digits."""
-    columns = [c for c in columns if c in df.columns]
-    if df.empty:
-        return "<p class='note'>(no rows)</p>"
-    numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in columns]
-    head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
-    body = []
-    for i, row in enumerate(df[columns].itertuples(index=False)):
-        cells = "".join(f"<td class='num'>{_esc(_text(v))}</td>" if num else f"<td>{_esc(_text(v))}</td>"
-                        for v, num in zip(row, numeric))
-        marked = " class='best'" if highlight is not None and highlight[i] else ""
-        body.append(f"<tr{marked}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _text(value: Any) -> str:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return "-"
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (float, np.floating)):
-        return "-" if math.isnan(value) else f"{value:.4g}"
-    if isinstance(value, (tuple, list)):
-        return ", ".join(str(v) for v in value) or "-"
-    if isinstance(value, pd.Timestamp):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    return str(value)
-
-
-def _esc(text: Any) -> str:
-    return html.escape(str(text), quote=True)
+             ("last cell finished", text(finished) + " UTC" if finished is not None else "-")]
+    return "<dl class='meta'>" + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items) + "</dl>"
 
 
 # --------------------------------------------------------------------------- a grid's report
@@ -551,8 +507,11 @@ def write_grid_report(rows: pd.DataFrame, settings: Settings, grid: str, tracker
             continue
         key = (cell.target, int(cell.target_size)) if several_targets else int(cell.target_size)
         forecasts[key] = (frame["ds"].to_numpy(), frame["y"].to_numpy(), frame["y_pred"].to_numpy())
+    from benchmark.leaderboard import Leaderboard
+
+    errors = Leaderboard(settings.results).read_errors(rows["cell_key"].tolist())
     path = write_report(rows, out_dir or report_dir(settings, grid), f"tlbench report: grid {grid}",
-                        forecasts, agg=agg)
+                        forecasts, agg=agg, errors=errors)
     if tracker is not None and parent_run_id:
         for file in sorted(path.parent.iterdir()):
             if file.is_file() and not file.name.startswith("."):

@@ -1,0 +1,113 @@
+"""The report's verdict sections (issue #16): the headline that names the baselines, the
+pretrained body on its source, skill against the baselines, pairwise win rates (table and heat
+map) and the Diebold-Mariano forecast comparisons. HTML and one figure; the numbers come from
+:mod:`benchmark.verdicts`.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from benchmark import verdicts
+from benchmark.pages import esc, image, table
+
+WIN_RATES_FILE = "win_rates.png"
+
+
+def headline_section(agg: pd.DataFrame, metric: str) -> str:
+    """The verdict sentences, first thing on the page."""
+    lines = verdicts.headline(agg, metric)
+    items = "".join(f"<li>{esc(line)}</li>" for line in lines) or "<li>(no finished cells)</li>"
+    return ("<h2 id='verdict'>Verdict</h2><ul class='verdict'>" + items + "</ul>"
+            "<p class='note'>Every model (architecture/mode, mean over seeds) against every baseline on the "
+            "same test origins. A transfer mode that beats scratch but not the naive forecast has not "
+            "earned its place.</p>")
+
+
+def source_section(rows: pd.DataFrame) -> str:
+    """The pretrained bodies on their source's own protocol (M4), next to seasonal naive and Naive2."""
+    source = rows.loc[rows["kind"] == "source"] if "kind" in rows.columns else rows.iloc[0:0]
+    if source.empty:
+        return ("<h2>The pretrained body on its source</h2><p class='note'>No body of this grid was scored on "
+                "its source (a subset of the source, a pinned version, or no transfer mode); run "
+                "<code>tlbench evaluate-source --model ...</code>.</p>")
+    shown = source.assign(model=np.where(source["architecture"] == "baseline", source["mode"],
+                                         source["architecture"] + "/" + source["mode"]))
+    shown = shown.drop_duplicates(["target", "model", "pretrain_seed", "normalisation", "lookback"])
+    shown = shown.sort_values(["target", "owa"], kind="stable")
+    return ("<h2>The pretrained body on its source</h2>"
+            "<p class='note'>Each body pretrained for this grid, scored on its source's own test "
+            "(M4 Hourly: 48 steps ahead, all 414 series; OWA relative to Naive2, below 1 beats it). "
+            "Transfer a body that loses to seasonal naive here with care.</p>"
+            + table(shown, ["target", "model", "pretrain_seed", "normalisation", "lookback", "horizon",
+                            "smape", "mase", "owa", "target_size"]))
+
+
+def win_rate_figure(rates: pd.DataFrame) -> Figure:
+    """Heat map of :func:`benchmark.verdicts.win_rate_table` (row beats column), 0 to 1."""
+    n = max(1, len(rates))
+    fig = Figure(figsize=(2.5 + 0.55 * n, 1.8 + 0.45 * n))
+    ax = fig.add_subplot(1, 1, 1)
+    values = rates.to_numpy(float) if len(rates) else np.zeros((1, 1))
+    shown = ax.imshow(np.ma.masked_invalid(values), cmap="RdYlGn", vmin=0.0, vmax=1.0)
+    labels = list(rates.index)
+    ax.set_xticks(range(len(labels)), labels=labels, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(labels)), labels=labels, fontsize=7)
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            if np.isfinite(values[i, j]):
+                ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=6)
+    ax.set_xlabel("against", fontsize=8)
+    ax.set_title("share of (target, size) units where the row beats the column", fontsize=8)
+    fig.colorbar(shown, ax=ax, fraction=0.04)
+    fig.tight_layout()
+    return fig
+
+
+def evidence_sections(agg: pd.DataFrame, rows: pd.DataFrame, errors: Mapping[str, np.ndarray],
+                      metric: str, images: Mapping[str, tuple[str, bytes]]) -> list[str]:
+    """Skill against the baselines, win rates (with the heat map in ``images['win-rates']``) and
+    the Diebold-Mariano comparisons (when per-origin errors are given)."""
+    sections = ["<h2>Skill against the baselines</h2>",
+                f"<p class='note'>Geometric mean over (target, size) of each model's mean {esc(metric)} divided "
+                "by the reference baseline's, with a bootstrap 95% interval over (target, size); skill = 1 - "
+                "ratio (above 0: better than the reference).</p>"]
+    for reference in ("seasonal_naive", "naive"):
+        summary = verdicts.ratio_summary(agg, reference=reference, metric=metric)
+        if len(summary):
+            sections += [f"<h3>against {esc(reference)}</h3>",
+                         table(summary, ["architecture", "mode", "n_units", "geomean_ratio", "ci_low", "ci_high",
+                                         "skill"])]
+    rates = verdicts.win_rate_table(agg, metric)
+    sections += ["<h2>Win rates</h2>",
+                 "<p class='note'>Share of (target, size) units where the row's mean "
+                 f"{esc(metric)} is lower than the column's (ties count half), baselines included.</p>"]
+    if len(rates):
+        sections.append(image(images, "win-rates", "Pairwise win rates: green, the row wins."))
+        sections.append(table(rates.reset_index(), ["method", *rates.columns]))
+    sections.append("<h2>Forecast comparisons (Diebold-Mariano)</h2>")
+    comparisons = verdicts.forecast_comparisons(rows, errors) if errors else pd.DataFrame()
+    if comparisons.empty:
+        sections.append("<p class='note'>No per-origin errors to compare (rows written before they "
+                        "were kept, or no transfer mode in the grid).</p>")
+        return sections
+    sections += [f"<p class='note'>Each transfer mode against its scratch and against the best baseline, on the "
+                 "squared per-origin errors of the test segment: Diebold-Mariano with the Harvey-Leybourne-"
+                 "Newbold small-sample correction, autocovariance lags set by the horizon, per seed and "
+                 "pooled over seeds (each origin's error averaged over seeds). Multiple comparisons: "
+                 f"{esc(verdicts.CORRECTION)}; significant = Holm-adjusted p &lt; {verdicts.SIGNIFICANCE:g}. "
+                 "A negative difference means the mode is more accurate.</p>",
+                 table(comparisons, ["target", "target_size", "architecture", "mode", "against", "seed",
+                                     "n_origins", "mean_loss_difference", "statistic", "p_value", "p_holm",
+                                     "significant"])]
+    return sections
+
+
+def verdict_figures(agg: pd.DataFrame, metric: str) -> list[tuple[str, str, Figure]]:
+    """``(element id, file name, figure)`` of the verdict sections (the win-rate heat map)."""
+    rates = verdicts.win_rate_table(agg, metric)
+    return [("win-rates", WIN_RATES_FILE, win_rate_figure(rates))] if len(rates) else []
