@@ -6,6 +6,7 @@ exactly once (one leaderboard row, one FINISHED MLflow run, nothing left RUNNING
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from dataclasses import replace
@@ -54,6 +55,9 @@ def test_truncated_and_garbage_leaderboard_files_are_reported_and_only_the_lost_
     cells_dir = Path(settings.results) / "cells"
     for path in cells_dir.rglob("*.parquet"):
         path.unlink()
+    # ...and without the copies compaction archived (test_ledger_repair.py shows those recover
+    # every row): a damaged per-cell file with no other copy costs exactly its cell.
+    shutil.rmtree(Path(settings.results) / "archive")
     written = [Path(p) for p in board.append(rows.to_dict("records"))]
     lost = rows.loc[rows["kind"] == "model", "cell_key"].item()
     victim = next(p for p in written if p.name.startswith(lost))
