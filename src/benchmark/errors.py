@@ -44,6 +44,16 @@ class DataError(TlbenchError):
         self.problems = problems or [message]
 
 
+class GridProblems(SpecError, DataError):
+    """Every problem of a grid found before anything trains, from its spec and its data at once,
+    grouped by file (:func:`benchmark.grid.plan_grid`); both a spec and a data error."""
+
+    def __init__(self, problems: list[str], source: str = "grid spec",
+                 groups: dict[str, list[str]] | None = None, spec=None):
+        SpecError.__init__(self, problems, source, groups, spec)
+        self.file = None
+
+
 class UnknownNameError(TlbenchError):
     """A name that is not in a registry; the message lists the known names."""
 

@@ -150,8 +150,8 @@ def plan_grid(spec: GridSpec, settings: Settings, label: str = "grid spec",
     """Validate ``spec``, load and check every target and size and the pretraining source:
     everything that can fail before anything trains, every problem in one error, grouped by file
     (``problems``: those already found in the spec file, e.g. unknown keys)."""
-    from benchmark.errors import SpecError
     from benchmark.data.loading import target_problems
+    from benchmark.errors import GridProblems
     from benchmark.validation import grid_problems
 
     spec = replace(spec, name=settings.redact(spec.name))  # a secret in the name never leaves
@@ -159,7 +159,7 @@ def plan_grid(spec: GridSpec, settings: Settings, label: str = "grid spec",
     fingerprints, source, data = target_problems(spec, settings)
     if found or data:
         groups = ({label: found} if found else {}) | data
-        raise SpecError([*found, *(p for group in data.values() for p in group)], label, groups)
+        raise GridProblems([*found, *(p for group in data.values() for p in group)], label, groups)
     return GridPlan(spec, spec_hash(spec), fingerprints, source, tuple(expand(spec)))
 
 

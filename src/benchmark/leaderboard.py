@@ -298,7 +298,8 @@ class Leaderboard:
             with fs.open_input_file(temporary) as handle:
                 data = handle.read()
             back = pq.read_table(pa.BufferReader(data)).cast(table.schema)
-            if back.num_rows != table.num_rows or not back.equals(table):
+            # pandas' equals: NaN metrics in the same places count as equal (Arrow's do not)
+            if back.num_rows != table.num_rows or not back.to_pandas().equals(table.to_pandas()):
                 raise ValueError(f"the merged file read back {back.num_rows} rows that differ from the "
                                  f"{table.num_rows} merged")
             fs.move(temporary, final)
