@@ -49,25 +49,41 @@ def _log() -> logging.Logger | logging.LoggerAdapter:
 
 
 class _Progress:
-    """One progress artifact per flow run, updated as jobs finish (never fails a grid).
+    """One progress artifact per flow run, updated as jobs end (never fails a grid).
 
-    Counts add up per stage, so two maps of one stage at once (``run_grid`` starts the cells that
-    need no pretraining early) show as one count: ``cell: 3/8 done``."""
+    Done, failed and still-to-go jobs are counted apart (``cell: 11 done, 1 failed, 0 to go (of
+    12)``); counts add up per stage, so two maps of one stage at once (``run_grid`` starts the
+    cells that need no pretraining early) show as one count."""
 
     def __init__(self) -> None:
         self._id = None
         self._lock = threading.Lock()
-        self._counts: dict[str, list[int]] = {}  # stage -> [done, total]
+        self._counts: dict[str, list[int]] = {}  # stage -> [done, failed, total]
 
     def start(self, stage: str, total: int) -> None:
         with self._lock:
-            self._counts.setdefault(stage, [0, 0])[1] += total
+            self._counts.setdefault(stage, [0, 0, 0])[2] += total
         self._show(stage)
 
-    def advance(self, stage: str, done: int = 1) -> None:
+    def advance(self, stage: str, done: int = 1, failed: int = 0) -> None:
         with self._lock:
-            self._counts.setdefault(stage, [0, 0])[0] += done
+            counts = self._counts.setdefault(stage, [0, 0, 0])
+            counts[0] += done
+            counts[1] += failed
         self._show(stage)
+
+    def record(self, stage: str, result: Any) -> None:
+        """Count one job's result: failed when it is (or holds) an outcome with status failed."""
+        outcomes = result if isinstance(result, list) else [result]
+        failed = any(getattr(o, "status", None) == "failed" for o in outcomes)
+        self.advance(stage, done=0 if failed else 1, failed=1 if failed else 0)
+
+    def describe(self, stage: str) -> tuple[str, float]:
+        with self._lock:
+            done, failed, total = self._counts[stage]
+        to_go = max(total - done - failed, 0)
+        return (f"{stage}: {done} done, {failed} failed, {to_go} to go (of {total})",
+                100.0 * (done + failed) / max(total, 1))
 
     def _show(self, stage: str) -> None:
         from prefect.context import FlowRunContext
@@ -75,10 +91,8 @@ class _Progress:
         if FlowRunContext.get() is None:
             return  # outside a flow run there is nothing to attach it to
         try:
+            description, percent = self.describe(stage)
             with self._lock:
-                done, total = self._counts[stage]
-                description = f"{stage}: {done}/{total} done"
-                percent = 100.0 * done / max(total, 1)
                 if self._id is None:
                     self._id = create_progress_artifact(percent, key="grid-progress",
                                                         description=description)
@@ -159,7 +173,7 @@ class PrefectEngine:
             if self.concurrency == 1:
                 for i, item in enumerate(items):
                     results[i] = task(item, settings)
-                    self.progress.advance(stage)
+                    self.progress.record(stage, results[i])
                 return results
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"prefect-{stage}") as pool:
                 # Each thread runs the task in a copy of this flow run's context (RUNNER included).
@@ -167,7 +181,7 @@ class PrefectEngine:
                            for i, item in enumerate(items)}
                 for future in as_completed(futures):
                     results[futures[future]] = future.result()
-                    self.progress.advance(stage)
+                    self.progress.record(stage, results[futures[future]])
             return results
         finally:
             RUNNER.reset(token)
@@ -247,12 +261,17 @@ class PoolEngine:
 
         with get_client(sync_client=True) as client:
             pool = self._check_deployment(client)
+            close_orphan_task_runs(client)  # left by children of an earlier trigger that crashed
             batches = [jobs[i:i + self.batch_size] for i in range(0, len(jobs), self.batch_size)]
             self.progress.start("cell", len(jobs))
             children = self._submit(batches, settings)
             _log().info("pool mode: %d cell(s) in %d child run(s) of %s (pool %r)", len(jobs),
                         len(children), self.deployment, pool)
             self._wait(client, children, pool, len(jobs))
+            for child in children:
+                if child.state_name != "COMPLETED":
+                    close_orphan_task_runs(client, child.flow_run_id, f"its flow run {child.name} ended "
+                                           f"{child.state_name}: {child.state_message or 'no message'}")
         return self._outcomes(children, settings)
 
     # ------------------------------------------------------------------ steps
@@ -288,8 +307,10 @@ class PoolEngine:
             keys = [job.cell_key for job in batch]
             flow_run = run_deployment(
                 self.deployment, timeout=0, flow_run_name=name,
-                parameters={"jobs": jobs_to_plain(batch), "results": settings.results,
-                            "tracking_uri": settings.tracking_uri},
+                # a location holding a credential is not sent (Prefect stores and shows
+                # parameters): the worker takes it from its own environment
+                parameters={"jobs": jobs_to_plain(batch), "results": settings.shareable(settings.results),
+                            "tracking_uri": settings.shareable(settings.tracking_uri)},
                 tags=["tlbench", f"grid:{batch[0].cell.grid}", f"grid-run:{run_id}"],
                 # a resubmission of the same batch in this grid run returns the same child run
                 idempotency_key=f"tlbench:{run_id}:{spec_hash(keys)}")
@@ -309,7 +330,8 @@ class PoolEngine:
             except Exception as exc:  # noqa: BLE001 - transient; the deadline bounds the retries
                 _log().warning("polling the child runs failed (%s: %s); retrying in %.0f s",
                                type(exc).__name__, exc, self.poll_s)
-            done = sum(len(c.jobs) for c in children if c.final)
+            # a child that did not complete is counted from the ledger at the end (done or failed)
+            done = sum(len(c.jobs) for c in children if c.final and c.state_name == "COMPLETED")
             if done > reported:
                 self.progress.advance("cell", done - reported)
                 reported = done
@@ -401,6 +423,10 @@ class PoolEngine:
         recorded = ledger_outcomes([job for child in children for job in child.jobs], settings)
         outcomes = []
         for child in children:
+            if child.state_name != "COMPLETED":
+                mine = [recorded.get(job.cell_key) for job in child.jobs]
+                done = sum(1 for o in mine if o is not None and o.status == "finished")
+                self.progress.advance("cell", done=done, failed=len(mine) - done)
             where = f"child run {child.name} ended {child.state_name}"
             lost = []
             for job in child.jobs:
@@ -421,6 +447,44 @@ class PoolEngine:
     def _close_stale_runs(jobs: list[CellJob], settings: Settings) -> None:
         """MLflow runs a crashed child left RUNNING are closed as KILLED now (the rerun would)."""
         close_lost_runs(jobs, settings)
+
+
+def close_orphan_task_runs(client, flow_run_id: Any = None, reason: str | None = None) -> int:
+    """Task runs left RUNNING, PENDING or SCHEDULED inside a flow run that ended (its worker was
+    killed: nobody is left to end them) are set CRASHED with the reason, so the UI shows no task
+    running forever. ``flow_run_id``: that flow run only; ``None``: every train-cell flow run in a
+    final state other than COMPLETED (what the next trigger sweeps). Returns how many were ended;
+    never raises."""
+    from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterId, FlowRunFilterName,
+                                                FlowRunFilterState, FlowRunFilterStateType,
+                                                TaskRunFilter, TaskRunFilterState,
+                                                TaskRunFilterStateType)
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    if flow_run_id is not None:
+        flows = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+    else:
+        flows = FlowRunFilter(name=FlowRunFilterName(like_="cells-"), state=FlowRunFilterState(
+            type=FlowRunFilterStateType(any_=[StateType.CRASHED, StateType.FAILED, StateType.CANCELLED])))
+    open_states = TaskRunFilter(state=TaskRunFilterState(type=TaskRunFilterStateType(
+        any_=[StateType.RUNNING, StateType.PENDING, StateType.SCHEDULED])))
+    ended = 0
+    try:
+        runs = client.read_task_runs(flow_run_filter=flows, task_run_filter=open_states, limit=200)
+        for run in runs:
+            if flow_run_id is None:
+                parent = client.read_flow_run(run.flow_run_id)
+                why = (f"its flow run {parent.name} ended {parent.state.type.value}: "
+                       f"{parent.state.message or 'no message'}")
+            else:
+                why = reason or "its flow run ended"
+            client.set_task_run_state(run.id, Crashed(message=f"{why}; closed by tlbench"), force=True)
+            _log().warning("task run %s left %s: marked CRASHED (%s)", run.name, run.state.type.value, why)
+            ended += 1
+    except Exception:  # noqa: BLE001 - display only: the ledger already says what happened
+        _log().warning("could not close task runs left open", exc_info=True)
+    return ended
 
 
 def make_engine(execution: str, concurrency: int = 1, batch_size: int = 4,

@@ -102,5 +102,9 @@ def launch(grid: str, overrides: list[str], settings: Settings, concurrency: int
     ephemeral API unless ``PREFECT_API_URL`` points at a server). ``settings`` reach the flow as a
     parameter, never through the environment."""
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # Prefect's own
-    return benchmark_grid(grid, overrides, "local", concurrency, fail_on_cell_errors=False,
-                          settings=settings.to_plain())
+    # Parameters are stored and shown by Prefect: settings holding a credential stay out of them
+    # and reach the flow (in this process) through the environment; secrets in overrides (e.g. a
+    # grid name) are redacted, as everything downstream redacts them.
+    os.environ.update(settings.credential_env())
+    return benchmark_grid(grid, [settings.redact(item) for item in overrides], "local", concurrency,
+                          fail_on_cell_errors=False, settings=settings.to_plain())

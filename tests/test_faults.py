@@ -6,6 +6,7 @@ exactly once (one leaderboard row, one FINISHED MLflow run, nothing left RUNNING
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from dataclasses import replace
@@ -48,13 +49,18 @@ def test_truncated_and_garbage_leaderboard_files_are_reported_and_only_the_lost_
     assert first.counts() == {"finished": 2}  # the cell and the naive baseline
     board = Leaderboard(settings.results)
     rows = board.read()
-    # The grid compacted its partition into one file. Lay the rows out again one file per cell
-    # with the real writer (the layout while a grid runs, or in pool mode before compaction), so
-    # that truncating one file loses exactly one cell's row.
+    # The grid compacted its partition into one file and archived the per-cell files it merged.
+    # Put those back as the only copies (the layout while a grid runs, or in pool mode before
+    # compaction; test_ledger_repair.py shows that the archive recovers every row), so that
+    # truncating one file loses exactly one cell's row.
     cells_dir = Path(settings.results) / "cells"
-    for path in cells_dir.rglob("*.parquet"):
-        path.unlink()
-    written = [Path(p) for p in board.append(rows.to_dict("records"))]
+    shutil.rmtree(cells_dir)
+    (Path(settings.results) / "archive" / "cells").rename(cells_dir)
+    for manifest in cells_dir.rglob("*.json"):
+        manifest.unlink()
+    shutil.rmtree(Path(settings.results) / "archive")
+    written = sorted(cells_dir.rglob("*.parquet"))
+    assert len(written) == len(rows)
     lost = rows.loc[rows["kind"] == "model", "cell_key"].item()
     victim = next(p for p in written if p.name.startswith(lost))
     data = victim.read_bytes()

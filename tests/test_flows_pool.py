@@ -242,3 +242,17 @@ def test_the_library_never_imports_prefect():
     offenders = [str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "src" / "benchmark").rglob("*.py")
                  if re.search(r"^\s*(import|from)\s+prefect\b", p.read_text(), re.M)]
     assert offenders == []
+
+
+def test_the_progress_artifact_counts_done_failed_and_to_go_apart():
+    from benchmark.jobs import CellOutcome
+    from flows.engine import _Progress
+
+    progress = _Progress()
+    progress.start("cell", 12)
+    for i in range(10):
+        progress.record("cell", CellOutcome(f"k{i}", "finished", f"cell {i}"))
+    progress.record("cell", CellOutcome("k10", "failed", "cell 10", error="boom"))
+    assert progress.describe("cell") == ("cell: 10 done, 1 failed, 1 to go (of 12)", 100.0 * 11 / 12)
+    progress.advance("cell", done=0, failed=1)
+    assert progress.describe("cell")[0] == "cell: 10 done, 2 failed, 0 to go (of 12)"

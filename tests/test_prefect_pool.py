@@ -277,6 +277,16 @@ def mlflow_cell_runs(stack: Stack) -> list:
                               max_results=1000)
 
 
+def open_task_runs(stack: Stack, flow_run_ids: list) -> list:
+    """Task runs of those flow runs still RUNNING, PENDING or SCHEDULED."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with stack.client() as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=flow_run_ids)))
+    return [(r.name, r.state.type.value) for r in runs
+            if r.state.type.value in ("RUNNING", "PENDING", "SCHEDULED")]
+
+
 def model_rows(stack: Stack):
     from benchmark.leaderboard import Leaderboard
 
@@ -311,6 +321,85 @@ def test_deploy_all_from_the_readme_creates_the_deployments_and_the_nightly_sche
     assert pools["gpu"].type == "process" and pools["gpu"].concurrency_limit == 2
     assert pools["cpu"].type == "process" and pools["cpu"].concurrency_limit == 1
     print(f"timings: {stack.timings}")
+
+
+@pytest.mark.timeout(600)
+def test_task_runs_left_running_by_a_crashed_child_are_ended_with_the_reason(stack):
+    """What a SIGKILLed worker leaves behind (a child flow run CRASHED, its cell's task run still
+    RUNNING), made on the real server; the parent's check and the next trigger's sweep end it."""
+    from prefect import task
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.states import Crashed, Running
+
+    from flows.engine import close_orphan_task_runs
+
+    @task(name="cell-lstm-scratch-n240-s2")
+    def cell():  # never called: only its task run is created, as the child flow run would
+        return None
+
+    with stack.client() as client:
+        deployment = client.read_deployment_by_name("train-cell/train-cell")
+        orphans = []
+        for i in range(2):
+            child = client.create_flow_run_from_deployment(deployment.id, parameters={"jobs": []},
+                                                           name=f"cells-orphan-{i:03d}")
+            client.set_flow_run_state(child.id, Running(), force=True)
+            run = client.create_task_run(cell, child.id, dynamic_key="0", name="cell-lstm-scratch-n240-s2",
+                                         state=Running())
+            client.set_flow_run_state(child.id, Crashed(message="worker killed"), force=True)
+            orphans.append((child, run))
+        assert all(client.read_task_run(run.id).state.type.value == "RUNNING" for _, run in orphans)
+
+        # the parent, for a child it saw crash
+        (child, run), (_, other) = orphans
+        assert close_orphan_task_runs(client, child.id, f"its flow run {child.name} ended CRASHED") == 1
+        state = client.read_task_run(run.id).state
+        assert state.type.value == "CRASHED" and f"its flow run {child.name} ended CRASHED" in state.message
+        assert client.read_task_run(other.id).state.type.value == "RUNNING"
+        # the next trigger, for every crashed child of earlier runs
+        assert close_orphan_task_runs(client) == 1
+        state = client.read_task_run(other.id).state
+        assert state.type.value == "CRASHED" and "ended CRASHED: worker killed" in state.message
+        assert close_orphan_task_runs(client) == 0
+        for child, _ in orphans:  # never picked up by a worker later
+            client.set_flow_run_state(child.id, Crashed(message="test done"), force=True)
+        left = client.read_task_runs(flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=[c.id for c, _ in orphans])))
+        assert {r.state.type.value for r in left} == {"CRASHED"}
+
+
+@pytest.mark.timeout(600)
+def test_no_secret_reaches_a_child_runs_parameters_or_job_variables(stack, data_dir, tmp_path):
+    """A secret in the environment, in the grid's name and in the tracking URI: the child flow
+    runs pool mode submits to the real server carry none of them (read back from the server)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from benchmark.config import load_grid
+    from benchmark.grid import RunContext, plan_grid
+    from benchmark.settings import Settings
+    from flows.engine import PoolEngine
+
+    secret = "tok-0123456789abcdef-pool"
+    settings = Settings.from_env({"TLBENCH_TEST_API_TOKEN": secret}, data_dir=data_dir,
+                                 results=str(tmp_path / "results"), allow_download=False,
+                                 tracking_uri=f"https://alice:{secret}@mlflow.example/")
+    plan = plan_grid(load_grid("smoke", TINY + [f"name=nightly-{secret}", "seeds=[0]"]), settings)
+    jobs = plan.cell_jobs(RunContext(plan.spec.name, plan.grid_id, "secret-test", "2026-01-01",
+                                     "tlbench-x", None, None))
+    with temporary_settings(updates={PREFECT_API_URL: stack.api_url}):
+        children = PoolEngine(batch_size=8)._submit([jobs], settings)
+    with stack.client() as client:
+        try:
+            for child in children:
+                run_ = client.read_flow_run(child.flow_run_id)
+                shown = json.dumps([run_.parameters, run_.job_variables, run_.name, run_.tags], default=str)
+                assert secret not in shown and "alice" not in shown
+                assert "nightly-***" in shown  # the grid's name, redacted
+        finally:
+            from prefect.states import Cancelled
+
+            for child in children:  # never picked up by a worker
+                client.set_flow_run_state(child.flow_run_id, Cancelled(message="test done"), force=True)
 
 
 @pytest.mark.slow
@@ -394,6 +483,7 @@ def test_a_worker_killed_mid_cell_fails_only_its_cells_and_the_next_trigger_reru
     assert victim_key not in finished_once
     others = [c for c in cell_runs(stack, parent_id) if c.id != victim_child.id]
     assert all(c.state.type.value == "COMPLETED" for c in others)
+    assert open_task_runs(stack, [c.id for c in cell_runs(stack, parent_id)]) == []  # no orphan
     for child in others:  # the surviving worker's cells are recorded
         assert {j["cell_key"] for j in child.parameters["jobs"]} <= finished_once
 

@@ -205,6 +205,33 @@ def test_credentials_in_the_environment_reach_no_mlflow_param_or_tag_of_a_real_g
     assert any(r.data.params.get("name") == "nightly-***" for r in runs)
     assert (csv.read_bytes(), csv.stat().st_mtime_ns) == before and os.listdir(csv_dir) == [csv.name]
 
+    # nor any byte tlbench wrote: leaderboard files and folder names, the aggregate, the HTML
+    # report, pretrained metadata, the MLflow store itself and every artifact logged to it
+    from benchmark.leaderboard import Leaderboard
+
+    rows = Leaderboard(settings.results).read()
+    assert set(rows["grid"]) == {"nightly-***"}
+    written = [p for root in (tmp_path / "results", tmp_path / "mlflow") for p in root.rglob("*")]
+    assert any(p.name == "report.html" for p in written) and any(p.suffix == ".parquet" for p in written)
+    for path in written:
+        for name, value in secrets.items():
+            assert value not in str(path), f"{name}'s value names {path}"
+            if path.is_file():
+                assert value.encode() not in path.read_bytes(), f"{name}'s value is in {path}"
+
+
+def test_settings_holding_credentials_never_travel_as_flow_parameters():
+    secret = "s3cr3t-tracking-pw"
+    settings = Settings.from_env({"MLFLOW_TRACKING_PASSWORD": secret},
+                                 tracking_uri=f"https://alice:{secret}@mlflow.example/",
+                                 results="s3://AKIAEXAMPLE:abcdefgh@bucket/results")
+    plain = settings.to_plain()
+    assert plain["tracking_uri"] is None and plain["results"] is None  # the worker's own environment
+    assert secret not in str(plain) and "abcdefgh" not in str(plain)
+    assert settings.credential_env()["MLFLOW_TRACKING_URI"] == settings.tracking_uri
+    clean = Settings.from_env({}, tracking_uri="http://127.0.0.1:5000")
+    assert clean.to_plain()["tracking_uri"] == "http://127.0.0.1:5000" and clean.credential_env() == {}
+
 
 def test_redact_removes_secrets_and_url_credentials():
     from benchmark.tracking import redact

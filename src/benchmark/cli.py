@@ -43,9 +43,9 @@ def _launchers() -> Registry:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark.config import load_grid
     from benchmark.grid import LocalEngine, run_grid
     from benchmark.ranking import format_table
+    from benchmark.validation import load_and_plan
 
     settings = _settings(args)
     grid_source = args.grid or args.profile
@@ -53,6 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise TlbenchError(f"--concurrency {args.concurrency}: must be at least 1 (jobs at once; "
                            "one per core or GPU is fastest)")
     launcher = _launchers().get(args.engine)
+    spec = load_and_plan(grid_source, args.set, settings).spec  # every problem, before anything starts
     if launcher is None:
         if args.concurrency > 1:
             from benchmark.engines import ProcessEngine
@@ -61,10 +62,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             # (docs/performance.md). Workers start now and import TensorFlow while the grid is
             # validated and its data loaded.
             with ProcessEngine(args.concurrency) as engine:
-                spec = load_grid(grid_source, args.set)
                 result = run_grid(spec, settings, engine, label=grid_source)
         else:
-            spec = load_grid(grid_source, args.set)
             result = run_grid(spec, settings, LocalEngine(1), label=grid_source)
     else:
         # Before Prefect is imported: its settings are read once. The ephemeral API server's
@@ -219,13 +218,29 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from benchmark.config import load_grid
-    from benchmark.grid import plan_grid
+    from benchmark.validation import load_and_plan
 
     settings = _settings(args)
     source = args.grid or args.profile
-    plan = plan_grid(load_grid(source, args.set), settings, source)
+    plan = load_and_plan(source, args.set, settings)
     print(f"{source}: ok, {len(plan.cells)} cells")
+    return 0
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    """Quarantine damaged leaderboard files and restore their rows from the compaction archive;
+    with a grid, also list the cells its next run will (re)train."""
+    from benchmark.leaderboard import Leaderboard
+    from benchmark.repair import repair, to_retrain
+
+    settings = _settings(args)
+    print("\n".join(repair(Leaderboard(settings.results)).lines()))
+    if args.grid or args.profile:
+        from benchmark.config import load_grid
+
+        labels = to_retrain(load_grid(args.grid or args.profile, args.set), settings)
+        print(f"the next run of {args.grid or args.profile} trains {len(labels)} cell(s)"
+              + "".join(f"\n  {label}" for label in labels))
     return 0
 
 
@@ -320,6 +335,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_grid(validate)
     _add_settings(validate)
     validate.set_defaults(func=cmd_validate)
+
+    fix = sub.add_parser("repair", help="quarantine damaged leaderboard files and restore their rows")
+    _add_settings(fix)
+    fix.add_argument("--profile", help="also list the cells this profile's next run trains")
+    fix.add_argument("--grid", help="also list the cells this grid spec's next run trains")
+    fix.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    fix.set_defaults(func=cmd_repair)
 
     profiles = sub.add_parser("profiles", help="list the shipped profiles")
     profiles.set_defaults(func=cmd_profiles)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -399,7 +400,32 @@ def load_grid(profile_or_path: str, overrides: list[str] | tuple[str, ...] = ())
     try:
         return from_dict(GridSpec, data, "grid")
     except SpecError as exc:
-        raise SpecError(exc.problems, source=label) from None
+        raise SpecError(exc.problems, source=label, spec=_best_effort(data, exc.problems)) from None
+
+
+def _best_effort(data: dict, problems: list[str]) -> GridSpec | None:
+    """The spec without the values the problems name (their defaults instead), so that the checks
+    after the keys and types still run and report everything in one pass; None if it cannot be built."""
+    data = json.loads(json.dumps(data, default=str))
+    paths = [re.findall(r"\.(\w+)|\[(\d+)\]", p.split(":", 1)[0].removeprefix("grid")) for p in problems]
+    for path in sorted(paths, reverse=True):  # later list items first: indices stay valid
+        node = data
+        for name, index in path[:-1]:
+            node = node.get(name) if isinstance(node, dict) else (
+                node[int(index)] if isinstance(node, list) and int(index or -1) < len(node) else None)
+            if node is None:
+                break
+        if node is None or not path:
+            continue
+        name, index = path[-1]
+        if isinstance(node, dict):
+            node.pop(name, None)
+        elif isinstance(node, list) and index and int(index) < len(node):
+            node.pop(int(index))
+    try:
+        return from_dict(GridSpec, data, "grid")
+    except SpecError:
+        return None
 
 
 def grid_from_mapping(data: Mapping[str, Any], label: str = "grid spec") -> GridSpec:

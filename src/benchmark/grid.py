@@ -29,7 +29,6 @@ from typing import Any, Callable, Protocol, Sequence
 
 from benchmark import __version__
 from benchmark.config import CellSpec, GridSpec, spec_hash, to_plain
-from benchmark.data.loading import check_targets, source_fingerprint
 from benchmark.jobs import (BaselineJob, CellJob, CellOutcome, GridResult, PretrainJob, RunContext,
                             cell_key, expand, now, pretrain_key)
 from benchmark.settings import Settings
@@ -146,15 +145,22 @@ def needs_pretrained(cell: CellSpec) -> bool:
     return TRANSFER_MODES.get(cell.mode).load_body
 
 
-def plan_grid(spec: GridSpec, settings: Settings, label: str = "grid spec") -> GridPlan:
-    """Validate ``spec`` (every problem at once), then load and check every target and size and
-    the pretraining source: everything that can fail before anything trains."""
-    from benchmark.validation import validate_grid
+def plan_grid(spec: GridSpec, settings: Settings, label: str = "grid spec",
+              problems: Sequence[str] = ()) -> GridPlan:
+    """Validate ``spec``, load and check every target and size and the pretraining source:
+    everything that can fail before anything trains, every problem in one error, grouped by file
+    (``problems``: those already found in the spec file, e.g. unknown keys)."""
+    from benchmark.data.loading import target_problems
+    from benchmark.errors import GridProblems
+    from benchmark.validation import grid_problems
 
-    validate_grid(spec, label)
-    fingerprints = check_targets(spec, settings)
-    return GridPlan(spec, spec_hash(spec), fingerprints, source_fingerprint(spec, settings),
-                    tuple(expand(spec)))
+    spec = replace(spec, name=settings.redact(spec.name))  # a secret in the name never leaves
+    found = [*problems, *grid_problems(spec)]
+    fingerprints, source, data = target_problems(spec, settings)
+    if found or data:
+        groups = ({label: found} if found else {}) | data
+        raise GridProblems([*found, *(p for group in data.values() for p in group)], label, groups)
+    return GridPlan(spec, spec_hash(spec), fingerprints, source, tuple(expand(spec)))
 
 
 # --------------------------------------------------------------------------- run
@@ -173,18 +179,20 @@ def run_grid(spec: GridSpec, settings: Settings, engine: Engine | None = None,
     then every target and size). ``on_progress(stage, done, total)`` reports progress.
     """
     from benchmark.leaderboard import Leaderboard
-    from benchmark.tracking import Tracker
+    from benchmark.tracking import Heartbeat, Tracker
 
     t0 = time.perf_counter()
     engine = engine or LocalEngine()
     plan = plan_grid(spec, settings, label)
+    spec = plan.spec
     tracker = Tracker(settings, default_experiment(spec, settings))
     tracker.ensure_store()  # once, before any fan-out
     context = _start(plan, settings, tracker)
+    heartbeat = Heartbeat(tracker, context.parent_run_id, settings.heartbeat_seconds)
     try:
         jobs = plan.cell_jobs(context)
         leaderboard = Leaderboard(settings.results)
-        pending, skipped = _reconcile(jobs, leaderboard, tracker)
+        pending, skipped = _reconcile(jobs, leaderboard, tracker, settings)
         log.info("grid %s: %d cells, %d already finished, %d to run", spec.name, len(jobs),
                  len(skipped), len(pending))
         baseline_outcomes, outcomes = _run_stages(plan, jobs, pending, engine, settings, context,
@@ -207,37 +215,43 @@ def run_grid(spec: GridSpec, settings: Settings, engine: Engine | None = None,
             log.warning("could not mark the grid's MLflow run %s FAILED", context.parent_run_id,
                         exc_info=True)
         raise
+    finally:
+        heartbeat.stop()
+
 
 
 def _start(plan: GridPlan, settings: Settings, tracker) -> RunContext:
     """Close a killed earlier run of this grid, open the grid's parent MLflow run; the context."""
-    from benchmark.tracking import TAG_GRID_ID, TAG_HOST, TAG_PID, TAG_RUN_ID, flatten
+    from benchmark.tracking import TAG_GRID_ID, TAG_HEARTBEAT, TAG_HOST, TAG_PID, TAG_RUN_ID, flatten
 
     spec, started = plan.spec, now()
     run_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     commit, host = _git_commit(), socket.gethostname()
-    tracker.close_orphaned_grid_runs(plan.grid_id, host, _pid_alive)
+    tracker.close_orphaned_grid_runs(host, _pid_alive, settings.stale_grid_seconds)
     parent = tracker.start_run(f"grid-{spec.name}-{run_id}", "grid",
                                {TAG_GRID_ID: plan.grid_id, TAG_RUN_ID: run_id, "grid": spec.name,
                                 "package_version": __version__, "git_commit": commit or "",
-                                TAG_HOST: host, TAG_PID: str(os.getpid())},
+                                TAG_HOST: host, TAG_PID: str(os.getpid()), TAG_HEARTBEAT: f"{time.time():.0f}"},
                                flatten("", to_plain(spec)))
     return RunContext(spec.name, plan.grid_id, run_id, f"{started:%Y-%m-%d}",
                       default_experiment(spec, settings), parent, commit)
 
 
-def _reconcile(jobs: list[CellJob], leaderboard, tracker) -> tuple[list[CellJob], list[CellOutcome]]:
+def _reconcile(jobs: list[CellJob], leaderboard, tracker,
+               settings: Settings) -> tuple[list[CellJob], list[CellOutcome]]:
     """Split the jobs into pending and skipped (a row in the ledger), moving unreadable ledger
-    files aside first and closing MLflow runs the ledger says ended."""
-    for path, moved_to in leaderboard.quarantine():  # unreadable files: their cells run again
-        log.warning("leaderboard file %s is unreadable; moved to %s", path, moved_to)
+    files aside first (and restoring their rows from the compaction archive: ``repair``) and
+    closing MLflow runs the ledger says ended; older FINISHED runs of a cell are superseded."""
+    from benchmark.repair import repair
+
+    repair(leaderboard, full=False)  # logs what it moved, recovered and could not recover
     finished_runs = leaderboard.finished_runs()
     pending = [j for j in jobs if j.cell_key not in finished_runs]
     skipped = [CellOutcome(j.cell_key, "skipped", j.names.label) for j in jobs
                if j.cell_key in finished_runs]
     for job in jobs:
         if job.cell_key in finished_runs:  # MLflow agrees with the ledger: the row's run FINISHED
-            tracker.close_stale_runs(job.cell_key, committed_run_id=finished_runs[job.cell_key])
+            tracker.close_stale_runs(job.cell_key, finished_runs[job.cell_key], settings.delete_superseded)
     return pending, skipped
 
 

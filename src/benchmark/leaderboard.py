@@ -8,6 +8,7 @@ Layout under a location (a local folder or any URI ``pyarrow.fs.FileSystem.from_
     {location}/failures/run_date=YYYY-MM-DD/grid=<grid>/<cell_key>-<uuid8>.parquet one failed cell
     {location}/leaderboard.parquet                                                the last aggregate
     {location}/quarantine/{cells|failures}/...                                   unreadable files, moved aside
+    {location}/archive/cells/...                  the files a compaction merged, and its manifest
 
 Grid names are percent-encoded in folder names (pyarrow decodes them on read); the partition
 columns are also stored inside each file, so a file is self-describing.
@@ -239,14 +240,17 @@ class Leaderboard:
         :meth:`append` reads 10,000 cells in seconds; the same rows in a few files take a fraction
         of a second (``benchmarks/leaderboard_query.py`` measures both). Duplicate cell_keys keep
         the latest ``finished_at``; unreadable or foreign files are left where they are and
-        reported in ``skipped``. The merged file is written atomically before its sources are
-        deleted, so a row is never lost from the table: a reader may briefly see it twice (which
-        :meth:`read` dedupes), and a reader that listed the folder before the merged file appeared
-        and opens a source after its deletion reports that file in ``skipped`` and misses its
-        rows for that one read. Files appended while it runs are untouched. Run it from one place
-        at a time, when no grid is reading (e.g. at the end of a grid run, or nightly): two
-        compactions of one partition at once leave duplicate rows behind (harmless to
-        :meth:`read`, merged by the next compaction).
+        reported in ``skipped``.
+
+        One file must never hold the only copy of a partition's rows: the merged file is written
+        under a hidden name, read back and compared with what was merged (row count and content)
+        before it gets its final name, and only then are its sources moved, not deleted, to
+        ``{location}/archive/cells/<same partition>/`` (outside what readers scan), beside a
+        manifest ``<merged file>.json`` (rows, sha256 of its bytes, sources). A damaged merged
+        file later costs no row: :func:`benchmark.repair.repair` (``tlbench repair``, and every
+        grid run that finds an unreadable file) puts the archived copies back. A reader may
+        briefly see a row twice (which :meth:`read` dedupes). Run it from one place at a time,
+        when no grid is reading (at the end of a grid run, or nightly).
 
         Returns ``dict(partitions, files_merged, files_written, rows)``.
         """
@@ -266,21 +270,67 @@ class Leaderboard:
                 continue
             try:
                 merged = _latest_per_cell(_fill_defaults(table)).cast(SCHEMA)
-            except (pa.ArrowException, ValueError) as exc:
-                logger.warning("leaderboard: not compacting %s: %s", self._display(folder), exc)
+                final = f"{folder}/compacted-{uuid.uuid4().hex[:8]}.parquet"
+                digest = self._write_verified(merged, folder, final)
+            except (pa.ArrowException, ValueError, OSError) as exc:
+                logger.warning("leaderboard: not compacting %s (its files stay as they are): %s",
+                               self._display(folder), exc)
                 continue
-            self._write_atomically(merged, folder, f"{folder}/compacted-{uuid.uuid4().hex[:8]}.parquet")
-            for path in sorted(done):
-                try:
-                    self.filesystem.delete_file(path)
-                except FileNotFoundError:
-                    pass  # another compaction got there first
+            self._archive(final, sorted(done), merged.num_rows, digest)
             counts["partitions"] += 1
             counts["files_merged"] += len(done)
             counts["files_written"] += 1
             counts["rows"] += merged.num_rows
         logger.info("leaderboard at %s: compacted %s", self.location, counts)
         return counts
+
+    def _write_verified(self, table: pa.Table, folder: str, final: str) -> str:
+        """Write ``table`` under a hidden name, read it back, compare row count and content, then
+        give it its final name; returns the sha256 of its bytes. Raises (nothing left) on a mismatch."""
+        import hashlib
+
+        fs = self.filesystem
+        fs.create_dir(folder, recursive=True)
+        temporary = f"{folder}/.tmp-{uuid.uuid4().hex}.parquet"
+        try:
+            with fs.open_output_stream(temporary) as out:
+                pq.write_table(table, out)
+            with fs.open_input_file(temporary) as handle:
+                data = handle.read()
+            back = pq.read_table(pa.BufferReader(data)).cast(table.schema)
+            # pandas' equals: NaN metrics in the same places count as equal (Arrow's do not)
+            if back.num_rows != table.num_rows or not back.to_pandas().equals(table.to_pandas()):
+                raise ValueError(f"the merged file read back {back.num_rows} rows that differ from the "
+                                 f"{table.num_rows} merged")
+            fs.move(temporary, final)
+            return hashlib.sha256(data).hexdigest()
+        except BaseException:
+            try:
+                fs.delete_file(temporary)
+            except OSError:
+                pass
+            raise
+
+    def archive_dir(self, subdir: str = "cells") -> str:
+        """Where compaction keeps the files it merged (:func:`benchmark.repair.repair` reads it)."""
+        return f"{self.root}/archive/{subdir}"
+
+    def _archive(self, merged: str, sources: list[str], rows: int, digest: str) -> None:
+        """Move the merged ``sources`` under :meth:`archive_dir`, with a manifest of ``merged``."""
+        import json
+
+        relative = merged[len(f"{self.root}/cells/"):]
+        manifest = {"file": relative, "rows": rows, "sha256": digest,
+                    "sources": [path.rsplit("/", 1)[1] for path in sources]}
+        folder = f"{self.archive_dir()}/{relative.rsplit('/', 1)[0]}"
+        self.filesystem.create_dir(folder, recursive=True)
+        with self.filesystem.open_output_stream(f"{folder}/{relative.rsplit('/', 1)[1]}.json") as out:
+            out.write(json.dumps(manifest, indent=1).encode())
+        for path in sources:
+            try:
+                self.filesystem.move(path, f"{folder}/{path.rsplit('/', 1)[1]}")
+            except FileNotFoundError:
+                pass  # another compaction got there first
 
     def quarantine(self) -> list[tuple[str, str]]:
         """Move every unreadable file (not Parquet, truncated, broken data pages) out of ``cells/``

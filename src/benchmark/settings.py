@@ -16,6 +16,9 @@ environment variable        CLI option              meaning
 ``MLFLOW_HTTP_REQUEST_*``   (none)                  retry policy towards an MLflow server (below)
 ==========================  ======================  =============================================
 
+``TLBENCH_DELETE_SUPERSEDED=1`` deletes (instead of only tagging) the older FINISHED MLflow runs of
+a cell that was computed again.
+
 Talking to an MLflow server, every request is retried on connection errors and transient HTTP
 codes (408, 429, 500, 502, 503, 504) with exponential backoff: MLflow's own client does it
 (urllib3 ``Retry``), tlbench only sets its policy. ``mlflow_max_retries`` (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``,
@@ -59,6 +62,20 @@ _BACKOFF_MAX = 120.0  # urllib3's cap on one wait
 #: Local folder names beside the MLflow store when the results live on an object store.
 _OBJECT_STORE_FOLDERS = {"pretrained": "pretrained-cache"}
 
+REDACTED = "***"
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]+:[^/@\s]*@")
+
+
+def redact(value: str, secrets: frozenset[str] | set[str] = frozenset()) -> str:
+    """``value`` with every occurrence of a secret and every ``user:password@`` of a URL replaced
+    by ``***`` (``s3://AKIA:abc@bucket`` -> ``s3://***@bucket``). The one redaction rule for every
+    value that leaves the process: MLflow params and tags, the grid name (and so leaderboard rows,
+    report pages and Prefect parameters), flow-run parameters."""
+    for secret in sorted(secrets, key=len, reverse=True):  # longest first: no partial leftovers
+        if secret:
+            value = value.replace(secret, REDACTED)
+    return _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", value)
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -72,6 +89,9 @@ class Settings:
     mlflow_max_retries: int = 7
     mlflow_backoff_factor: int = 2
     mlflow_timeout: int = 120
+    heartbeat_seconds: int = 60  # how often a grid refreshes its parent run's heartbeat tag
+    stale_grid_seconds: int = 900  # a RUNNING grid run silent this long died (on any machine)
+    delete_superseded: bool = False  # delete, not only tag, older FINISHED runs of a recomputed cell
     secret_values: frozenset[str] = field(default_factory=frozenset, repr=False)
 
     @classmethod
@@ -96,6 +116,8 @@ class Settings:
             values["experiment"] = env["TLBENCH_EXPERIMENT"]
         if env.get("TLBENCH_OFFLINE", "").lower() in ("1", "true", "yes"):
             values["allow_download"] = False
+        if env.get("TLBENCH_DELETE_SUPERSEDED", "").lower() in ("1", "true", "yes"):
+            values["delete_superseded"] = True
         for name, variable in _HTTP_ENV.items():
             if env.get(variable):
                 try:
@@ -115,10 +137,31 @@ class Settings:
 
     def to_plain(self) -> dict[str, Any]:
         """Every setting but the secret values, as JSON-able data: what a flow run takes as a
-        parameter (``Settings.from_env(env, **plain)`` on the other side rebuilds the settings)."""
-        return {f.name: str(value) if isinstance(value, Path) else value
-                for f in fields(self) if f.name != "secret_values"
-                for value in [getattr(self, f.name)]}
+        parameter (``Settings.from_env(env, **plain)`` on the other side rebuilds the settings).
+        A value that holds a credential (``https://user:pw@host``, a secret's value) is ``None``:
+        parameters are stored and shown by Prefect, so the other side takes it from its own
+        environment (:meth:`credential_env` says which)."""
+        plain: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name != "secret_values":
+                value = getattr(self, f.name)
+                value = str(value) if isinstance(value, Path) else value
+                plain[f.name] = self.shareable(value) if isinstance(value, str) else value
+        return plain
+
+    def redact(self, value: str) -> str:
+        """:func:`redact` with this environment's secret values."""
+        return redact(value, self.secret_values)
+
+    def shareable(self, value: str | None) -> str | None:
+        """``value`` when it holds no credential, else ``None`` (never sent as a parameter)."""
+        return value if value is None or self.redact(value) == value else None
+
+    def credential_env(self) -> dict[str, str]:
+        """The variables of :meth:`to_env` whose values :meth:`to_plain` withholds (they hold a
+        credential): what an edge exports to its own process before a flow in that process
+        rebuilds the settings from its parameters and environment."""
+        return {k: v for k, v in self.to_env().items() if self.shareable(v) is None}
 
     @property
     def results_on_object_store(self) -> bool:
@@ -168,6 +211,8 @@ class Settings:
             env["TLBENCH_EXPERIMENT"] = self.experiment
         if not self.allow_download:
             env["TLBENCH_OFFLINE"] = "1"
+        if self.delete_superseded:
+            env["TLBENCH_DELETE_SUPERSEDED"] = "1"
         env.update(self.mlflow_http_env())
         return env
 

@@ -368,6 +368,7 @@ def run_cell(job: CellJob, settings: Settings) -> CellOutcome:
         return CellOutcome(job.cell_key, "failed", names.label, mlflow_run_id=run_id, error=error)
     try:
         tracker.end_run(run_id, "FINISHED")
+        tracker.supersede_runs(job.cell_key, run_id, settings.delete_superseded)  # one counted run
     except Exception:  # noqa: BLE001 - the row counts; the next run marks this run FINISHED
         log.warning("cell %s is recorded but MLflow run %s could not be marked FINISHED; the next run "
                     "of the grid reconciles it", names.label, run_id, exc_info=True)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ import mlflow
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from benchmark.settings import Settings
+from benchmark.settings import REDACTED, Settings, redact  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +49,14 @@ TAG_RUN_ID = "tlbench.grid_run_id"
 TAG_ERROR = "tlbench.error"
 TAG_HOST = "tlbench.host"  # a grid run's machine and process, to close it if that process died
 TAG_PID = "tlbench.pid"
+TAG_HEARTBEAT = "tlbench.heartbeat"  # a grid run's last sign of life (unix seconds), any machine reads it
+TAG_CLOSED_REASON = "tlbench.closed_reason"  # why tlbench ended a run it did not finish itself
+TAG_SUPERSEDED = "tlbench.superseded"  # on an older FINISHED run of a cell: the run that counts now
 
 _SECRET_PATTERN = re.compile(r"(secret|password|passwd|token|api[_-]?key|credential|auth)", re.I)
 
 PIP_REQUIREMENTS = ["tensorflow>=2.21,<2.22", "keras>=3"]
 
-REDACTED = "***"
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]+:[^/@\s]*@")
 
 
 def looks_secret(name: str) -> bool:
@@ -71,15 +73,6 @@ def flatten(prefix: str, value: Any) -> dict[str, str]:
     else:
         out[prefix] = str(value)[:6000]
     return {k: v for k, v in out.items() if not looks_secret(k)}
-
-
-def redact(value: str, secrets: frozenset[str] | set[str] = frozenset()) -> str:
-    """``value`` with every occurrence of a secret and every ``user:password@`` of a URL replaced
-    by ``***`` (``s3://AKIA:abc@bucket`` -> ``s3://***@bucket``)."""
-    for secret in sorted(secrets, key=len, reverse=True):  # longest first: no partial leftovers
-        if secret:
-            value = value.replace(secret, REDACTED)
-    return _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", value)
 
 
 @dataclass(frozen=True)
@@ -292,23 +285,50 @@ class Tracker:
             [self.experiment_id], filter_string=f"tags.`{TAG_CELL_KEY}` = '{cell_key}'",
             max_results=100)
 
-    def close_orphaned_grid_runs(self, grid_id: str, host: str, is_alive: Callable[[int], bool]) -> int:
-        """Parent runs of this grid left RUNNING by a grid process of this ``host`` that is gone
-        (``is_alive(pid)`` is false for the pid in its ``tlbench.pid`` tag) are ended as KILLED.
-        Runs of other machines, and of live processes, are left alone: they may still be running."""
-        runs = self.client.search_runs(
-            [self.experiment_id], max_results=1000,
-            filter_string=f"tags.`{TAG_GRID_ID}` = '{grid_id}' and tags.`{TAG_KIND}` = 'grid'")
+    def close_orphaned_grid_runs(self, host: str, is_alive: Callable[[int], bool],
+                                 stale_after_s: float) -> int:
+        """Grid (parent) runs of this experiment left RUNNING by a grid that died are ended as
+        KILLED, with the reason in ``tlbench.closed_reason``: on this ``host`` when its process
+        (``tlbench.pid``) is gone, on any machine when its ``tlbench.heartbeat`` is older than
+        ``stale_after_s`` (a live grid refreshes it every ``Settings.heartbeat_seconds``).
+        Returns how many were closed."""
+        runs = self.client.search_runs([self.experiment_id], max_results=1000,
+                                       filter_string=f"tags.`{TAG_KIND}` = 'grid' and attributes.status = 'RUNNING'")
         closed = 0
         for run in runs:
             tags = run.data.tags
-            pid = tags.get(TAG_PID, "")
-            if (run.info.status == "RUNNING" and tags.get(TAG_HOST) == host and pid.isdigit()
-                    and not is_alive(int(pid))):
-                self.end_run(run.info.run_id, "KILLED",
-                             error=f"its grid process {pid} on {host} died; the grid was run again")
-                closed += 1
+            pid, beat = tags.get(TAG_PID, ""), tags.get(TAG_HEARTBEAT, "")
+            age = time.time() - float(beat) if _is_number(beat) else None
+            if tags.get(TAG_HOST) == host and pid.isdigit() and not is_alive(int(pid)):
+                reason = f"its grid process {pid} on {host} died; the grid was run again"
+            elif age is not None and age > stale_after_s:
+                reason = (f"no heartbeat from its grid on {tags.get(TAG_HOST, 'an unknown host')} "
+                          f"(pid {pid or '?'}) for {age:.0f} s (> {stale_after_s:.0f} s): that grid died")
+            else:
+                continue
+            self.set_tags(run.info.run_id, {TAG_CLOSED_REASON: reason})
+            self.end_run(run.info.run_id, "KILLED", error=reason)
+            closed += 1
         return closed
+
+    def beat(self, run_id: str) -> None:
+        """Refresh a grid run's ``tlbench.heartbeat`` (see :meth:`close_orphaned_grid_runs`)."""
+        self.set_tags(run_id, {TAG_HEARTBEAT: f"{time.time():.0f}"})
+
+    def supersede_runs(self, cell_key: str, counted_run_id: str, delete: bool = False) -> int:
+        """Older FINISHED runs of a cell get ``tlbench.superseded=<counted_run_id>`` (or are
+        deleted, with ``delete``), so a search by cell key shows one counted run: the one its
+        leaderboard row names. Returns how many were changed."""
+        changed = 0
+        for run in self.runs_for_cell(cell_key):
+            if (run.info.run_id == counted_run_id or run.info.status != "FINISHED"
+                    or run.data.tags.get(TAG_SUPERSEDED)):
+                continue
+            self.set_tags(run.info.run_id, {TAG_SUPERSEDED: counted_run_id})
+            if delete:
+                self.client.delete_run(run.info.run_id)
+            changed += 1
+        return changed
 
     def finished_run_for_cell(self, cell_key: str) -> str | None:
         for run in self.runs_for_cell(cell_key):
@@ -316,16 +336,23 @@ class Tracker:
                 return run.info.run_id
         return None
 
-    def close_stale_runs(self, cell_key: str, committed_run_id: str | None = None) -> int:
+    def close_stale_runs(self, cell_key: str, committed_run_id: str | None = None,
+                         delete_superseded: bool = False) -> int:
         """Runs left RUNNING for this cell by a crashed process are ended as KILLED.
 
         ``committed_run_id``: the run named by the cell's leaderboard row, if it has one. That run
         logged everything before its row was written, so if it was left RUNNING (or marked FAILED
         because only the final status update failed) it is marked FINISHED instead: the cell that
-        counts keeps exactly one FINISHED run. Returns how many runs were changed.
+        counts keeps exactly one FINISHED run; any other FINISHED run (an earlier computation of
+        the cell) is tagged superseded, as :meth:`supersede_runs` does. Returns how many runs were
+        changed.
         """
         closed = 0
-        for run in self.runs_for_cell(cell_key):
+        runs = self.runs_for_cell(cell_key)
+        if committed_run_id and any(r.info.status == "FINISHED" and r.info.run_id != committed_run_id
+                                    and not r.data.tags.get(TAG_SUPERSEDED) for r in runs):
+            closed += self.supersede_runs(cell_key, committed_run_id, delete_superseded)
+        for run in runs:
             if committed_run_id and run.info.run_id == committed_run_id:
                 if run.info.status != "FINISHED":
                     self.set_tags(run.info.run_id, {"tlbench.reconciled": f"{run.info.status} -> FINISHED: "
@@ -339,6 +366,35 @@ class Tracker:
 
     def get_run(self, run_id: str):
         return self.client.get_run(run_id)
+
+
+class Heartbeat:
+    """Refreshes the parent run's heartbeat tag every ``seconds`` in a daemon thread, so that a
+    grid killed on any machine is recognised by its silence (``Tracker.close_orphaned_grid_runs``)."""
+
+    def __init__(self, tracker: "Tracker", run_id: str, seconds: float):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(tracker, run_id, max(1.0, seconds)),
+                                        daemon=True, name="tlbench-heartbeat")
+        self._thread.start()
+
+    def _run(self, tracker, run_id: str, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            try:
+                tracker.beat(run_id)
+            except Exception:  # noqa: BLE001 - a missed beat is retried; the grid goes on
+                log.debug("heartbeat of %s failed", run_id, exc_info=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def host_and_device() -> tuple[str, str]:

@@ -1,7 +1,10 @@
 """Grid-spec checks that need the registries: every problem reported at once, with its YAML path,
-before anything is loaded or trained."""
+before anything is loaded or trained; and :func:`load_and_plan`, the one-pass check of ``tlbench
+validate`` and ``tlbench run`` (keys, names, sizes, data: one error, grouped by file)."""
 
 from __future__ import annotations
+
+from typing import Sequence
 
 from benchmark.config import GridSpec
 from benchmark.errors import SpecError
@@ -158,6 +161,20 @@ def _axis_problems(spec: GridSpec) -> list[str]:
                         f"{max(model_horizons)}, which {', '.join(head_modes)} forecast with the pretrained head "
                         "as it is; raise pretrain.horizon or drop those modes")
     return problems
+
+
+def load_and_plan(profile_or_path: str, overrides: Sequence[str], settings):
+    """:func:`benchmark.config.load_grid` then :func:`plan_grid`, reporting the spec file's own
+    problems (unknown keys, wrong types) together with every later one, in one error."""
+    from benchmark.config import load_grid
+    from benchmark.grid import plan_grid
+
+    try:
+        return plan_grid(load_grid(profile_or_path, list(overrides)), settings, profile_or_path)
+    except SpecError as exc:
+        if exc.spec is None:
+            raise
+        return plan_grid(exc.spec, settings, exc.source, exc.problems)
 
 
 def validate_grid(spec: GridSpec, label: str = "grid spec") -> GridSpec:

@@ -122,10 +122,13 @@ def test_missing_file_is_downloaded_when_allowed(tmp_path, monkeypatch):
         raise ConnectionError("network unreachable")
 
     monkeypatch.setattr(datasetsforecast.utils, "download_file", failing_download)
-    with pytest.raises(DataError, match=r"could not download https://raw\.githubusercontent\.com"
-                                        r"/Mcompetitions/M4-methods/master/Dataset/Train/"
-                                        r"Hourly-train\.csv to .*network unreachable"):
+    with pytest.raises(DataError, match=r"Hourly-train\.csv not found, and downloading it from "
+                                        r"https://raw\.githubusercontent\.com/Mcompetitions/M4-methods/"
+                                        r"master/Dataset/Train/Hourly-train\.csv failed: "
+                                        r"ConnectionError: network unreachable") as caught:
         load_source(DataSpec("m4", {}), tmp_path)
+    assert "TLBENCH_OFFLINE=1" in str(caught.value) and "unset TLBENCH_OFFLINE" not in str(caught.value)
+    assert not (tmp_path / "m4").exists()  # the folders made for the download are gone again
 
 
 # --------------------------------------------------------------------------- sunspots, sine

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.config import DataSpec, GridSpec, SplitSpec, canonical_json
-from benchmark.errors import DataError
+from benchmark.errors import DataError, TlbenchError
 from benchmark.settings import Settings
 
 
@@ -39,24 +39,46 @@ def load_data(spec: DataSpec, settings: Settings, split: SplitSpec | None = None
 
 def check_targets(spec: GridSpec, settings: Settings) -> dict[str, str]:
     """Load every target, check every size fits; all problems at once. Returns fingerprints."""
+    fingerprints, _, problems = target_problems(spec, settings)
+    if problems:
+        lines = [p for found in problems.values() for p in found]
+        raise DataError(f"the grid's data has {len(lines)} problem(s):\n"
+                        + "\n".join(f"  - {p}" for p in lines))
+    return fingerprints
+
+
+def target_problems(spec: GridSpec, settings: Settings) -> tuple[dict[str, str], str, dict[str, list[str]]]:
+    """Load every target and the pretraining source (when a mode needs it), check every size and
+    feature set: ``(fingerprints by target label, the source's fingerprint, problems grouped by
+    file)``, every problem of
+    every file (a missing source is reported with the missing targets, a CSV with all its kinds
+    of problems), nothing raised for a data problem."""
     from benchmark.data.features import build_inputs, load_covariates
     from benchmark.data.sources import data_fingerprint, source_label
-    from benchmark.data.splits import split_target
 
-    problems, fingerprints = [], {}
+    problems: dict[str, list[str]] = {}
+    fingerprints: dict[str, str] = {}
+
+    def add(where: str, exc: TlbenchError, prefix: str) -> None:
+        group = problems.setdefault(getattr(exc, "file", None) or where, [])
+        group.extend(f"{prefix}: {p}" for p in getattr(exc, "problems", [str(exc)]))
+
     for i, target in enumerate(spec.targets):
-        label = source_label(target)
+        label, where = _label(target), f"grid.targets[{i}]"
         try:
             frame = load_data(target, settings, spec.split)
-        except DataError as exc:
-            problems.append(f"grid.targets[{i}] ({label}): {exc}")
+        except TlbenchError as exc:
+            add(f"{where} ({label})", exc, where)
+            if getattr(exc, "n_points", None):  # a file with bad rows: its length still says which sizes fit
+                group = getattr(exc, "file", None) or f"{where} ({label})"
+                _size_problems(spec, exc.n_points, label, where, lambda e, prefix: add(group, e, prefix))
             continue
         ids = frame["unique_id"].unique()
         if len(ids) != 1:
-            problems.append(f"grid.targets[{i}] ({label}): a target must be one series, found {len(ids)}; "
-                            "choose one column or filter the CSV")
+            problems.setdefault(f"{where} ({label})", []).append(
+                f"{where}: a target must be one series, found {len(ids)}; choose one column or filter the CSV")
             continue
-        fingerprints[label] = data_fingerprint(frame)
+        fingerprints[source_label(target)] = data_fingerprint(frame)
         for j, names in enumerate(spec.feature_sets):
             if not names:
                 continue
@@ -64,17 +86,36 @@ def check_targets(spec: GridSpec, settings: Settings) -> dict[str, str]:
                 covariates = load_covariates(target, frame, names,
                                              lambda other: load_data(other, settings, spec.split))
                 build_inputs(frame, names, label, covariates)
-            except DataError as exc:
-                problems.append(f"grid.feature_sets[{j}] on grid.targets[{i}] ({label}): {exc}")
-        for size in spec.target_sizes:
+            except TlbenchError as exc:
+                add(f"{where} ({label})", exc, f"grid.feature_sets[{j}] on {where}")
+        _size_problems(spec, len(frame), label, where, lambda e, prefix: add(f"{where} ({label})", e, prefix))
+    source = ""
+    try:
+        source = source_fingerprint(spec, settings)
+    except TlbenchError as exc:
+        add(f"grid.pretrain.source ({_label(spec.pretrain.source)})", exc, "grid.pretrain.source")
+    return fingerprints, source, problems
+
+
+def _size_problems(spec: GridSpec, n_points: int, label: str, where: str, add) -> None:
+    """``add(error, prefix)`` for every target size that does not fit a series of ``n_points``."""
+    from benchmark.data.splits import split_target
+
+    for k, size in enumerate(spec.target_sizes):
+        if size is None or size > 0:  # a non-positive size is a spec problem, reported there
             try:
-                split_target(len(frame), size, spec.split, label)
-            except DataError as exc:
-                problems.append(f"grid.targets[{i}] size {size}: {exc}")
-    if problems:
-        raise DataError("the grid's targets do not fit what was asked:\n"
-                        + "\n".join(f"  - {p}" for p in problems))
-    return fingerprints
+                split_target(n_points, size, spec.split, label)
+            except TlbenchError as exc:
+                add(exc, f"grid.target_sizes[{k}] ({size}) on {where}")
+
+
+def _label(spec: DataSpec) -> str:
+    from benchmark.data.sources import source_label
+
+    try:
+        return source_label(spec)
+    except Exception:  # noqa: BLE001 - an unknown source or bad options: reported by the spec checks
+        return spec.source
 
 
 def source_fingerprint(spec: GridSpec, settings: Settings) -> str:
@@ -82,10 +123,10 @@ def source_fingerprint(spec: GridSpec, settings: Settings) -> str:
     from benchmark.data.sources import data_fingerprint
     from benchmark.models import TRANSFER_MODES
 
-    if not any(TRANSFER_MODES.get(m).load_body for m in spec.modes):
+    if not any(TRANSFER_MODES.get(m).load_body for m in spec.modes if m in TRANSFER_MODES):
         return ""
     try:
         frame = load_data(spec.pretrain.source, settings)
     except DataError as exc:
-        raise DataError(f"grid.pretrain.source: {exc}") from None
+        raise DataError(f"grid.pretrain.source: {exc}", exc.file, exc.problems) from None
     return data_fingerprint(frame)

@@ -41,8 +41,8 @@ class Source:
 
 SOURCES: Registry[Source] = Registry("source")
 
-_FIX_DATA_DIR = ("set TLBENCH_DATA_DIR (or --data-dir) to the folder that holds it, or allow "
-                 "downloads (unset TLBENCH_OFFLINE)")
+_FIX_DATA_DIR = "set TLBENCH_DATA_DIR (or --data-dir) to the folder that holds it"
+_FIX_OFFLINE = f"{_FIX_DATA_DIR}, or allow downloads (unset TLBENCH_OFFLINE)"
 
 
 # --------------------------------------------------------------------------- options
@@ -185,17 +185,46 @@ def _require_columns(table: pd.DataFrame, path: Path, label: str, wanted: dict[s
 
 
 def _download(url: str, path: Path, label: str) -> None:
+    """Download ``url`` to ``path``; on failure, remove the folders this call created (a failed
+    validation leaves nothing behind) and say whether the network refused or something else."""
     from datasetsforecast.utils import download_file  # only when a download is needed
 
+    created = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         download_file(path.parent, url, filename=path.name)
     except Exception as exc:  # network errors of any kind: say what and how to fix
-        raise DataError(f"{label}: could not download {url} to {path} ({exc}). Fix: download it "
-                        f"by hand into that folder, or {_FIX_DATA_DIR}.") from None
+        _remove_empty(created)
+        cause = _network_cause(exc)
+        raise DataError(f"{label}: data file {path} not found, and downloading it from {url} failed: "
+                        f"{cause}. Fix: download it by hand into {path.parent}, or {_FIX_DATA_DIR}; "
+                        "set TLBENCH_OFFLINE=1 to never try a download.", str(path)) from None
     if not path.is_file():
+        _remove_empty(created)
         raise DataError(f"{label}: downloading {url} did not create {path}. Fix: download it by "
-                        f"hand, or {_FIX_DATA_DIR}.")
+                        f"hand, or {_FIX_DATA_DIR}.", str(path))
+
+
+def _network_cause(exc: BaseException) -> str:
+    """What went wrong with a download, in words: refused, unresolvable host, timeout, else the error."""
+    seen, text = exc, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError) or "refused" in str(seen).lower():
+            return f"no network (connection refused) [{text}]"
+        if "name or service not known" in str(seen).lower() or "resolution" in str(seen).lower():
+            return f"no network (host name not resolved) [{text}]"
+        if isinstance(seen, TimeoutError) or "timed out" in str(seen).lower():
+            return f"no network (timed out) [{text}]"
+        seen = seen.__cause__ or seen.__context__
+    return text
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:  # deepest first
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty, or already gone
 
 
 def _ensure_file(path: Path, label: str, allow_download: bool, url: str | None) -> Path:
@@ -204,10 +233,10 @@ def _ensure_file(path: Path, label: str, allow_download: bool, url: str | None) 
     if url is None:
         raise DataError(f"{label}: data file {path} not found (this source is never downloaded). "
                         f"Fix: put the file there, or set TLBENCH_DATA_DIR (or --data-dir) to the "
-                        "folder that holds it.")
+                        "folder that holds it.", str(path))
     if not allow_download:
-        raise DataError(f"{label}: data file {path} not found and downloads are off. Fix: "
-                        f"{_FIX_DATA_DIR}.")
+        raise DataError(f"{label}: data file {path} not found and downloads are off "
+                        f"(TLBENCH_OFFLINE). Fix: {_FIX_OFFLINE}.", str(path))
     _download(url, path, label)
     return path
 

@@ -52,10 +52,20 @@ def validate_frame(frame: pd.DataFrame, label: str, fill_gaps: str | None = None
                         f"it has {', '.join(map(str, frame.columns))}. This is a loader bug.")
     frame = frame[["unique_id", "ds", "y"]].copy()
     frame["unique_id"] = frame["unique_id"].astype(str)
-    frame["y"] = _numeric_values(frame, origin, fill_gaps, max_gap)
-    _check_timestamps_present(frame, origin)
-    if frame.empty:
-        raise DataError(f"{origin}: no rows. Check the file and the source options.")
+    problems: list[str] = []  # every kind of problem in the file, not only the first kind found
+    try:
+        frame["y"] = _numeric_values(frame, origin, fill_gaps, max_gap)
+    except DataError as exc:
+        problems.append(str(exc))
+        # the timestamps are still checked, on values that cannot raise again
+        frame["y"] = pd.to_numeric(frame["y"], errors="coerce").replace([np.inf, -np.inf], np.nan).fillna(0.0)
+    try:
+        _check_timestamps_present(frame, origin)
+    except DataError as exc:
+        problems.append(str(exc))
+        frame = frame[frame["ds"].notna()] if frame["ds"].dtype.kind in "Mmi" else frame.iloc[:0]
+    if frame.empty and not problems:
+        raise DataError(f"{origin}: no rows. Check the file and the source options.", origin.file)
     # A stable sort by id only: the order of timestamps inside a series is checked, not repaired.
     frame = frame.sort_values("unique_id", kind="stable")
     codes, _ = pd.factorize(frame["unique_id"], sort=False)  # [n_rows], contiguous per series
@@ -64,9 +74,19 @@ def validate_frame(frame: pd.DataFrame, label: str, fill_gaps: str | None = None
     replaced = {}
     for code in np.flatnonzero(_suspects(codes, starts, frame)):  # usually none at all
         series = frame.iloc[starts[code]:stops[code]]
-        checked = _check_series(series, origin, fill_gaps, max_gap)
+        try:
+            checked = _check_series(series, origin, fill_gaps, max_gap)
+        except DataError as exc:
+            problems.extend(exc.problems)
+            continue
         if checked is not series:
             replaced[code] = checked
+    if problems:
+        error = DataError(problems[0] if len(problems) == 1 else
+                          f"{origin}: {len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems),
+                          origin.file, problems)
+        error.n_points = len(frame)  # the sizes asked can still be checked against the file's length
+        raise error
     out = frame
     if replaced:
         out = pd.concat([replaced.get(code, frame.iloc[start:stop])
@@ -243,17 +263,20 @@ def _check_series(series: pd.DataFrame, origin: _Origin, fill_gaps: str | None,
     diffs = np.diff(ds)
     zero = np.zeros((), dtype=diffs.dtype)
     duplicated = series["ds"].duplicated(keep=False).to_numpy()
+    found = []
     if duplicated.any():
         bad = series.index[duplicated]
-        raise DataError(f"{where}: duplicate timestamps in {origin.column('ds')} at "
-                        f"{_rows(bad, series['ds'])}. Fix: remove or aggregate the repeated rows "
-                        "(one row per timestamp).")
+        found.append(f"{where}: duplicate timestamps in {origin.column('ds')} at "
+                     f"{_rows(bad, series['ds'])}. Fix: remove or aggregate the repeated rows "
+                     "(one row per timestamp).")
     if (diffs < zero).any():
         first = int(np.argmax(diffs < zero)) + 1
         bad = series.index[[first - 1, first]]
-        raise DataError(f"{where}: timestamps in {origin.column('ds')} are not in increasing "
-                        f"order, first at {_rows(bad, series['ds'])}. Fix: sort the file by its "
-                        "date column.")
+        found.append(f"{where}: timestamps in {origin.column('ds')} are not in increasing "
+                     f"order, first at {_rows(bad, series['ds'])}. Fix: sort the file by its "
+                     "date column.")
+    if found:  # the spacing checks below assume unique, increasing timestamps
+        raise DataError("\n".join(found), origin.file, found)
     if (diffs == diffs[0]).all() and not series["y"].isna().any():
         if np.issubdtype(ds.dtype, np.integer) and diffs[0] != 1:
             pass  # an integer index must step by 1: fall through to the grid check
