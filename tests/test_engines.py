@@ -79,7 +79,6 @@ def test_a_grid_on_two_worker_processes_overlaps_scratch_cells_with_pretraining(
     assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
 
 
-@pytest.mark.slow
 def test_a_killed_worker_fails_the_stage_clearly_and_the_rerun_resumes(settings):
     spec = load_grid("smoke", TINY + ["modes=[scratch]", "seeds=[0, 1, 2, 3]", "training.max_epochs=60",
                                       "training.patience=60", "target_sizes=[480]"])

@@ -14,7 +14,7 @@ import pytest
 from tests.test_prefect_pool import (  # noqa: F401 - stack and workers are fixtures used below
     cell_runs, mlflow_cell_runs, model_rows, stack, trigger, wait_final, workers)
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = pytest.mark.e2e
 
 SEEDS = int(os.environ.get("TLBENCH_LOAD_SEEDS", "50"))
 BATCH = 25

@@ -3,8 +3,8 @@ database), the pools from ``deployments/create_pools.sh``, ``prefect --no-prompt
 ``prefect.yaml``, process workers from ``deployments/start_workers.sh``, and ``adhoc-benchmark``
 triggered with ``prefect deployment run`` on a tiny grid in pool mode.
 
-The default suite runs only the deployment test (one real server, about a minute); the grid runs
-and the killed worker are ``slow``. Every process a test starts is stopped by its pid (workers with
+All three run in the default suite (``make test``, CI) on one server: the deployment, a pool grid
+on two workers and its rerun, and a worker SIGKILLed mid-cell. Every process a test starts is stopped by its pid (workers with
 SIGINT, then SIGKILL to their process groups and their flow runs' groups), even on failure.
 """
 
@@ -313,7 +313,6 @@ def test_deploy_all_from_the_readme_creates_the_deployments_and_the_nightly_sche
     print(f"timings: {stack.timings}")
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_pool_grid_runs_every_cell_once_on_both_workers_and_a_rerun_trains_nothing(stack, workers):
     t0 = time.monotonic()
@@ -356,7 +355,6 @@ def test_pool_grid_runs_every_cell_once_on_both_workers_and_a_rerun_trains_nothi
     print(f"timings: {stack.timings}")
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_a_worker_killed_mid_cell_fails_only_its_cells_and_the_next_trigger_reruns_them(stack, workers):
     from mlflow.tracking import MlflowClient
