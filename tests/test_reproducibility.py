@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e
+
 HELPER = Path(__file__).with_name("repro_cell.py")
 
 
