@@ -41,9 +41,20 @@ def test_fork_is_refused_with_the_reason():
         ProcessEngine(2, start_method="fork")
 
 
-def _workers(pid: int) -> list[int]:
+def _workers(pid: int, expected: int = 2, timeout: float = 60) -> list[int]:
     """The engine's worker processes: children of ``pid`` started by multiprocessing's spawn
-    (not its resource tracker)."""
+    (not its resource tracker). Polled until ``expected`` are seen or ``timeout`` passes: a child
+    shows ``spawn_main`` only once it has exec'd, which on a loaded machine takes a while after
+    the fork (seen in CI: one of the two workers still bore pytest's command line)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = _spawned_children(pid)
+        if len(found) >= expected or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def _spawned_children(pid: int) -> list[int]:
     out = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():

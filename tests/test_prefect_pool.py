@@ -226,11 +226,12 @@ def workers(stack):
 # --------------------------------------------------------------------------- helpers
 
 
-def trigger(stack: Stack, overrides: list[str], batch_size: int = 2) -> str:
-    """`prefect deployment run` for adhoc-benchmark in pool mode; returns the flow run id."""
+def trigger(stack: Stack, overrides: list[str], batch_size: int = 2, pool_timeout_s: int = 600) -> str:
+    """`prefect deployment run` for adhoc-benchmark in pool mode; returns the flow run id.
+    ``pool_timeout_s``: how long the parent waits for its child runs before ending them."""
     out = run([str(BIN / "prefect"), "--no-prompt", "deployment", "run", "benchmark-grid/adhoc-benchmark",
                "--param", f"overrides={json.dumps(TINY + overrides)}", "--param", "execution=pool",
-               "--param", f"batch_size={batch_size}", "--param", "pool_timeout_s=600"], stack.env, 120)
+               "--param", f"batch_size={batch_size}", "--param", f"pool_timeout_s={pool_timeout_s}"], stack.env, 120)
     match = re.search(r"UUID: ([0-9a-f-]{36})", out.stdout)
     assert match, out.stdout
     return match.group(1)
