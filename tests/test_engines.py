@@ -42,9 +42,20 @@ def test_fork_is_refused_with_the_reason():
         ProcessEngine(2, start_method="fork")
 
 
-def _workers(pid: int) -> list[int]:
+def _workers(pid: int, expected: int = 2, timeout: float = 60) -> list[int]:
     """The engine's worker processes: children of ``pid`` started by multiprocessing's spawn
-    (not its resource tracker)."""
+    (not its resource tracker). Polled until ``expected`` are seen or ``timeout`` passes: a child
+    shows ``spawn_main`` only once it has exec'd, which on a loaded machine takes a while after
+    the fork (seen in CI: one of the two workers still bore pytest's command line)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = _spawned_children(pid)
+        if len(found) >= expected or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def _spawned_children(pid: int) -> list[int]:
     out = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -80,7 +91,6 @@ def test_a_grid_on_two_worker_processes_overlaps_scratch_cells_with_pretraining(
     assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
 
 
-@pytest.mark.slow
 def test_a_killed_worker_fails_the_stage_clearly_and_the_rerun_resumes(settings):
     spec = load_grid("smoke", TINY + ["modes=[scratch]", "seeds=[0, 1, 2, 3]", "training.max_epochs=60",
                                       "training.patience=60", "target_sizes=[480]"])

@@ -232,7 +232,6 @@ def _assert_each_cell_exactly_once(settings: Settings, experiment: str, result, 
         assert "model" in {a.path for a in client.list_artifacts(row.mlflow_run_id)}
 
 
-@pytest.mark.slow
 @pytest.mark.e2e
 def test_mlflow_server_restarted_mid_grid_is_waited_out_and_every_cell_ends_exactly_once(tmp_path, data_dir):
     from tests._services import MlflowServer
@@ -268,7 +267,6 @@ def test_mlflow_server_restarted_mid_grid_is_waited_out_and_every_cell_ends_exac
         server.stop()
 
 
-@pytest.mark.slow
 @pytest.mark.e2e
 def test_mlflow_server_that_never_comes_back_stops_the_grid_clearly_and_a_rerun_recovers(tmp_path, data_dir):
     from tests._services import MlflowServer

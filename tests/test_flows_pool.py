@@ -52,7 +52,15 @@ def test_a_malformed_job_names_its_path():
 
 
 class FakeClient:
-    """The few Prefect client calls PoolEngine._wait makes, over scripted flow runs."""
+    """The few Prefect client calls PoolEngine._wait makes, over scripted flow runs.
+
+    Kept only for the edge cases a real server cannot produce on demand: a worker heartbeat frozen
+    at a known time with a known interval (the exact staleness rule, in milliseconds instead of
+    three missed real heartbeats), a RUNNING child whose worker is missing from the pool's worker
+    list, a RUNNING child with no worker label (a worker that died before labelling its run), and
+    an API error on exactly the first poll. The common crash, a SIGKILLed worker whose child run is
+    marked CRASHED, its MLflow run KILLED and the parent FAILED, runs on a real server with real
+    workers in ``test_prefect_pool.py::test_a_worker_killed_mid_cell_...`` (in ``make test``)."""
 
     def __init__(self, runs: dict, workers: list):
         self.runs = runs  # id -> SimpleNamespace(id, state, labels) or a callable(poll) -> that
@@ -176,6 +184,8 @@ def test_outcomes_come_from_the_leaderboard_with_the_child_state_for_lost_cells(
     completed = _Child(uuid.uuid4(), "cells-a", jobs[:2], "FAILED", None, True)
     crashed = _Child(uuid.uuid4(), "cells-b", jobs[2:], "CRASHED", "its worker 'w1' stopped heartbeating", True)
     closed = []
+    # Only which jobs get closed is checked here; the closing itself (the crashed cell's MLflow run
+    # ends KILLED) runs for real in test_prefect_pool.py::test_a_worker_killed_mid_cell_...
     monkeypatch.setattr(PoolEngine, "_close_stale_runs", staticmethod(lambda jobs, s: closed.extend(jobs)))
 
     outcomes = PoolEngine()._outcomes([completed, crashed], settings)

@@ -3,13 +3,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 from benchmark.config import load_grid
 from benchmark.grid import LocalEngine, run_grid
 
 
-@pytest.mark.slow  # about 2 minutes on 2 shared cores (pretraining, 4 cells, MLflow, the report)
 def test_stateless_and_stateful_with_features_run_end_to_end(settings):
     spec = load_grid("smoke", [
         "targets=[{source: ett, options: {file: ETTh1, column: OT}}]", "target_sizes=[96]",

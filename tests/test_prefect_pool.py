@@ -3,8 +3,8 @@ database), the pools from ``deployments/create_pools.sh``, ``prefect --no-prompt
 ``prefect.yaml``, process workers from ``deployments/start_workers.sh``, and ``adhoc-benchmark``
 triggered with ``prefect deployment run`` on a tiny grid in pool mode.
 
-The default suite runs only the deployment test (one real server, about a minute); the grid runs
-and the killed worker are ``slow``. Every process a test starts is stopped by its pid (workers with
+All three run in the default suite (``make test``, CI) on one server: the deployment, a pool grid
+on two workers and its rerun, and a worker SIGKILLed mid-cell. Every process a test starts is stopped by its pid (workers with
 SIGINT, then SIGKILL to their process groups and their flow runs' groups), even on failure.
 """
 
@@ -226,11 +226,12 @@ def workers(stack):
 # --------------------------------------------------------------------------- helpers
 
 
-def trigger(stack: Stack, overrides: list[str], batch_size: int = 2) -> str:
-    """`prefect deployment run` for adhoc-benchmark in pool mode; returns the flow run id."""
+def trigger(stack: Stack, overrides: list[str], batch_size: int = 2, pool_timeout_s: int = 600) -> str:
+    """`prefect deployment run` for adhoc-benchmark in pool mode; returns the flow run id.
+    ``pool_timeout_s``: how long the parent waits for its child runs before ending them."""
     out = run([str(BIN / "prefect"), "--no-prompt", "deployment", "run", "benchmark-grid/adhoc-benchmark",
                "--param", f"overrides={json.dumps(TINY + overrides)}", "--param", "execution=pool",
-               "--param", f"batch_size={batch_size}", "--param", "pool_timeout_s=600"], stack.env, 120)
+               "--param", f"batch_size={batch_size}", "--param", f"pool_timeout_s={pool_timeout_s}"], stack.env, 120)
     match = re.search(r"UUID: ([0-9a-f-]{36})", out.stdout)
     assert match, out.stdout
     return match.group(1)
@@ -402,7 +403,6 @@ def test_no_secret_reaches_a_child_runs_parameters_or_job_variables(stack, data_
                 client.set_flow_run_state(child.flow_run_id, Cancelled(message="test done"), force=True)
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_pool_grid_runs_every_cell_once_on_both_workers_and_a_rerun_trains_nothing(stack, workers):
     t0 = time.monotonic()
@@ -445,7 +445,6 @@ def test_pool_grid_runs_every_cell_once_on_both_workers_and_a_rerun_trains_nothi
     print(f"timings: {stack.timings}")
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_a_worker_killed_mid_cell_fails_only_its_cells_and_the_next_trigger_reruns_them(stack, workers):
     from mlflow.tracking import MlflowClient
