@@ -92,3 +92,17 @@ def test_forecast_comparisons_find_the_real_difference_and_only_it():
     assert frozen["note"].str.contains("identical").all()
     # Holm: adjusted p-values are never below the raw ones
     assert (table["p_holm"] >= table["p_value"] - 1e-15).all()
+
+
+def test_the_source_section_shows_each_body_next_to_the_source_baselines():
+    from benchmark.report_verdicts import source_section
+
+    base = dict(kind="source", target="m4/Hourly", target_size=414, horizon=48, lookback=168,
+                normalisation="window", pretrain_seed=0, mase=float("nan"))
+    rows = pd.DataFrame([{**base, "architecture": "lstm", "mode": "pretrained", "smape": 13.74, "owa": 0.626},
+                         {**base, "architecture": "baseline", "mode": "seasonal_naive", "smape": 13.91, "owa": 0.628},
+                         {**base, "architecture": "baseline", "mode": "naive2", "smape": 18.38, "owa": 1.0}])
+    html = source_section(rows)
+    assert html.index("lstm/pretrained") < html.index("seasonal_naive") < html.index("naive2")  # by OWA
+    assert "0.626" in html and "0.628" in html
+    assert "No body of this grid" in source_section(rows.assign(kind="model"))

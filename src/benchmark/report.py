@@ -450,6 +450,8 @@ def _provenance(rows: pd.DataFrame, metric: str) -> str:
         if column not in rows.columns:
             return "-"
         part = rows.loc[rows["architecture"] != _BASELINE] if models_only else rows
+        if "kind" in part.columns:  # the source rows have their own section
+            part = part.loc[part["kind"] != "source"]
         found = [text(v) for v in sorted(part[column].dropna().unique())]
         shown = ", ".join(found[:limit]) + (f" (+{len(found) - limit} more)" if len(found) > limit else "")
         return shown or "-"
@@ -461,7 +463,7 @@ def _provenance(rows: pd.DataFrame, metric: str) -> str:
              ("rows", f"{int(kinds.get('model', 0))} model cells, {int(kinds.get('baseline', 0))} baseline rows, "
                       f"{int(kinds.get('source', 0))} source rows"),
              ("targets", values("target")),
-             ("target sizes", ", ".join(str(s) for s in sorted(rows["target_size"].unique()))),
+             ("target sizes", values("target_size")),
              ("architectures", values("architecture", models_only=True)),
              ("modes", values("mode", models_only=True)),
              ("regimes", values("regime", models_only=True)),

@@ -37,6 +37,10 @@ def source_section(rows: pd.DataFrame) -> str:
                 "<code>tlbench evaluate-source --model ...</code>.</p>")
     shown = source.assign(model=np.where(source["architecture"] == "baseline", source["mode"],
                                          source["architecture"] + "/" + source["mode"]))
+    is_baseline = (source["architecture"] == "baseline").to_numpy()
+    shown = shown.assign(normalisation=shown["normalisation"].where(~is_baseline, None),
+                         lookback=shown["lookback"].astype(object).where(~is_baseline, None),
+                         pretrain_seed=shown["pretrain_seed"].astype(object).where(~is_baseline, None))
     shown = shown.drop_duplicates(["target", "model", "pretrain_seed", "normalisation", "lookback"])
     shown = shown.sort_values(["target", "owa"], kind="stable")
     return ("<h2>The pretrained body on its source</h2>"
