@@ -81,7 +81,11 @@ def learning_curve_figure(history: Mapping[str, Sequence[float]], title: str = "
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (scaled)")
     ax.set_title(title, fontsize=9, parse_math=False)
-    ax.legend(fontsize=8)
+    if ax.lines:
+        ax.legend(fontsize=8)
+    else:  # a mode that trains nothing (zeroshot): say so instead of an empty legend
+        ax.text(0.5, 0.5, "no training (the pretrained model as it is)", ha="center", va="center",
+                transform=ax.transAxes, fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
