@@ -160,7 +160,7 @@ def test_evaluate_source_scores_a_registered_model_and_records_it(capsys, pretra
     report = json.loads(out)
     model = report["model"]
     assert model["method"] == "models:/pretrained-lstm-m4-hourly/1" and model["n_series"] == 414
-    assert model["strategy"] == "recursive (48 x 1-step), lookback 24, normalisation global" and model["mlflow_run_id"] == ref.mlflow_run_id
+    assert model["strategy"] == "recursive (48 x 1-step), lookback 24, normalisation last_value" and model["mlflow_run_id"] == ref.mlflow_run_id
     assert [row["method"] for row in report["baselines"]] == ["seasonal_naive", "naive2"]
     assert round(report["baselines"][0]["smape"], 3) == 13.912
 
@@ -172,8 +172,15 @@ def test_evaluate_source_scores_a_registered_model_and_records_it(capsys, pretra
     run = Tracker(settings, "tlbench-test").get_run(ref.mlflow_run_id)
     assert {name: run.data.metrics[name] for name in ("m4_smape", "m4_mase", "m4_owa")} == \
         pytest.approx({"m4_smape": model["smape"], "m4_mase": model["mase"], "m4_owa": model["owa"]})
-    assert run.data.tags["m4_eval"] == "m4/Hourly 48-step test, 414 series, recursive (48 x 1-step), lookback 24, normalisation global"
+    assert run.data.tags["m4_eval"] == "m4/Hourly 48-step test, 414 series, recursive (48 x 1-step), lookback 24, normalisation last_value"
     assert model["smape"] > 0 and model["owa"] > 0
+    # and as leaderboard rows of kind 'source', next to seasonal naive and Naive2 (issue #16)
+    from benchmark.leaderboard import Leaderboard
+
+    rows = Leaderboard(settings.results).read(kind="source", grid="evaluate-source")
+    assert sorted(rows["mode"]) == ["naive2", "pretrained", "seasonal_naive"]
+    body = rows.loc[rows["mode"] == "pretrained"].iloc[0]
+    assert body["owa"] == pytest.approx(model["owa"]) and body["architecture"] == "lstm"
 
 
 def test_evaluate_source_on_the_cached_file_prints_a_table(capsys, pretrained):
@@ -183,10 +190,11 @@ def test_evaluate_source_on_the_cached_file_prints_a_table(capsys, pretrained):
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == "m4-hourly: M4 protocol, 48-step test of 414 series (OWA relative to naive2)"
-    assert lines[1].lstrip().startswith(f"{ref.path} [recursive (48 x 1-step), lookback 24, normalisation global]")
+    assert lines[1].lstrip().startswith(f"{ref.path} [recursive (48 x 1-step), lookback 24, normalisation last_value]")
     assert "seasonal_naive" in lines[2] and "sMAPE 13.912  MASE 1.193  OWA 0.628" in lines[2]
     assert "naive2" in lines[3] and "sMAPE 18.383  MASE 2.395  OWA 1.000" in lines[3]
-    assert lines[4] == f"recorded m4_smape, m4_mase, m4_owa on MLflow run {ref.mlflow_run_id}"
+    assert lines[4] == (f"recorded m4_smape, m4_mase, m4_owa on MLflow run {ref.mlflow_run_id}; leaderboard "
+                        f"rows of kind 'source' in {settings.results}")
 
     code, out, err = cli(capsys, settings, "--model", ref.path, "--max-series", "3")
     assert code == 0, err

@@ -192,6 +192,11 @@ def cmd_evaluate_source(args: argparse.Namespace) -> int:
     else:
         scored["recorded"] = record_source_scores(settings, loaded.run_id, scored, strategy)
         note = f"recorded {', '.join(scored['recorded'])} on MLflow run {loaded.run_id}"
+    if args.max_series is None and args.method == "seasonal_naive":
+        from benchmark.stages import record_source_evaluation
+
+        where = record_source_evaluation(settings, loaded, forecaster, scored, result)
+        note += f"; leaderboard rows of kind 'source' in {where}"
     if args.json:
         print(json.dumps({"model": scored, "baselines": rows}))
     else:

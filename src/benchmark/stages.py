@@ -190,6 +190,24 @@ def _score_on_source(job: PretrainJob, settings: Settings, tracker: Tracker, mod
         log.warning("could not score the pretrained body %s on its source", job.key, exc_info=True)
 
 
+def record_source_evaluation(settings: Settings, loaded, forecaster, scored: dict, reference: dict) -> str:
+    """``tlbench evaluate-source --model``'s result as leaderboard rows of kind ``source`` (grid
+    ``evaluate-source``): the model (``loaded``, an ``evaluation.SourceModel``) and seasonal naive
+    (``reference``) and Naive2 on the protocol. Returns the results location."""
+    from benchmark.config import DataSpec, ModelSpec, PretrainSpec, spec_hash
+
+    stamp = now()
+    context = RunContext("evaluate-source", "evaluate-source", f"{stamp:%Y%m%dT%H%M%S}", f"{stamp:%Y-%m-%d}",
+                         "tlbench-evaluate", None, None)
+    architecture = re.sub(r"^pretrained_", "", str(getattr(loaded.model, "name", "model")))
+    job = PretrainJob(spec_hash("evaluate-source", loaded.label), ModelSpec(architecture=architecture,
+                      normalisation=loaded.normalisation), PretrainSpec(source=DataSpec("m4", {"group": "Hourly"})),
+                      forecaster.lookback, forecaster.model_horizon, context)
+    scored = {**scored, **{f"{key}_seasonal_naive": reference[key] for key in ("smape", "mase", "owa")}}
+    Leaderboard(settings.results).append(source_rows(job, scored, loaded.run_id))
+    return settings.results
+
+
 def source_rows(job: PretrainJob, scored: dict, run_id: str | None) -> list[dict]:
     """Leaderboard rows of kind ``source``: the body and the seasonal naive and Naive2 forecasts
     on the source's protocol (sMAPE, MASE, OWA; the other metrics NaN), keyed by the body."""
