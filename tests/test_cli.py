@@ -17,7 +17,7 @@ def test_unknown_profile_lists_the_known_ones(capsys, tmp_path):
     code, _, err = run(capsys, "run", "--engine", "local", "--profile", "smok",
                        "--results", str(tmp_path))
     assert code == 2
-    assert "Unknown profile 'smok'. Known: nightly, smoke, standard" in err
+    assert "Unknown profile 'smok'. Known: ett-standard, ett-standard-h96, nightly, notebook, smoke, standard" in err
     assert "Traceback" not in err
 
 

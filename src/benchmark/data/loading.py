@@ -9,7 +9,9 @@ when a mode needs it. Both checks run in :func:`benchmark.grid.plan_grid`, befor
 from __future__ import annotations
 
 import functools
+import itertools
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -66,11 +68,11 @@ def check_targets(spec: GridSpec, settings: Settings) -> dict[str, str]:
                 build_inputs(frame, names, label, covariates)
             except DataError as exc:
                 problems.append(f"grid.feature_sets[{j}] on grid.targets[{i}] ({label}): {exc}")
-        for size in spec.target_sizes:
+        for protocol, size in itertools.product(spec.protocols or (spec.split.protocol,), spec.target_sizes):
             try:
-                split_target(len(frame), size, spec.split, label)
+                split_target(len(frame), size, replace(spec.split, protocol=protocol), label)
             except DataError as exc:
-                problems.append(f"grid.targets[{i}] size {size}: {exc}")
+                problems.append(f"grid.targets[{i}] size {size} (protocol {protocol}): {exc}")
     if problems:
         raise DataError("the grid's targets do not fit what was asked:\n"
                         + "\n".join(f"  - {p}" for p in problems))
