@@ -57,7 +57,8 @@ def test_validate_counts_cells(capsys, data_dir):
 
 def test_profiles_and_evaluate_source(capsys, data_dir):
     code, out, _ = run(capsys, "profiles")
-    assert code == 0 and out.split() == ["nightly", "smoke", "standard"]
+    assert code == 0 and out.split() == ["ett-standard", "ett-standard-h96", "nightly", "notebook", "smoke",
+                                         "standard"]
     code, out, _ = run(capsys, "evaluate-source", "--source", "m4-hourly", "--method", "seasonal_naive",
                        "--data-dir", str(data_dir))
     assert code == 0
