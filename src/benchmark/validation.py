@@ -11,6 +11,7 @@ def grid_problems(spec: GridSpec) -> list[str]:
     """All registry-level and range problems of a grid spec (empty when it is fine)."""
     from benchmark.baselines import BASELINES
     from benchmark.data.features import feature_problems
+    from benchmark.data.protocols import PROTOCOLS
     from benchmark.data.sources import parse_options
     from benchmark.models import ARCHITECTURES, HEADS, TRANSFER_MODES
     from benchmark.models.compile import LOSSES, OPTIMIZERS
@@ -85,8 +86,6 @@ def grid_problems(spec: GridSpec) -> list[str]:
     problems.extend(_axis_problems(spec))
     problems.extend(protocol_problems(spec))
     lookback = max(spec.lookbacks or (split.lookback,))
-    from benchmark.data.protocols import PROTOCOLS
-
     protocols = [PROTOCOLS.get(p) for p in spec.protocols or (split.protocol,) if p in PROTOCOLS]
     for size_index, size in enumerate(spec.target_sizes):
         for protocol in (protocols if size is not None and size > 0 else []):
@@ -178,10 +177,9 @@ def protocol_problems(spec: GridSpec) -> list[str]:
 
     problems: list[str] = []
     names = spec.protocols or (spec.split.protocol,)
-    where = "grid.protocols" if spec.protocols else "grid.split.protocol"
-    problems.extend(f"{where}[{i}]: {PROTOCOLS.unknown_message(n)}" if spec.protocols
-                    else f"{where}: {PROTOCOLS.unknown_message(n)}"
-                    for i, n in enumerate(names) if n not in PROTOCOLS)
+    paths = [f"grid.protocols[{i}]" for i in range(len(names))] if spec.protocols else ["grid.split.protocol"]
+    problems.extend(f"{path}: {PROTOCOLS.unknown_message(name)}"
+                    for path, name in zip(paths, names) if name not in PROTOCOLS)
     if len(set(names)) != len(names):
         problems.append(f"grid.protocols: duplicates in {list(names)}")
     for prefix, training in (("grid.training", spec.training), ("grid.pretrain.training", spec.pretrain.training)):

@@ -8,6 +8,10 @@ Layout of a target of ``n_total`` points (positions into the full series)::
      unused     | training part    | validation part | test segment (fixed) |
                 |<------------ history: target_size ->|
 
+* This layout is the ``tlbench`` protocol's cut; ``split.protocol`` picks another from
+  :data:`CUTS` (``ett_standard``: fixed row boundaries), the rows the series scaler is fitted on
+  (:data:`SCALER_RANGES`; ``notebook``: the whole series, on purpose) and the time order of the
+  input windows (:data:`LAG_ORDERS`). See :mod:`benchmark.data.protocols` and docs/protocols.md.
 * The test segment is the last ``test_length(n_total, split)`` points: it depends only on the
   series and the split, so it is identical for every ``target_size``.
 * The history is the ``target_size`` points right before it; nothing before ``history_start`` is
