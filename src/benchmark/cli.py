@@ -222,6 +222,18 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_protocols(args: argparse.Namespace) -> int:
+    """The registered evaluation protocols, one line each, with the flaws a faithful rerun keeps."""
+    from benchmark.data.protocols import PROTOCOLS
+
+    for name in PROTOCOLS:
+        protocol = PROTOCOLS.get(name)
+        print(f"{name}: {protocol.description}")
+        for flaw in protocol.flaws:
+            print(f"    flaw: {flaw}")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from benchmark.validation import load_and_plan
 
@@ -350,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     profiles = sub.add_parser("profiles", help="list the shipped profiles")
     profiles.set_defaults(func=cmd_profiles)
+
+    protocols = sub.add_parser("protocols", help="list the evaluation protocols (split.protocol)")
+    protocols.set_defaults(func=cmd_protocols)
 
     ui = sub.add_parser("ui", help="start the MLflow UI on the embedded store")
     _add_settings(ui, data=False)

@@ -54,6 +54,7 @@ class SplitSpec:
     max_gap: int = 3
     forecast: str = "direct"  # direct: an H-output model; recursive: a one-step model fed back H times
     test_stride: int = 1  # steps between scored test origins (1: every origin of the test segment)
+    protocol: str = "tlbench"  # a name in benchmark.data.protocols.PROTOCOLS (docs/protocols.md)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class TrainingSpec:
     time_limit_s: float | None = None  # per cell; exceeded: the cell fails, the grid goes on
     lr_schedule: str = "constant"  # a name in benchmark.training.LR_SCHEDULES
     deterministic: bool = True  # TF op determinism: bit-reproducible runs; false trades that for speed
+    monitor: str = "val_loss"  # what early stopping watches: val_loss, or loss (the notebook protocol's flaw)
 
 
 @dataclass(frozen=True)
@@ -123,8 +125,8 @@ class PretrainSpec:
 DEFAULT_REGIME = "stateless"
 TARGET_FEATURE = "y"  # the target's own input; the ``features`` value of a target-only cell
 #: ``(leaderboard column, default value)`` of each variant dimension, in label order: a cell whose
-#: regime, features, normalisation, forecast or lookback differs from these is its own variant.
-VARIANT_DEFAULTS = (("regime", DEFAULT_REGIME), ("features", TARGET_FEATURE),
+#: protocol, regime, features, normalisation, forecast or lookback differs from these is its own variant.
+VARIANT_DEFAULTS = (("protocol", SplitSpec.protocol), ("regime", DEFAULT_REGIME), ("features", TARGET_FEATURE),
                     ("normalisation", ModelSpec.normalisation), ("forecast", SplitSpec.forecast),
                     ("lookback", SplitSpec.lookback))
 _VARIANT_FORMATS = {"lookback": "L{}"}  # how a value reads in a label: lookback 168 -> L168
@@ -150,8 +152,9 @@ class GridSpec:
     ``feature_sets``: each a list of registered input features besides the target itself
     (``rolling_mean:24``, ``hour_of_day``, ``day_of_week``, ``covariate:HUFL``; see
     ``benchmark.data.features``); the empty set ``[]`` is the target alone.
-    ``lookbacks``, ``normalisations``, ``forecasts``: optional axes over ``split.lookback``,
-    ``model.normalisation`` and ``split.forecast`` (empty: the single value in those specs).
+    ``lookbacks``, ``normalisations``, ``forecasts``, ``protocols``: optional axes over
+    ``split.lookback``, ``model.normalisation``, ``split.forecast`` and ``split.protocol`` (empty:
+    the single value in those specs).
     """
 
     name: str = "smoke"
@@ -165,6 +168,7 @@ class GridSpec:
     lookbacks: tuple[int, ...] = ()  # () : split.lookback alone
     normalisations: tuple[str, ...] = ()  # () : model.normalisation alone
     forecasts: tuple[str, ...] = ()  # () : split.forecast alone
+    protocols: tuple[str, ...] = ()  # () : split.protocol alone (benchmark.data.protocols)
     baselines: tuple[str, ...] = ("naive", "seasonal_naive", "naive2", "mean")
     split: SplitSpec = field(default_factory=SplitSpec)
     model: ModelSpec = field(default_factory=ModelSpec)
@@ -198,7 +202,7 @@ class CellSpec:
     @property
     def variant(self) -> dict[str, str]:
         """The value of every variant dimension (:data:`VARIANT_DEFAULTS`), by leaderboard column."""
-        return {"regime": self.regime, "features": self.feature_label,
+        return {"protocol": self.split.protocol, "regime": self.regime, "features": self.feature_label,
                 "normalisation": self.model.normalisation, "forecast": self.split.forecast,
                 "lookback": self.split.lookback}
 

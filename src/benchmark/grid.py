@@ -97,11 +97,16 @@ class GridPlan:
         return [CellJob(c, cell_key(c, self.fingerprints[source_label(c.target)]),
                         self.fingerprints[source_label(c.target)], context) for c in self.cells]
 
+    def body_model(self, cell: CellSpec):
+        """The model spec a cell's body is pretrained with: the cell's, with the grid's head (a
+        protocol's ``transfer_head`` goes on the target model only, fresh, as the notebook did)."""
+        return replace(cell.model, head=self.spec.model.head)
+
     def pretrain_key_of(self, cell: CellSpec) -> str:
-        spec = self.spec
+        spec, model = self.spec, self.body_model(cell)
         if spec.transfer.pretrained_version:  # a pinned registry version: its own identity
-            return spec_hash("pinned", cell.model, spec.pretrain.source, spec.transfer.pretrained_version)
-        return pretrain_key(cell.model, cell.pretrain, *pretrain_shape(cell), self.source_fingerprint)
+            return spec_hash("pinned", model, spec.pretrain.source, spec.transfer.pretrained_version)
+        return pretrain_key(model, cell.pretrain, *pretrain_shape(cell), self.source_fingerprint)
 
     def pretrain_jobs(self, pending: Sequence[CellJob], context: RunContext) -> list[PretrainJob]:
         """One pretraining per distinct (architecture spec, source, pretraining spec) that a
@@ -111,19 +116,22 @@ class GridPlan:
             if needs_pretrained(job.cell):
                 key = self.pretrain_key_of(job.cell)
                 lookback, horizon = pretrain_shape(job.cell)
-                jobs.setdefault(key, PretrainJob(key, job.cell.model, job.cell.pretrain, lookback,
+                jobs.setdefault(key, PretrainJob(key, self.body_model(job.cell), job.cell.pretrain, lookback,
                                                  horizon, context, seed=job.cell.pretrain_seed,
                                                  pinned_version=spec.transfer.pretrained_version))
         return list(jobs.values())
 
     def baseline_jobs(self, jobs: Sequence[CellJob], context: RunContext) -> list[BaselineJob]:
-        """One job per (target, size), running every baseline of the grid."""
+        """One job per (target, size), running every baseline of the grid. The protocols of one
+        grid share their test segment (validation refuses others), so the baselines are scored
+        once, on the cut of the default protocol when the grid has it."""
         if not self.spec.baselines:
             return []
+        from benchmark.data.protocols import DEFAULT_PROTOCOL
         from benchmark.data.sources import source_label
 
         first: dict[tuple[str, int], CellJob] = {}
-        for job in jobs:
+        for job in sorted(jobs, key=lambda j: j.cell.split.protocol != DEFAULT_PROTOCOL):
             first.setdefault((source_label(job.cell.target), job.cell.target_size), job)
         return [BaselineJob(job.cell, tuple(self.spec.baselines), job.data_fingerprint, context)
                 for job in first.values()]

@@ -211,14 +211,16 @@ class GridResult:
 
 
 def expand(spec: GridSpec) -> list[CellSpec]:
-    """Every (target, size, architecture, regime, feature set, normalisation, lookback, forecast,
-    mode, seed) of a grid, as full cell specs.
+    """Every (protocol, target, size, architecture, regime, feature set, normalisation, lookback,
+    forecast, mode, seed) of a grid, as full cell specs, with what each protocol pins applied
+    (:func:`benchmark.data.protocols.apply_protocol`).
 
     Target seed ``seeds[i]`` is paired with pretraining seed ``pretrain.seeds[i mod n]`` (the
     cell's ``pretrain_seed``, and its ``pretrain.seeds`` is that one seed, so its key names the
     body it used). ``zeroshot`` trains nothing: it runs once per pretrained body, with the first
     target seed paired with that body, not once per target seed.
     """
+    from benchmark.data.protocols import apply_protocol
     from benchmark.models import TRANSFER_MODES
 
     bodies = spec.pretrain.seeds or (0,)
@@ -228,21 +230,23 @@ def expand(spec: GridSpec) -> list[CellSpec]:
         first_of_body.setdefault(body, (seed, body))
     once_per_body = list(first_of_body.values())
     cells = []
-    for (target, size, architecture, regime, features, normalisation, lookback, forecast,
-         mode) in itertools.product(spec.targets, spec.target_sizes, spec.architectures, spec.regimes,
+    for (protocol, target, size, architecture, regime, features, normalisation, lookback, forecast,
+         mode) in itertools.product(spec.protocols or (spec.split.protocol,), spec.targets,
+                                    spec.target_sizes, spec.architectures, spec.regimes,
                                     spec.feature_sets, spec.normalisations or (spec.model.normalisation,),
                                     spec.lookbacks or (spec.split.lookback,),
                                     spec.forecasts or (spec.split.forecast,), spec.modes):
         trains = mode not in TRANSFER_MODES or bool(TRANSFER_MODES.get(mode).phases)
         for seed, body in (paired if trains else once_per_body):
-            cells.append(CellSpec(
+            cells.append(apply_protocol(CellSpec(
                 grid=spec.name, target=target, target_size=size, mode=mode, seed=seed,
-                split=replace(spec.split, lookback=lookback, forecast=forecast),
+                split=replace(spec.split, lookback=lookback, forecast=forecast, protocol=protocol),
                 model=replace(spec.model, architecture=architecture, normalisation=normalisation),
                 training=spec.training, transfer=spec.transfer,
                 pretrain=replace(spec.pretrain, seeds=(body,)), regime=regime,
-                features=tuple(features), pretrain_seed=body))
-    return cells
+                features=tuple(features), pretrain_seed=body)))
+    # a protocol that pins the normalisation folds that axis: keep each distinct cell once
+    return list({spec_hash(cell): cell for cell in cells}.values())
 
 
 def cell_key(cell: CellSpec, data_fingerprint: str) -> str:

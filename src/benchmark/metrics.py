@@ -28,6 +28,9 @@ METRICS: Registry[Metric] = Registry("metric")
 #: The metric names every result records, in the leaderboard's column order: the one list that
 #: the leaderboard schema, the ranking, the outcomes and the flows' parameter forms share.
 METRIC_NAMES = ("mse", "rmse", "mae", "mape", "smape", "mase")
+#: Metrics on a protocol's z-scored scale (``benchmark.data.splits.scale_metrics``): the long-horizon
+#: papers' MSE and MAE under ``ett_standard``; NaN in rows of a protocol that does not score them.
+Z_METRIC_NAMES = ("mse_z", "mae_z")
 
 
 def _pair(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from benchmark.config import VARIANT_DEFAULTS
 from benchmark.errors import TlbenchError
-from benchmark.metrics import METRIC_NAMES as METRICS
+from benchmark.metrics import METRIC_NAMES as METRICS, Z_METRIC_NAMES
 
 class Column(NamedTuple):
     """One leaderboard column: ``(name, type, nullable, description)``."""
@@ -46,6 +46,8 @@ _METRIC_DESCRIPTIONS = {
     "mape": "mean absolute percentage error, 0-100 (NaN when the target has zeros)",
     "smape": "symmetric MAPE, M4 convention, 0-200",
     "mase": "mean absolute scaled error (in-sample seasonal naive scale); the default ranking metric",
+    "mse_z": "MSE on the protocol's z-scored scale (ett_standard: the papers' number); NaN otherwise",
+    "mae_z": "MAE on the protocol's z-scored scale (ett_standard: the papers' number); NaN otherwise",
 }
 
 COLUMNS: tuple[Column, ...] = (
@@ -86,6 +88,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("data_fingerprint", pa.string(), False, "fingerprint of the target data"),
     Column("started_at", TIMESTAMP, False, "when the cell started (UTC)"),
     Column("finished_at", TIMESTAMP, False, "when the cell finished (UTC); the latest wins on duplicates"),
+    Column("protocol", pa.string(), False, "evaluation protocol (benchmark.data.protocols; docs/protocols.md)"),
+    *(Column(m, pa.float64(), True, _METRIC_DESCRIPTIONS[m]) for m in Z_METRIC_NAMES),
 )
 
 

@@ -32,7 +32,7 @@ from benchmark.files import atomic_write
 from benchmark.jobs import (BaselineJob, CellJob, CellNames, CellOutcome, CellResult, PretrainedRef,
                             PretrainJob, RunContext, now)
 from benchmark.leaderboard import Leaderboard
-from benchmark.metrics import METRIC_NAMES
+from benchmark.metrics import METRIC_NAMES, Z_METRIC_NAMES
 from benchmark.settings import Settings
 from benchmark.tracking import TAG_CELL_KEY, TAG_GRID_ID, TAG_RUN_ID, Tracker, flatten, host_and_device
 
@@ -248,7 +248,7 @@ def train_and_evaluate(cell: CellSpec, settings: Settings, pretrained: Pretraine
     """
     from benchmark.data.features import load_covariates
     from benchmark.data.sources import source_label
-    from benchmark.data.splits import make_cell_data
+    from benchmark.data.splits import make_cell_data, scale_metrics
     from benchmark.metrics import compute_metrics
     from benchmark.models import TRANSFER_MODES, param_counts, prepare_for_mode
     from benchmark.training import REGIMES, seed_everything, train_for_mode
@@ -277,6 +277,7 @@ def train_and_evaluate(cell: CellSpec, settings: Settings, pretrained: Pretraine
     scaled = regime.forecast(model, data, lookback, horizon)  # [n_test, horizon], scaled
     y_pred = np.asarray(data.scaler.inverse_transform(scaled)).reshape(data.y_test_true.shape)
     metrics = compute_metrics(data.y_test_true, y_pred, data.insample, cell.split.season_length)
+    metrics.update(scale_metrics(cell.split, data.split, data.values, data.y_test_true, y_pred))
     params = param_counts(model)
     if regime.stateful:
         model = _stateless_twin(model, cell.model, n_features, model_horizon)
@@ -434,7 +435,7 @@ def result_row(identity: dict, metrics: dict, started: dt.datetime, fit=None, pa
     params = params or {"trainable": 0, "non_trainable": 0}
     return {
         **identity,
-        **{m: float(metrics.get(m, np.nan)) for m in METRIC_NAMES},
+        **{m: float(metrics.get(m, np.nan)) for m in (*METRIC_NAMES, *Z_METRIC_NAMES)},
         "train_seconds": float(fit.seconds) if fit else 0.0,
         "epochs": int(fit.epochs_run) if fit else 0,
         "trainable_params": int(params["trainable"]), "frozen_params": int(params["non_trainable"]),
@@ -469,7 +470,7 @@ def run_baselines(job: BaselineJob, settings: Settings) -> list[CellOutcome]:
     """Rows of kind 'baseline' (architecture 'baseline', mode = the baseline's name, seed 0)."""
     from benchmark.baselines import BASELINES
     from benchmark.data.sources import source_label
-    from benchmark.data.splits import split_target, test_origins
+    from benchmark.data.splits import scale_metrics, split_target, test_origins
     from benchmark.metrics import compute_metrics
 
     cell = job.cell
@@ -499,6 +500,7 @@ def run_baselines(job: BaselineJob, settings: Settings) -> list[CellOutcome]:
                                  for t in origins])
         forecast = np.asarray(forecast, float).reshape(truth.shape)
         metrics = compute_metrics(truth, forecast, insample, m)
+        metrics.update(scale_metrics(cell.split, split, values, truth, forecast))
         identity = {**identity_columns(job.context, cell, key, job.data_fingerprint), "kind": "baseline",
                     "architecture": "baseline", "mode": name, "seed": 0, "pretrain_seed": None}
         rows.append(result_row(identity, metrics, started))

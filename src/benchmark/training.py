@@ -1,8 +1,8 @@
 """Compile, fit and predict: the training loop of every cell and of pretraining. No tracking, no files.
 
 Owns the one seeding function (:func:`seed_everything`), process threading
-(:func:`configure_threads`), :func:`fit` (early stopping on
-validation loss with the best weights restored, non-finite losses and time limits as
+(:func:`configure_threads`), :func:`fit` (early stopping on validation loss, or on the training
+loss where ``training.monitor`` says so, best weights restored, non-finite losses and time limits as
 :class:`~benchmark.errors.CellFailed`) and :func:`train_for_mode`, which runs a transfer mode's
 phases through :func:`~benchmark.models.transfer.apply_freezing` so every change of ``trainable``
 is followed by a recompile.
@@ -191,11 +191,12 @@ class _EpochMonitor(keras.callbacks.Callback):
         run.result.epochs_run = number
         if run.on_epoch_end is not None:
             run.on_epoch_end(number - 1, {"loss": loss, "val_loss": val_loss, "phase": self.phase_index})
-        if not (math.isfinite(loss) and math.isfinite(val_loss)):
+        watched = {"loss": loss, "val_loss": val_loss}[training.monitor]  # MONITORS
+        if not (math.isfinite(loss) and math.isfinite(watched)):
             raise CellFailed(f"non-finite loss at epoch {number} (loss={loss}, val_loss={val_loss}); "
                              "lower training.learning_rate or check the inputs for NaN/inf.")
-        if val_loss < run.best_val_loss - training.min_delta:
-            run.best_val_loss, run.best_weights = val_loss, self.model.get_weights()
+        if watched < run.best_val_loss - training.min_delta:
+            run.best_val_loss, run.best_weights = watched, self.model.get_weights()
             run.result.best_epoch = number
             self.wait = 0
         else:
@@ -210,22 +211,29 @@ class _EpochMonitor(keras.callbacks.Callback):
                              "training.max_epochs or the target size.")
 
 
-def _check_arrays(arrays: Arrays, label: str) -> Arrays:
+#: What early stopping may watch (``training.monitor``): ``val_loss`` (held-out windows, the
+#: default) or ``loss`` (the training loss: the ``notebook`` protocol's flaw, needs no validation).
+MONITORS = ("val_loss", "loss")
+
+
+def _check_arrays(arrays: Arrays, label: str, allow_empty: bool = False) -> Arrays:
     if not isinstance(arrays, (tuple, list)) or len(arrays) != 2:
         raise TlbenchError(f"{label} must be a pair (x, y) of arrays.")
     x, y = (np.asarray(a, dtype=np.float32) for a in arrays)
     if x.ndim != 3 or y.ndim != 2 or len(x) != len(y):
         raise TlbenchError(f"{label}: expected x of shape (n, lookback, n_features) and y of shape "
                            f"(n, horizon), got {x.shape} and {y.shape}.")
-    if len(x) == 0:
+    if len(x) == 0 and not allow_empty:
         raise TlbenchError(f"{label} has no windows; early stopping needs validation windows. "
                            "Raise the target size or split.val_fraction, or lower split.lookback.")
     return x, y
 
 
-def _arrays(train: Arrays, val: Arrays | StreamValidation) -> tuple[Arrays, Arrays | StreamValidation]:
+def _arrays(train: Arrays, val: Arrays | StreamValidation,
+            monitor: str = "val_loss") -> tuple[Arrays, Arrays | StreamValidation]:
     """Checked float32 ``(x [n, L, F], y [n, H])`` pairs for training and validation (a stateful
-    model's validation stream is checked for having at least one origin)."""
+    model's validation stream is checked for having at least one origin). Validation may be empty
+    only when early stopping watches the training loss (``monitor="loss"``)."""
     if isinstance(val, StreamValidation):
         if val.end - val.horizon + 1 <= val.first or val.first <= val.start:
             raise TlbenchError(f"stateful validation has no origin to forecast (warm-up "
@@ -233,8 +241,8 @@ def _arrays(train: Arrays, val: Arrays | StreamValidation) -> tuple[Arrays, Arra
                                f"{val.horizon}); raise the target size or split.val_fraction.")
         return _check_arrays(train, "train"), val
     x_train, y_train = _check_arrays(train, "train")
-    x_val, y_val = _check_arrays(val, "val")
-    if x_train.shape[1:] != x_val.shape[1:] or y_train.shape[1:] != y_val.shape[1:]:
+    x_val, y_val = _check_arrays(val, "val", allow_empty=monitor == "loss")
+    if len(x_val) and (x_train.shape[1:] != x_val.shape[1:] or y_train.shape[1:] != y_val.shape[1:]):
         raise TlbenchError(f"train and val windows differ: x {x_train.shape[1:]} vs {x_val.shape[1:]}, "
                            f"y {y_train.shape[1:]} vs {y_val.shape[1:]}.")
     return (x_train, y_train), (x_val, y_val)
@@ -291,8 +299,8 @@ def _fit_phase(model: keras.Model, arrays: tuple[Arrays, Arrays | StreamValidati
                   callbacks=[_StatefulEpochs(val, LOSSES.get(run.training.loss)()), *schedule, monitor])
     else:
         model.fit(x_train, y_train, batch_size=run.training.batch_size, epochs=epochs,
-                  validation_data=val, shuffle=run.training.shuffle, callbacks=[*schedule, monitor],
-                  verbose=0)
+                  validation_data=val if len(val[0]) else None, shuffle=run.training.shuffle,
+                  callbacks=[*schedule, monitor], verbose=0)
     if run.best_weights is not None:
         model.set_weights(run.best_weights)
     run.result.stopped_early = run.result.stopped_early or monitor.stopped
@@ -302,19 +310,20 @@ def _fit_phase(model: keras.Model, arrays: tuple[Arrays, Arrays | StreamValidati
 
 def fit(model: keras.Model, train: Arrays, val: Arrays | StreamValidation, training: TrainingSpec,
         max_epochs: int | None = None, on_epoch_end: EpochHook | None = None) -> FitResult:
-    """Train ``model`` on ``train = (x [n, L, F], y [n, H])`` with early stopping on ``val``.
+    """Train ``model`` on ``train = (x [n, L, F], y [n, H])`` with early stopping on ``val``
+    (``training.monitor``: ``val_loss``; ``loss`` watches the training loss and may have no ``val``).
 
     Compiles the model from ``training`` only if it is not compiled yet (so a caller's
     :func:`apply_freezing` and learning rate are kept). Stops after ``training.patience`` epochs
-    without a val_loss improvement of more than ``min_delta`` and restores the best epoch's
-    weights. Raises CellFailed on a non-finite loss or when ``training.time_limit_s`` is exceeded
-    (checked at the end of every epoch).
+    without an improvement of the monitored value of more than ``min_delta`` and restores the
+    best epoch's weights. Raises CellFailed on a non-finite loss or when
+    ``training.time_limit_s`` is exceeded (checked at the end of every epoch).
     """
     if not getattr(model, "compiled", False):
         compile_model(model, training)
     run = _Run(training, on_epoch_end)
     epochs = training.max_epochs if max_epochs is None else max_epochs
-    run.result.phases.append(_fit_phase(model, _arrays(train, val), run, epochs, 0))
+    run.result.phases.append(_fit_phase(model, _arrays(train, val, training.monitor), run, epochs, 0))
     run.result.seconds = run.elapsed()
     return run.result
 
@@ -346,7 +355,7 @@ def train_for_mode(model: keras.Model, mode: TransferMode, train: Arrays, val: A
     if not phases:
         apply_freezing(model, FREEZE_RULES.get("all")(model, transfer), training, training.learning_rate)
         return FitResult()
-    arrays = _arrays(train, val)
+    arrays = _arrays(train, val, training.monitor)
     run = _Run(training, on_epoch_end)
     epochs_per_phase = split_epochs([p.epochs_fraction for p in phases], training.max_epochs)
     for index, (phase, epochs) in enumerate(zip(phases, epochs_per_phase)):

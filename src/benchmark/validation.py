@@ -14,6 +14,7 @@ def grid_problems(spec: GridSpec) -> list[str]:
     """All registry-level and range problems of a grid spec (empty when it is fine)."""
     from benchmark.baselines import BASELINES
     from benchmark.data.features import feature_problems
+    from benchmark.data.protocols import PROTOCOLS
     from benchmark.data.sources import parse_options
     from benchmark.models import ARCHITECTURES, HEADS, TRANSFER_MODES
     from benchmark.models.compile import LOSSES, OPTIMIZERS
@@ -86,14 +87,20 @@ def grid_problems(spec: GridSpec) -> list[str]:
         need(training.learning_rate > 0, f"{prefix}.learning_rate: must be positive, got {training.learning_rate}")
         need(training.patience >= 0, f"{prefix}.patience: must be >= 0, got {training.patience}")
     problems.extend(_axis_problems(spec))
+    problems.extend(protocol_problems(spec))
     lookback = max(spec.lookbacks or (split.lookback,))
+    protocols = [PROTOCOLS.get(p) for p in spec.protocols or (split.protocol,) if p in PROTOCOLS]
     for size_index, size in enumerate(spec.target_sizes):
-        if size is not None and size > 0:
-            train_part = int(size * (1 - split.val_fraction))
+        for protocol in (protocols if size is not None and size > 0 else []):
+            train_part = protocol.training_points(size, split.val_fraction)
             need(train_part > lookback + split.horizon,
-                 f"grid.target_sizes[{size_index}]: size {size} leaves {train_part} training points, "
-                 f"fewer than lookback {lookback} + horizon {split.horizon} + 1; "
-                 "raise the size or lower split.lookback")
+                 f"grid.target_sizes[{size_index}]: size {size} leaves {train_part} training points "
+                 f"under protocol {protocol.name!r}, fewer than lookback {lookback} + horizon "
+                 f"{split.horizon} + 1; raise the size or lower split.lookback")
+            need(protocol.max_target_size is None or size <= protocol.max_target_size,
+                 f"grid.target_sizes[{size_index}]: size {size} is larger than protocol "
+                 f"{protocol.name!r} allows ({protocol.max_target_size}: its fixed training part); "
+                 f"choose a size <= {protocol.max_target_size}")
     transfer = spec.transfer
     need(transfer.partial_frozen_layers >= 0,
          f"grid.transfer.partial_frozen_layers: must be >= 0, got {transfer.partial_frozen_layers}")
@@ -175,6 +182,40 @@ def load_and_plan(profile_or_path: str, overrides: Sequence[str], settings):
         if exc.spec is None:
             raise
         return plan_grid(exc.spec, settings, exc.source, exc.problems)
+
+
+def protocol_problems(spec: GridSpec) -> list[str]:
+    """Problems of the protocol axis (``split.protocol`` / ``protocols``) and the combinations a
+    protocol cannot run: protocols scoring different test segments in one grid, reversed lags with
+    a recursive forecast or the stateful regime, an unknown ``training.monitor``."""
+    from benchmark.data.protocols import PROTOCOLS
+    from benchmark.data.windows import FORECASTS
+    from benchmark.training import MONITORS, REGIMES
+
+    problems: list[str] = []
+    names = spec.protocols or (spec.split.protocol,)
+    paths = [f"grid.protocols[{i}]" for i in range(len(names))] if spec.protocols else ["grid.split.protocol"]
+    problems.extend(f"{path}: {PROTOCOLS.unknown_message(name)}"
+                    for path, name in zip(paths, names) if name not in PROTOCOLS)
+    if len(set(names)) != len(names):
+        problems.append(f"grid.protocols: duplicates in {list(names)}")
+    for prefix, training in (("grid.training", spec.training), ("grid.pretrain.training", spec.pretrain.training)):
+        if training.monitor not in MONITORS:
+            problems.append(f"{prefix}.monitor: {training.monitor!r} is unknown. Known: {', '.join(MONITORS)}.")
+    known = [PROTOCOLS.get(n) for n in names if n in PROTOCOLS]
+    segments = {p.test_segment for p in known}
+    if len(segments) > 1:
+        problems.append(f"grid.protocols: {', '.join(p.name for p in known)} score different test "
+                        "segments and cannot share a grid's ranks and baselines; run them as separate grids")
+    reversed_lags = [p.name for p in known if p.lags != "oldest_first"]
+    recursive = [f for f in (spec.forecasts or (spec.split.forecast,)) if f in FORECASTS
+                 and FORECASTS.get(f).one_step]
+    stateful = [r for r in spec.regimes if r in REGIMES and REGIMES.get(r).stateful]
+    if reversed_lags and (recursive or stateful):
+        problems.append(f"grid.protocols: {', '.join(reversed_lags)} feeds the windows newest first, "
+                        "which a recursive forecast or the stateful regime cannot; use the stateless "
+                        "regime and forecast: direct")
+    return problems
 
 
 def validate_grid(spec: GridSpec, label: str = "grid spec") -> GridSpec:

@@ -9,7 +9,9 @@ when a mode needs it. Both checks run in :func:`benchmark.grid.plan_grid`, befor
 from __future__ import annotations
 
 import functools
+import itertools
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -101,12 +103,14 @@ def _size_problems(spec: GridSpec, n_points: int, label: str, where: str, add) -
     """``add(error, prefix)`` for every target size that does not fit a series of ``n_points``."""
     from benchmark.data.splits import split_target
 
-    for k, size in enumerate(spec.target_sizes):
+    protocols = spec.protocols or (spec.split.protocol,)
+    for protocol, (k, size) in itertools.product(protocols, enumerate(spec.target_sizes)):
         if size is None or size > 0:  # a non-positive size is a spec problem, reported there
             try:
-                split_target(n_points, size, spec.split, label)
+                split_target(n_points, size, replace(spec.split, protocol=protocol), label)
             except TlbenchError as exc:
-                add(exc, f"grid.target_sizes[{k}] ({size}) on {where}")
+                named = f" (protocol {protocol})" if len(protocols) > 1 else ""
+                add(exc, f"grid.target_sizes[{k}] ({size}){named} on {where}")
 
 
 def _label(spec: DataSpec) -> str:

@@ -8,6 +8,10 @@ Layout of a target of ``n_total`` points (positions into the full series)::
      unused     | training part    | validation part | test segment (fixed) |
                 |<------------ history: target_size ->|
 
+* This layout is the ``tlbench`` protocol's cut; ``split.protocol`` picks another from
+  :data:`CUTS` (``ett_standard``: fixed row boundaries), the rows the series scaler is fitted on
+  (:data:`SCALER_RANGES`; ``notebook``: the whole series, on purpose) and the time order of the
+  input windows (:data:`LAG_ORDERS`). See :mod:`benchmark.data.protocols` and docs/protocols.md.
 * The test segment is the last ``test_length(n_total, split)`` points: it depends only on the
   series and the split, so it is identical for every ``target_size``.
 * The history is the ``target_size`` points right before it; nothing before ``history_start`` is
@@ -36,17 +40,20 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from benchmark.config import PretrainSpec, SplitSpec
 from benchmark.data.features import build_inputs, feature_columns
 from benchmark.data.normalisation import NORMALISATIONS, Scaler
+from benchmark.data.protocols import PROTOCOLS
 from benchmark.data.validation import check_length
 from benchmark.data.windows import FORECASTS, make_windows, target_range, target_windows
 from benchmark.errors import DataError
+from benchmark.registry import Registry
 
-__all__ = ["CellData", "Scaler", "SourceArrays", "TargetSplit", "make_cell_data", "source_arrays",
-           "split_target", "test_length", "test_origins", "sample_positions"]
+__all__ = ["CUTS", "CellData", "LAG_ORDERS", "SCALER_RANGES", "Scaler", "SourceArrays", "TargetSplit",
+           "make_cell_data", "scale_metrics", "source_arrays", "split_target", "test_length",
+           "test_origins", "sample_positions"]
 
 
 def test_length(n_total: int, split: SplitSpec) -> int:
@@ -91,33 +98,102 @@ class TargetSplit:
 
 
 def split_target(n_total: int, target_size: int, split: SplitSpec, label: str) -> TargetSplit:
-    """Cut a target of ``n_total`` points for one ``target_size``.
+    """Cut a target of ``n_total`` points for one ``target_size``, by the cut of ``split.protocol``
+    (:data:`CUTS`; docs/protocols.md). Raises :class:`DataError` when the series or the history is
+    too short, or the size does not fit the protocol."""
+    protocol = PROTOCOLS.get(split.protocol)
+    return CUTS.get(protocol.cut)(n_total, target_size, split, label, **protocol.cut_options)
 
-    Validation is the last ``ceil(val_fraction * target_size)`` points of the history, at least
-    ``horizon`` (one validation window) and at most what leaves ``lookback + horizon`` training
-    points (one training window). Raises :class:`DataError` when the series or the history is too
-    short.
+
+def _tail_cut(n_total: int, target_size: int, split: SplitSpec, label: str,
+              validation: bool = True) -> TargetSplit:
+    """The tail cut (``tlbench``, ``notebook``): a fixed test segment at the end, the history the
+    ``target_size`` points right before it.
+
+    With ``validation``, the history's last ``ceil(val_fraction * target_size)`` points are held
+    out, at least ``horizon`` (one validation window) and at most what leaves ``lookback +
+    horizon`` training points (one training window); without it the whole history trains.
     """
     lookback, horizon = split.lookback, split.horizon
     n_test = test_length(n_total, split)
     if n_test < horizon:
         raise DataError(f"target {label}: the test segment has {n_test} points, fewer than "
                         f"horizon {horizon}: raise split.test_size or split.test_fraction.")
-    minimum = lookback + 2 * horizon
+    minimum = lookback + (2 if validation else 1) * horizon
     if target_size < minimum:
+        held_out = f", + horizon {horizon} for one validation window" if validation else ""
         raise DataError(f"target {label}: target_size {target_size} is too small for lookback "
                         f"{lookback} and horizon {horizon}, which need at least {minimum} points "
-                        f"(lookback {lookback} + horizon {horizon} for one training window, "
-                        f"+ horizon {horizon} for one validation window): choose a target_size "
-                        f">= {minimum} or a shorter lookback.")
+                        f"(lookback {lookback} + horizon {horizon} for one training window"
+                        f"{held_out}): choose a target_size >= {minimum} or a shorter lookback.")
     check_length(n_total, target_size + n_test, f"target {label}",
                  f"target_size {target_size} + test {n_test}")
     test_start = n_total - n_test
     history_start = test_start - target_size
-    n_val = int(math.ceil(split.val_fraction * target_size))
-    n_val = min(max(n_val, horizon), target_size - (lookback + horizon))
+    n_val = 0
+    if validation:
+        n_val = int(math.ceil(split.val_fraction * target_size))
+        n_val = min(max(n_val, horizon), target_size - (lookback + horizon))
     return TargetSplit(history_start=history_start, val_start=test_start - n_val,
                        test_start=test_start, end=n_total, n_total=n_total)
+
+
+def _fixed_cut(n_total: int, target_size: int, split: SplitSpec, label: str, train_end: int,
+               val_end: int, test_end: int) -> TargetSplit:
+    """A fixed split by row position (``ett_standard``): training ``[0, train_end)``, validation
+    ``[train_end, val_end)``, test ``[val_end, test_end)``; rows from ``test_end`` on are never
+    used. ``target_size`` N is the training part's last N rows ``[train_end - N, train_end)``.
+    Validation and test windows take their lookback from the part before them."""
+    lookback, horizon = split.lookback, split.horizon
+    if target_size > train_end:
+        raise DataError(f"target {label}: target_size {target_size} is larger than the fixed "
+                        f"training part of split.protocol {split.protocol!r} ({train_end} rows, "
+                        f"[0, {train_end})); choose a target_size <= {train_end}.")
+    if target_size < lookback + horizon:
+        raise DataError(f"target {label}: target_size {target_size} is too small for lookback "
+                        f"{lookback} + horizon {horizon} (one training window); choose a "
+                        f"target_size >= {lookback + horizon} or a shorter lookback.")
+    if min(val_end - train_end, test_end - val_end) < horizon:
+        raise DataError(f"target {label}: horizon {horizon} is longer than the validation or test "
+                        f"part of split.protocol {split.protocol!r}.")
+    if n_total < test_end:
+        raise DataError(f"target {label} has {n_total} rows; split.protocol {split.protocol!r} "
+                        f"needs at least {test_end} (training [0, {train_end}), validation "
+                        f"[{train_end}, {val_end}), test [{val_end}, {test_end})): use a target "
+                        "that long (ETTh1, ETTh2) or another protocol.")
+    return TargetSplit(history_start=train_end - target_size, val_start=train_end,
+                       test_start=val_end, end=test_end, n_total=n_total)
+
+
+#: cut name -> ``fn(n_total, target_size, split, label, **cut_options) -> TargetSplit``
+CUTS: Registry[Callable[..., TargetSplit]] = Registry("cut")
+CUTS.add("tail", _tail_cut)
+CUTS.add("fixed", _fixed_cut)
+
+#: Which rows a scaler is fitted on: name -> ``fn(cut) -> (start, end)`` positions.
+SCALER_RANGES: Registry[Callable[[TargetSplit], tuple[int, int]]] = Registry("scaler range")
+SCALER_RANGES.add("training", lambda cut: (cut.history_start, cut.val_start))
+SCALER_RANGES.add("whole_series", lambda cut: (0, cut.n_total))
+SCALER_RANGES.add("before_validation", lambda cut: (0, cut.val_start))
+
+#: The time order of an input window: name -> ``fn(x [n, L, F]) -> [n, L, F]``.
+LAG_ORDERS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("lag order")
+LAG_ORDERS.add("oldest_first", lambda x: x)
+LAG_ORDERS.add("newest_first", lambda x: np.ascontiguousarray(x[:, ::-1, :]))  # step L-1 first
+
+
+def scale_metrics(split: SplitSpec, cut: TargetSplit, values: np.ndarray, y_true: np.ndarray,
+                  y_pred: np.ndarray) -> dict[str, float]:
+    """The metrics of ``split.protocol``'s extra scales: ``{"mse_z", "mae_z"}`` on the z-score
+    fitted on its ``z_reference`` rows of ``values`` (the original series) when it scores the
+    ``z`` scale, else ``{}``. ``y_true``/``y_pred``: original scale, any matching shape."""
+    protocol = PROTOCOLS.get(split.protocol)
+    if "z" not in protocol.scales:
+        return {}
+    start, end = SCALER_RANGES.get(protocol.z_reference)(cut)
+    reference = Scaler().fit(values[start:end])
+    error = (np.asarray(y_true, np.float64) - np.asarray(y_pred, np.float64)) / reference.std
+    return {"mse_z": float(np.mean(error ** 2)), "mae_z": float(np.mean(np.abs(error)))}
 
 
 @dataclass
@@ -186,17 +262,20 @@ def make_cell_data(frame: pd.DataFrame, target_size: int, split: SplitSpec, labe
     cut = split_target(len(values), target_size, split, label)
     lookback, horizon = split.lookback, split.horizon
     fit_horizon = FORECASTS.get(split.forecast).model_horizon(horizon)
+    protocol = PROTOCOLS.get(split.protocol)
     raw_inputs = build_inputs(frame, features, label, covariates)  # [T, F], column 0 = values
-    input_scaler = NORMALISATIONS.get(normalisation).new_scaler().fit(
-        raw_inputs[cut.history_start:cut.val_start])
+    fit_start, fit_end = SCALER_RANGES.get(protocol.scaler_fit)(cut)  # tlbench: the training part
+    input_scaler = NORMALISATIONS.get(normalisation).new_scaler().fit(raw_inputs[fit_start:fit_end])
     scaler = input_scaler.column(0)  # the target's, for forecasts
     scaled = input_scaler.transform(raw_inputs)  # [T, F]
     history = scaled[cut.history_start:cut.val_start]  # only the training part: no later input
+    order = LAG_ORDERS.get(protocol.lags)
     x_train, y_train = make_windows(history, lookback, fit_horizon)
     x_val, y_val = make_windows(scaled, lookback, fit_horizon, start=cut.val_start, end=cut.test_start)
     keep = slice(None, None, max(1, int(split.test_stride)))  # the windows at test_origins()
     x_test, y_test = (a[keep] for a in make_windows(scaled, lookback, horizon, start=cut.test_start,
                                                     end=cut.end))
+    x_train, x_val, x_test = order(x_train), order(x_val), order(x_test)
     y_test_true = target_windows(values, lookback, horizon, start=cut.test_start, end=cut.end)[keep]
     test_ds = target_windows(frame["ds"].to_numpy(), lookback, horizon, cut.test_start, cut.end)[keep]
     return CellData(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, x_test=x_test,
