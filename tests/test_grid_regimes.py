@@ -11,7 +11,7 @@ def test_stateless_and_stateful_with_features_run_end_to_end(settings):
     spec = load_grid("smoke", [
         "targets=[{source: ett, options: {file: ETTh1, column: OT}}]", "target_sizes=[96]",
         "split.test_size=24", "split.lookback=12", "model.units=8", "training.max_epochs=2",
-        "modes=[scratch, finetune]", "regimes=[stateless, stateful]",
+        "modes=[scratch, finetune]", "regimes=[stateless, stateful]", "model.normalisation=global",
         "feature_sets=[[rolling_mean:24, hour_of_day, covariate:HUFL]]", "baselines=[seasonal_naive]",
         "pretrain.max_series=4", "pretrain.windows_per_series=20", "pretrain.training.max_epochs=1"])
     result = run_grid(spec, settings, LocalEngine(1))

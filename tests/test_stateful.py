@@ -16,7 +16,7 @@ from benchmark.training import (StreamValidation, configure_threads, reset_state
                                 seed_everything, stateful_forecast, stream_chunks, train_for_mode)
 
 LOOKBACK, HORIZON = 6, 2
-SPEC = ModelSpec(architecture="lstm", units=8)
+SPEC = ModelSpec(architecture="lstm", units=8, normalisation="global")  # stateful: no window stage
 TRAINING = TrainingSpec(learning_rate=1e-2, max_epochs=2, patience=10)
 
 
@@ -79,7 +79,7 @@ def test_stateful_training_equals_a_manual_loop_over_the_same_chunks():
 @pytest.mark.parametrize("head", ["dense", "recurrent"])
 def test_warm_forecast_equals_the_stateless_twin_over_the_whole_prefix(head):
     values = series(40)
-    spec = ModelSpec(architecture="gru", units=8, head=head)
+    spec = ModelSpec(architecture="gru", units=8, head=head, normalisation="global")
     seed_everything(1)
     stateful = build_model(spec, LOOKBACK, 2, HORIZON, stateful=True)
     twin = build_model(spec, None, 2, HORIZON)
@@ -108,6 +108,6 @@ def test_stateless_body_loads_into_a_stateful_model_and_back():
 
 
 def test_conv1d_lstm_refuses_to_be_stateful_and_says_why():
-    spec = ModelSpec(architecture="conv1d_lstm", units=8, conv_filters=4, kernel_size=3)
+    spec = ModelSpec(architecture="conv1d_lstm", units=8, conv_filters=4, kernel_size=3, normalisation="global")
     with pytest.raises(TlbenchError, match=r"'conv1d_lstm' cannot be stateful: its causal Conv1D"):
         build_model(spec, LOOKBACK, 1, HORIZON, stateful=True)
