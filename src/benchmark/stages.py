@@ -119,6 +119,7 @@ def run_pretraining(job: PretrainJob, settings: Settings) -> PretrainedRef:
 
 def _pretrain(job: PretrainJob, settings: Settings, tracker: Tracker, name: str,
               folder: Path) -> PretrainedRef:
+    from benchmark.console import epoch_writer
     from benchmark.data.splits import source_arrays
     from benchmark.pretrain import pretrain_model, save_pretrained
     from benchmark.training import seed_everything
@@ -136,7 +137,8 @@ def _pretrain(job: PretrainJob, settings: Settings, tracker: Tracker, name: str,
         frame = load_data(job.pretrain.source, settings)
         arrays = source_arrays(frame, job.pretrain, job.lookback, job.horizon, job.model.normalisation)
         model, fit = pretrain_model(job.model, job.pretrain.training, (arrays.x_train, arrays.y_train),
-                                    (arrays.x_val, arrays.y_val), job.lookback, job.horizon, job.seed)
+                                    (arrays.x_val, arrays.y_val), (job.lookback, job.horizon), job.seed,
+                                    epoch_writer(settings, job.key, job.pretrain.training.max_epochs))
         path = folder / "model.keras"
         sha = save_pretrained(model, path)
         tracker.log_history(run_id, fit.history)
