@@ -60,7 +60,7 @@ class Progress:
             return "planning"
         if "cell" in self.finished_stages or self.to_go == 0:
             return "report"
-        if self.pretrain and time.time() - self.pretrain.get("updated", 0) < 60 and not self.done:
+        if self.pretrain and not self.pretrain.get("finished"):
             return "pretraining"  # an engine that reports no stages (Prefect): its progress file
         return "cells" if self.slots_unknown else "starting"
 
@@ -80,7 +80,8 @@ def pretrain_progress_path(settings: Settings, key: str) -> Path:
 
 
 def epoch_writer(settings: Settings, key: str, max_epochs: int):
-    """An ``on_epoch_end(epoch, logs)`` hook that writes the pretraining's progress file."""
+    """An ``on_epoch_end(epoch, logs)`` hook that writes the pretraining's progress file; called
+    with epoch -1 when it starts and with ``logs["finished"]`` when it ends."""
     import json
 
     from benchmark.files import atomic_write
@@ -89,7 +90,8 @@ def epoch_writer(settings: Settings, key: str, max_epochs: int):
 
     def on_epoch_end(epoch: int, logs: dict) -> None:
         record = {"key": key, "epoch": epoch + 1, "max_epochs": max_epochs, "updated": time.time(),
-                  "loss": _number(logs.get("loss")), "val_loss": _number(logs.get("val_loss"))}
+                  "loss": _number(logs.get("loss")), "val_loss": _number(logs.get("val_loss")),
+                  "finished": bool(logs.get("finished"))}
         try:
             atomic_write(path, json.dumps(record))
         except OSError:  # progress is a nicety: never fail a pretraining over it
@@ -340,7 +342,7 @@ class RunConsole:
         grid.add_row("", self._counts(), f"elapsed {_duration(elapsed)}, left ~{self._eta(elapsed)}")
         if p.pretrain and "pretraining" in p.stage():
             loss = p.pretrain.get("val_loss")
-            grid.add_row("", f"pretraining epoch {p.pretrain['epoch']}/{p.pretrain['max_epochs']}",
+            grid.add_row("", f"pretraining: epoch {p.pretrain['epoch']}/{p.pretrain['max_epochs']} done",
                          f"val_loss {loss:.4f}" if loss is not None else "")
         return grid
 

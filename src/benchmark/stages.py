@@ -132,13 +132,15 @@ def _pretrain(job: PretrainJob, settings: Settings, tracker: Tracker, name: str,
               "lookback": str(job.lookback), "horizon": str(job.horizon)}
     run_id = tracker.start_run(f"pretrain-{job.model.architecture}-{job.key[:8]}", "pretrain", tags,
                                params, parent_run_id=job.context.parent_run_id)
+    progress = epoch_writer(settings, job.key, job.pretrain.training.max_epochs)
     try:
+        progress(-1, {})
         seed_everything(job.seed, job.pretrain.training.deterministic)
         frame = load_data(job.pretrain.source, settings)
         arrays = source_arrays(frame, job.pretrain, job.lookback, job.horizon, job.model.normalisation)
         model, fit = pretrain_model(job.model, job.pretrain.training, (arrays.x_train, arrays.y_train),
-                                    (arrays.x_val, arrays.y_val), (job.lookback, job.horizon), job.seed,
-                                    epoch_writer(settings, job.key, job.pretrain.training.max_epochs))
+                                    (arrays.x_val, arrays.y_val), (job.lookback, job.horizon), job.seed, progress)
+        progress(fit.epochs_run - 1, {"finished": True, "val_loss": min(fit.history.get("val_loss", [np.nan]))})
         path = folder / "model.keras"
         sha = save_pretrained(model, path)
         tracker.log_history(run_id, fit.history)
