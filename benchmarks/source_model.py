@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         arrays = source_arrays(frame, pretrain, lookback, horizon, normalisation)
         model, fit = pretrain_model(spec, training, (arrays.x_train, arrays.y_train),
-                                    (arrays.x_val, arrays.y_val), lookback, horizon, args.seed)
+                                    (arrays.x_val, arrays.y_val), (lookback, horizon), args.seed)
         seconds = time.perf_counter() - started
         forecaster = ModelForecaster(model, normalisation=normalisation)
         scores = evaluate_source(source, setting, data_dir, forecaster=forecaster, allow_download=False)

@@ -29,7 +29,7 @@ def saved(tmp_path_factory):
     x, y = sine_windows(200)
     spec = ModelSpec(architecture="conv1d_lstm", units=8, conv_filters=4, kernel_size=3)
     model, result = pretrain_model(spec, TrainingSpec(batch_size=256, max_epochs=1), (x[:150], y[:150]),
-                                   (x[150:], y[150:]), LOOKBACK, HORIZON, seed=0)
+                                   (x[150:], y[150:]), (LOOKBACK, HORIZON), seed=0)
     path = tmp_path_factory.mktemp("pretrained") / "model.keras"
     sha = save_pretrained(model, path)
     return model, result, path, sha, x
@@ -69,6 +69,6 @@ def test_corrupted_file_is_detected_by_checksum(saved, tmp_path):
 def test_bad_inputs_are_reported(tmp_path, saved):
     x, y = sine_windows(50)
     with pytest.raises(TlbenchError, match=r"expected \(n, 8, n_features\) and \(n, 3\)"):
-        pretrain_model(ModelSpec(units=8), TrainingSpec(), (x, y), (x, y), LOOKBACK, 3, seed=0)
+        pretrain_model(ModelSpec(units=8), TrainingSpec(), (x, y), (x, y), (LOOKBACK, 3), seed=0)
     with pytest.raises(TlbenchError, match="must end with .keras"):
         save_pretrained(saved[0], tmp_path / "model.h5")

@@ -40,7 +40,7 @@ def pretrained(request, tmp_path_factory, data_dir):
                            LOOKBACK, horizon)
     model, _ = pretrain_model(MODEL, TrainingSpec(batch_size=256, max_epochs=1),
                               (arrays.x_train, arrays.y_train), (arrays.x_val, arrays.y_val),
-                              LOOKBACK, horizon, seed=0)
+                              (LOOKBACK, horizon), seed=0)
     path = root / "pretrained" / "model.keras"
     sha = save_pretrained(model, path)
     ref = PretrainedRef("tiny", str(path), sha, None, 1.0, False)

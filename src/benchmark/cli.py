@@ -43,6 +43,7 @@ def _launchers() -> Registry:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark.console import RunConsole
     from benchmark.grid import LocalEngine, run_grid
     from benchmark.ranking import format_table
     from benchmark.validation import load_and_plan
@@ -53,7 +54,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise TlbenchError(f"--concurrency {args.concurrency}: must be at least 1 (jobs at once; "
                            "one per core or GPU is fastest)")
     launcher = _launchers().get(args.engine)
-    spec = load_and_plan(grid_source, args.set, settings).spec  # every problem, before anything starts
+    plan = load_and_plan(grid_source, args.set, settings)  # every problem, before anything starts
+    spec = plan.spec
+    console = getattr(args, "console", None) or RunConsole(settings, grid_source, verbose=True)
+    console.watch(plan, args.concurrency)
     if launcher is None:
         if args.concurrency > 1:
             from benchmark.engines import ProcessEngine
@@ -62,9 +66,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             # (docs/performance.md). Workers start now and import TensorFlow while the grid is
             # validated and its data loaded.
             with ProcessEngine(args.concurrency) as engine:
-                result = run_grid(spec, settings, engine, label=grid_source)
+                result = run_grid(spec, settings, console.engine(engine), label=grid_source,
+                                  on_progress=console.on_progress)
         else:
-            result = run_grid(spec, settings, LocalEngine(1), label=grid_source)
+            result = run_grid(spec, settings, console.engine(LocalEngine(1)), label=grid_source,
+                              on_progress=console.on_progress)
     else:
         # Before Prefect is imported: its settings are read once. The ephemeral API server's
         # default 20 s start-up timeout fails on a loaded 2-core machine.
@@ -83,6 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for line in result.verdict:
         print(f"verdict: {line}")
     print(f"results: {settings.results}   mlflow: {settings.tracking_uri}")
+    console.finish(result)
     return 1 if result.failed else 0
 
 
@@ -383,6 +390,11 @@ def main(argv: list[str] | None = None) -> int:
                   "mlflow.store.db.utils"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
+        if args.command == "run":  # progress on the terminal, the rest in a log file
+            from benchmark.console import RunConsole
+
+            with RunConsole(_settings(args), args.grid or args.profile, args.verbose) as args.console:
+                return args.func(args)
         return args.func(args)
     except TlbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)

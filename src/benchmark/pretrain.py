@@ -18,18 +18,22 @@ from benchmark.errors import TlbenchError
 from benchmark.files import atomic_write
 from benchmark.models import build_model
 from benchmark.models.transfer import apply_freezing
-from benchmark.training import Arrays, FitResult, fit, seed_everything
+from benchmark.training import Arrays, EpochHook, FitResult, fit, seed_everything
 
 log = logging.getLogger(__name__)
 
 
 def pretrain_model(spec: ModelSpec, training: TrainingSpec, train: Arrays, val: Arrays,
-                   lookback: int, horizon: int, seed: int) -> tuple[keras.Model, FitResult]:
-    """Train a fresh model of ``spec`` on source windows ``x [n, lookback, F] -> y [n, horizon]``.
+                   shape: tuple[int, int], seed: int,
+                   on_epoch_end: EpochHook | None = None) -> tuple[keras.Model, FitResult]:
+    """Train a fresh model of ``spec`` on source windows ``x [n, lookback, F] -> y [n, horizon]``,
+    ``shape = (lookback, horizon)``.
 
-    All layers train (early stopping on ``val``, best weights restored). Returns the model,
+    All layers train (early stopping on ``val``, best weights restored); ``on_epoch_end(epoch,
+    logs)`` sees every epoch (the progress display's epoch and val_loss). Returns the model,
     compiled, and its FitResult.
     """
+    lookback, horizon = shape
     x_train, y_train = train
     if x_train.ndim != 3 or x_train.shape[1] != lookback or y_train.ndim != 2 or y_train.shape[1] != horizon:
         raise TlbenchError(f"pretraining windows have shapes x {x_train.shape}, y {y_train.shape}; "
@@ -37,7 +41,7 @@ def pretrain_model(spec: ModelSpec, training: TrainingSpec, train: Arrays, val: 
     seed_everything(seed, training.deterministic)
     model = build_model(spec, lookback, x_train.shape[-1], horizon, name=f"pretrained_{spec.architecture}")
     apply_freezing(model, [], training, training.learning_rate)  # every layer trains
-    result = fit(model, train, val, training)
+    result = fit(model, train, val, training, on_epoch_end=on_epoch_end)
     log.info("pretrained %s: %d epochs (best %d) in %.1f s", spec.architecture, result.epochs_run,
              result.best_epoch, result.seconds)
     return model, result

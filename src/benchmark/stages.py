@@ -119,6 +119,7 @@ def run_pretraining(job: PretrainJob, settings: Settings) -> PretrainedRef:
 
 def _pretrain(job: PretrainJob, settings: Settings, tracker: Tracker, name: str,
               folder: Path) -> PretrainedRef:
+    from benchmark.console import epoch_writer
     from benchmark.data.splits import source_arrays
     from benchmark.pretrain import pretrain_model, save_pretrained
     from benchmark.training import seed_everything
@@ -131,12 +132,15 @@ def _pretrain(job: PretrainJob, settings: Settings, tracker: Tracker, name: str,
               "lookback": str(job.lookback), "horizon": str(job.horizon)}
     run_id = tracker.start_run(f"pretrain-{job.model.architecture}-{job.key[:8]}", "pretrain", tags,
                                params, parent_run_id=job.context.parent_run_id)
+    progress = epoch_writer(settings, job.key, job.pretrain.training.max_epochs)
     try:
+        progress(-1, {})
         seed_everything(job.seed, job.pretrain.training.deterministic)
         frame = load_data(job.pretrain.source, settings)
         arrays = source_arrays(frame, job.pretrain, job.lookback, job.horizon, job.model.normalisation)
         model, fit = pretrain_model(job.model, job.pretrain.training, (arrays.x_train, arrays.y_train),
-                                    (arrays.x_val, arrays.y_val), job.lookback, job.horizon, job.seed)
+                                    (arrays.x_val, arrays.y_val), (job.lookback, job.horizon), job.seed, progress)
+        progress(fit.epochs_run - 1, {"finished": True, "val_loss": min(fit.history.get("val_loss", [np.nan]))})
         path = folder / "model.keras"
         sha = save_pretrained(model, path)
         tracker.log_history(run_id, fit.history)
