@@ -17,7 +17,7 @@ def test_unknown_profile_lists_the_known_ones(capsys, tmp_path):
     code, _, err = run(capsys, "run", "--engine", "local", "--profile", "smok",
                        "--results", str(tmp_path))
     assert code == 2
-    assert "Unknown profile 'smok'. Known: ett-standard, ett-standard-h96, nightly, notebook, smoke, standard" in err
+    assert "Unknown profile 'smok'. Known: ett-standard, ett-standard-h96, etth1-onestep, nightly, notebook, smoke, standard" in err
     assert "Traceback" not in err
 
 
@@ -57,7 +57,7 @@ def test_validate_counts_cells(capsys, data_dir):
 
 def test_profiles_and_evaluate_source(capsys, data_dir):
     code, out, _ = run(capsys, "profiles")
-    assert code == 0 and out.split() == ["ett-standard", "ett-standard-h96", "nightly", "notebook", "smoke",
+    assert code == 0 and out.split() == ["ett-standard", "ett-standard-h96", "etth1-onestep", "nightly", "notebook", "smoke",
                                          "standard"]
     code, out, _ = run(capsys, "evaluate-source", "--source", "m4-hourly", "--method", "seasonal_naive",
                        "--data-dir", str(data_dir))

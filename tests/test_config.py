@@ -26,7 +26,7 @@ def test_smoke_profile_is_the_walking_skeleton():
 
 
 def test_unknown_profile_lists_the_known_ones():
-    with pytest.raises(TlbenchError, match="Unknown profile 'smok'. Known: ett-standard, ett-standard-h96, nightly, notebook, smoke, standard"):
+    with pytest.raises(TlbenchError, match="Unknown profile 'smok'. Known: ett-standard, ett-standard-h96, etth1-onestep, nightly, notebook, smoke, standard"):
         load_grid("smok")
 
 

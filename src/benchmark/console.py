@@ -215,6 +215,7 @@ class RunConsole:
             return self
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         folder = self.settings.local_dir("logs", "")
+        self._created = [p for p in (*reversed(folder.parents), folder) if not p.exists()]
         folder.mkdir(parents=True, exist_ok=True)
         self.log_path = folder / f"run-{stamp}-{os.getpid()}.log"
         sys.stdout.flush()
@@ -254,20 +255,39 @@ class RunConsole:
             self._live.stop()
         for name in OUR_LOGGERS:
             logging.getLogger(name).removeHandler(self._handler)
-        if exc_type is KeyboardInterrupt:
-            self._summary = [f"interrupted; run it again to resume. log: {self.log_path}"]
-        elif exc_type is not None and self._summary == []:
-            self._summary = [f"the run stopped: {exc_type.__name__}; log: {self.log_path}"]
-        for line in self._summary:
-            self._console.print(line, markup=False, soft_wrap=True)
         sys.stdout.flush()
         sys.stderr.flush()
         os.dup2(self._saved[0], 1)
         os.dup2(self._saved[1], 2)
         for fd in self._saved:
             os.close(fd)
+        if exc_type is not None and not self._keys:
+            self._undo_folders()  # stopped before the plan (bad input): leave no folder behind
+        if exc_type is KeyboardInterrupt:
+            self._summary = [f"interrupted; run it again to resume. log: {self.log_path}"]
+        elif exc_type is not None and self._summary == []:
+            self._summary = [f"the run stopped: {exc_type.__name__}; log: {self.log_path}"]
+        for line in self._summary:
+            self._console.print(line, markup=False, soft_wrap=True)
         self._terminal.close()
         return False
+
+    def _undo_folders(self) -> None:
+        """Move the log out of the folders this run created and remove them (innermost first),
+        so a run refused before it planned anything creates no results folder."""
+        if not getattr(self, "_created", None) or self.log_path is None:
+            return
+        import shutil
+        import tempfile
+
+        moved = Path(tempfile.gettempdir()) / self.log_path.name
+        shutil.move(str(self.log_path), moved)
+        self.log_path = moved
+        for folder in reversed(self._created):
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: something else wrote there
+                break
 
     # ------------------------------------------------------------------ the poller
     def _run_poller(self) -> None:

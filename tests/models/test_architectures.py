@@ -89,8 +89,9 @@ def test_structure_and_parameter_counts(architecture, head):
         assert param_counts(model)["total"] == sum(expected.values())
         names = [layer.name for layer in model.layers]
         assert names[0] == "inputs"
-        assert names[1] == "input_projection"
-        assert all(n.startswith(("body_", "head_")) for n in names[2:]), names
+        # the default normalisation's window stage wraps the network: weightless layers first and last
+        assert names[1:3] == ["norm_window", "input_projection"] and names[-1] == "norm_restore"
+        assert all(n.startswith(("body_", "head_")) for n in names[3:-1]), names
         body = body_layer_names(model)
         assert body == [f"body_{i}" for i in range(len(body))]
         # Every body recurrent layer returns sequences; only the last also returns its state.
