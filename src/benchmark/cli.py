@@ -45,6 +45,7 @@ def _launchers() -> Registry:
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.grid import LocalEngine, run_grid
     from benchmark.ranking import format_table
+    from benchmark.resume import finished_result
     from benchmark.validation import load_and_plan
 
     settings = _settings(args)
@@ -53,8 +54,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise TlbenchError(f"--concurrency {args.concurrency}: must be at least 1 (jobs at once; "
                            "one per core or GPU is fastest)")
     launcher = _launchers().get(args.engine)
-    spec = load_and_plan(grid_source, args.set, settings).spec  # every problem, before anything starts
-    if launcher is None:
+    plan = load_and_plan(grid_source, args.set, settings)  # every problem, before anything starts
+    spec = plan.spec
+    # A finished grid is answered from the ledger: no orchestrator, no worker, no TensorFlow.
+    result = finished_result(plan, settings)
+    if result is None and launcher is None:
         if args.concurrency > 1:
             from benchmark.engines import ProcessEngine
 
@@ -65,7 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 result = run_grid(spec, settings, engine, label=grid_source)
         else:
             result = run_grid(spec, settings, LocalEngine(1), label=grid_source)
-    else:
+    elif result is None:
         # Before Prefect is imported: its settings are read once. The ephemeral API server's
         # default 20 s start-up timeout fails on a loaded 2-core machine.
         os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
@@ -82,6 +86,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(format_table(agg.sort_values(["target", "target_size", "rank"]), columns, max_rows=200))
     for line in result.verdict:
         print(f"verdict: {line}")
+    if result.report_path:
+        print(f"report: {result.report_path}")
     print(f"results: {settings.results}   mlflow: {settings.tracking_uri}")
     return 1 if result.failed else 0
 

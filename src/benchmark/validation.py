@@ -15,9 +15,7 @@ def grid_problems(spec: GridSpec) -> list[str]:
     from benchmark.baselines import BASELINES
     from benchmark.data.features import feature_problems
     from benchmark.data.sources import parse_options
-    from benchmark.models import ARCHITECTURES, HEADS, TRANSFER_MODES
-    from benchmark.models.compile import LOSSES, OPTIMIZERS
-    from benchmark.training import REGIMES
+    from benchmark.catalog import ARCHITECTURES, HEADS, LOSSES, OPTIMIZERS, REGIMES, TRANSFER_MODES
 
     problems: list[str] = []
 
@@ -107,8 +105,7 @@ def _axis_problems(spec: GridSpec) -> list[str]:
     the pretraining options, and of the combinations that cannot work."""
     from benchmark.data.normalisation import NORMALISATIONS
     from benchmark.data.windows import FORECASTS
-    from benchmark.models import TRANSFER_MODES
-    from benchmark.training import LR_SCHEDULES, REGIMES
+    from benchmark.catalog import LR_SCHEDULES, REGIMES, TRANSFER_MODES
 
     problems: list[str] = []
     axes = (("normalisations", spec.normalisations, "model.normalisation", (spec.model.normalisation,),
