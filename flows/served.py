@@ -78,9 +78,15 @@ def _claim(worker: str) -> str | None:
     run_id, name = task_run.get_id(), task_run.get_name()
     if run_id is None:
         return None
+    from prefect.context import TaskRunContext
+
+    claimed = f"{name}{CLAIM}{worker}"
+    context = TaskRunContext.get()
+    if context is not None:  # the engine's own copy: its later state events carry the name
+        context.task_run.name = claimed
     try:
         with get_client(sync_client=True) as client:
-            client._client.patch(f"/task_runs/{run_id}", json={"name": f"{name}{CLAIM}{worker}"})
+            client._client.patch(f"/task_runs/{run_id}", json={"name": claimed})
     except Exception:  # noqa: BLE001 - an unclaimed run is only noticed later if its worker dies
         _log.warning("could not claim task run %s for %s", run_id, worker, exc_info=True)
     return str(run_id)
