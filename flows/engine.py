@@ -494,4 +494,8 @@ def make_engine(execution: str, concurrency: int = 1, batch_size: int = 4,
         return PrefectEngine(concurrency)
     if execution == "pool":
         return PoolEngine(batch_size, timeout_s=timeout_s, poll_s=poll_s, concurrency=concurrency)
-    raise TlbenchError(f"Unknown execution {execution!r}. Known: local, pool.")
+    if execution == "served":  # long-lived cell workers (flows/served.py)
+        from flows.served import ServedEngine
+
+        return ServedEngine(PrefectEngine(concurrency), timeout_s=timeout_s)
+    raise TlbenchError(f"Unknown execution {execution!r}. Known: local, pool, served.")

@@ -50,7 +50,7 @@ def _publish(result: GridResult) -> None:
 
 @flow(name="benchmark-grid", log_prints=True)
 def benchmark_grid(grid: str = "smoke", overrides: list[str] | None = None,
-                   execution: Literal["local", "pool"] = "local",
+                   execution: Literal["local", "pool", "served"] = "local",
                    concurrency: Annotated[int, Field(ge=1)] = 1,
                    batch_size: Annotated[int, Field(ge=1)] = 4,
                    data_dir: str | None = None, results: str | None = None,
@@ -63,7 +63,8 @@ def benchmark_grid(grid: str = "smoke", overrides: list[str] | None = None,
         grid: A profile name (smoke, standard, nightly) or a path to a grid YAML file.
         overrides: ``dotted.key=value`` overrides, e.g. ``training.max_epochs=3``.
         execution: ``local``: train every cell in this flow run; ``pool``: send the cells to the
-            work pool as child runs of the ``train-cell`` deployment.
+            work pool as child runs of the ``train-cell`` deployment; ``served``: send each cell as
+            a ``train-cell`` task run to long-lived cell workers (flows/served.py).
         concurrency: Jobs run at once in this flow run (every stage in local mode; pretraining
             and baselines in pool mode). Above 1 on a machine without a GPU, the jobs run in as
             many single-threaded worker processes (their task runs stay in this flow run).

@@ -208,7 +208,7 @@ def test_benchmark_grid_parameters_render_as_a_form():
     from flows.grid import benchmark_grid
 
     properties = parameter_schema(benchmark_grid).model_dump()["properties"]
-    assert properties["execution"]["enum"] == ["local", "pool"]
+    assert properties["execution"]["enum"] == ["local", "pool", "served"]
     assert properties["batch_size"]["type"] == "integer" and properties["batch_size"]["minimum"] == 1
     assert properties["batch_size"]["default"] == 4
     assert "cells per child flow run" in properties["batch_size"]["description"]
@@ -234,7 +234,7 @@ def test_adhoc_deployment_lists_every_parameter_of_the_flow():
 
 
 def test_unknown_execution_and_bad_batch_size_are_clear_errors():
-    with pytest.raises(TlbenchError, match="Unknown execution 'dask'. Known: local, pool."):
+    with pytest.raises(TlbenchError, match="Unknown execution 'dask'. Known: local, pool, served."):
         make_engine("dask")
     with pytest.raises(TlbenchError, match="batch_size must be at least 1, got 0"):
         PoolEngine(batch_size=0)

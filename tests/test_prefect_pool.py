@@ -315,7 +315,7 @@ def test_deploy_all_from_the_readme_creates_the_deployments_and_the_nightly_sche
     assert adhoc.work_pool_name == "cpu"
     form = adhoc.parameter_openapi_schema["properties"]
     assert set(adhoc.parameters) == set(form)  # a default for every parameter
-    assert form["execution"]["enum"] == ["local", "pool"] and form["batch_size"]["type"] == "integer"
+    assert form["execution"]["enum"] == ["local", "pool", "served"] and form["batch_size"]["type"] == "integer"
     # flow runs start in the worker's own TLBENCH_HOME, read when they start, not at deploy time
     steps = json.dumps(adhoc.pull_steps)
     assert "tlbench-home.stdout" in steps and str(REPO_ROOT) not in steps

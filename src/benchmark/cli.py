@@ -46,6 +46,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.console import RunConsole
     from benchmark.grid import LocalEngine, run_grid
     from benchmark.ranking import format_table
+    from benchmark.resume import finished_result
     from benchmark.validation import load_and_plan
 
     settings = _settings(args)
@@ -58,7 +59,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = plan.spec
     console = getattr(args, "console", None) or RunConsole(settings, grid_source, verbose=True)
     console.watch(plan, args.concurrency)
-    if launcher is None:
+    # A finished grid is answered from the ledger: no orchestrator, no worker, no TensorFlow.
+    result = finished_result(plan, settings)
+    if result is None and launcher is None:
         if args.concurrency > 1:
             from benchmark.engines import ProcessEngine
 
@@ -71,7 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             result = run_grid(spec, settings, console.engine(LocalEngine(1)), label=grid_source,
                               on_progress=console.on_progress)
-    else:
+    elif result is None:
         # Before Prefect is imported: its settings are read once. The ephemeral API server's
         # default 20 s start-up timeout fails on a loaded 2-core machine.
         os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
@@ -88,6 +91,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(format_table(agg.sort_values(["target", "target_size", "rank"]), columns, max_rows=200))
     for line in result.verdict:
         print(f"verdict: {line}")
+    if result.report_path:
+        print(f"report: {result.report_path}")
     print(f"results: {settings.results}   mlflow: {settings.tracking_uri}")
     console.finish(result)
     return 1 if result.failed else 0

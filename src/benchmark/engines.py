@@ -95,10 +95,16 @@ def _init_worker(setup: WorkerSetup) -> None:
 
     if not gpu_visible():
         configure_threads(setup.intra, setup.inter)
-    # What every job imports anyway, paid here while the parent is still planning.
-    import benchmark.stages  # noqa: F401
+    warm_worker()  # paid here while the parent is still planning
+
+
+def warm_worker() -> None:
+    """Import what every cell imports anyway (TensorFlow, Keras, MLflow, the stages), once per
+    worker process: a long-lived worker pays it at start, not per cell."""
     import benchmark.models  # noqa: F401
+    import benchmark.stages  # noqa: F401
     import benchmark.tracking  # noqa: F401
+    import benchmark.training  # noqa: F401
 
 
 def _ready() -> int:

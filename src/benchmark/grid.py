@@ -32,7 +32,6 @@ from benchmark.config import GridSpec, to_plain
 from benchmark.jobs import CellJob, CellOutcome, GridResult, RunContext, now
 from benchmark.plan import GridPlan, needs_pretrained, plan_grid  # noqa: F401 (plan_grid re-exported)
 from benchmark.settings import Settings
-from benchmark import stages
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +132,6 @@ def run_grid(spec: GridSpec, settings: Settings, engine: Engine | None = None,
         heartbeat.stop()
 
 
-
 def _start(plan: GridPlan, settings: Settings, tracker) -> RunContext:
     """Close a killed earlier run of this grid, open the grid's parent MLflow run; the context."""
     from benchmark.tracking import TAG_GRID_ID, TAG_HEARTBEAT, TAG_HOST, TAG_PID, TAG_RUN_ID, flatten
@@ -179,8 +177,11 @@ def _run_stages(plan: GridPlan, jobs: list[CellJob], pending: list[CellJob], eng
     idle behind the stage barrier (on the smoke grid the scratch cells fill the second core while
     the only pretraining runs).
     """
+    from benchmark import stages  # here, not at import: planning imports neither MLflow nor Keras
+    from benchmark.dispatch import longest_first  # so that no slot idles behind one long cell
+
     pretrain_jobs = plan.pretrain_jobs(pending, context)
-    independent = [j for j in pending if not needs_pretrained(j.cell)]
+    independent = longest_first([j for j in pending if not needs_pretrained(j.cell)])
     overlap = bool(independent and pretrain_jobs) and engine_slots(engine) > 1
     side = ThreadPoolExecutor(1, thread_name_prefix="tlbench-early-cells") if overlap else None
     early = (side.submit(contextvars.copy_context().run, engine.map, "cell", stages.run_cell, independent,
@@ -195,7 +196,7 @@ def _run_stages(plan: GridPlan, jobs: list[CellJob], pending: list[CellJob], eng
         baseline_outcomes = [o for group in engine.map("baselines", stages.run_baselines,
                                                        plan.baseline_jobs(jobs, context), settings)
                              for o in group]
-        rest = [j for j in pending if needs_pretrained(j.cell)] if overlap else pending
+        rest = longest_first([j for j in pending if needs_pretrained(j.cell)] if overlap else pending)
         by_cell = {o.cell_key: o for o in engine.map("cell", stages.run_cell, rest, settings)}
     finally:
         if side is not None:

@@ -220,8 +220,8 @@ def expand(spec: GridSpec) -> list[CellSpec]:
     body it used). ``zeroshot`` trains nothing: it runs once per pretrained body, with the first
     target seed paired with that body, not once per target seed.
     """
+    from benchmark.catalog import TRANSFER_MODES
     from benchmark.data.protocols import apply_protocol
-    from benchmark.models import TRANSFER_MODES
 
     bodies = spec.pretrain.seeds or (0,)
     paired = [(seed, bodies[i % len(bodies)]) for i, seed in enumerate(spec.seeds)]
@@ -236,7 +236,7 @@ def expand(spec: GridSpec) -> list[CellSpec]:
                                     spec.feature_sets, spec.normalisations or (spec.model.normalisation,),
                                     spec.lookbacks or (spec.split.lookback,),
                                     spec.forecasts or (spec.split.forecast,), spec.modes):
-        trains = mode not in TRANSFER_MODES or bool(TRANSFER_MODES.get(mode).phases)
+        trains = mode not in TRANSFER_MODES or TRANSFER_MODES.get(mode).trains
         for seed, body in (paired if trains else once_per_body):
             cells.append(apply_protocol(CellSpec(
                 grid=spec.name, target=target, target_size=size, mode=mode, seed=seed,

@@ -82,7 +82,7 @@ def pretrain_shape(cell: CellSpec) -> tuple[int, int]:
 
 def needs_pretrained(cell: CellSpec) -> bool:
     """Whether the cell's transfer mode starts from a pretrained body."""
-    from benchmark.models import TRANSFER_MODES
+    from benchmark.catalog import TRANSFER_MODES  # names and facts only: planning imports no TensorFlow
 
     return TRANSFER_MODES.get(cell.mode).load_body
 

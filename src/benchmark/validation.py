@@ -16,9 +16,7 @@ def grid_problems(spec: GridSpec) -> list[str]:
     from benchmark.data.features import feature_problems
     from benchmark.data.protocols import PROTOCOLS
     from benchmark.data.sources import parse_options
-    from benchmark.models import ARCHITECTURES, HEADS, TRANSFER_MODES
-    from benchmark.models.compile import LOSSES, OPTIMIZERS
-    from benchmark.training import REGIMES
+    from benchmark.catalog import ARCHITECTURES, HEADS, LOSSES, OPTIMIZERS, REGIMES, TRANSFER_MODES
 
     problems: list[str] = []
 
@@ -114,8 +112,7 @@ def _axis_problems(spec: GridSpec) -> list[str]:
     the pretraining options, and of the combinations that cannot work."""
     from benchmark.data.normalisation import NORMALISATIONS
     from benchmark.data.windows import FORECASTS
-    from benchmark.models import TRANSFER_MODES
-    from benchmark.training import LR_SCHEDULES, REGIMES
+    from benchmark.catalog import LR_SCHEDULES, REGIMES, TRANSFER_MODES
 
     problems: list[str] = []
     axes = (("normalisations", spec.normalisations, "model.normalisation", (spec.model.normalisation,),
@@ -190,7 +187,7 @@ def protocol_problems(spec: GridSpec) -> list[str]:
     a recursive forecast or the stateful regime, an unknown ``training.monitor``."""
     from benchmark.data.protocols import PROTOCOLS
     from benchmark.data.windows import FORECASTS
-    from benchmark.training import MONITORS, REGIMES
+    from benchmark.catalog import MONITORS, REGIMES
 
     problems: list[str] = []
     names = spec.protocols or (spec.split.protocol,)

@@ -125,7 +125,7 @@ def _label(spec: DataSpec) -> str:
 def source_fingerprint(spec: GridSpec, settings: Settings) -> str:
     """Load the pretraining source (when a mode needs it) before anything trains; its fingerprint."""
     from benchmark.data.sources import data_fingerprint
-    from benchmark.models import TRANSFER_MODES
+    from benchmark.catalog import TRANSFER_MODES
 
     if not any(TRANSFER_MODES.get(m).load_body for m in spec.modes if m in TRANSFER_MODES):
         return ""

@@ -130,7 +130,7 @@ def apply_protocol(cell: "CellSpec") -> "CellSpec":
     """``cell`` with the training and model fields its protocol (``cell.split.protocol``) pins,
     and the protocol's transfer head on a mode that loads a pretrained body but not its head.
     The cell spec then says what really ran (its key, MLflow params and row follow from it)."""
-    from benchmark.models import TRANSFER_MODES
+    from benchmark.catalog import TRANSFER_MODES  # no TensorFlow at planning time
 
     protocol = PROTOCOLS.get(cell.split.protocol)
     model = replace(cell.model, **protocol.model)

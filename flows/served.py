@@ -1,0 +1,364 @@
+"""Served execution (``benchmark_grid(execution="served")``): long-lived cell workers.
+
+Pool mode pays a flow-run start per batch (worker poll, a new process, imports of Prefect, MLflow
+and TensorFlow: about 16 s here, docs/orchestration.md). Here each worker is one long-lived
+process per GPU (or core) that has TensorFlow loaded and its device configured once, and takes
+cell after cell through Prefect's background tasks (``Task.delay`` on the parent,
+``prefect.task_worker`` on the workers): every cell is its own ``train-cell`` task run, nested
+under the grid's flow run in the UI, with its state and its logs.
+
+Three things differ from Prefect's stock task worker, each for the killed-worker guarantee:
+
+* **One task run per subscription.** A stock task worker acknowledges the next scheduled run
+  while it is still busy (it holds one run ahead); if it dies, that run is lost to the server's
+  queue and no other worker ever gets it. :class:`CellWorker` subscribes, takes one run, closes
+  the connection (the server puts back anything it had not had acknowledged), trains, and only
+  then subscribes again. An idle worker is never starved by a busy one holding the next cell.
+* **Heartbeats.** Each worker sends Prefect worker heartbeats to the work pool (``gpu`` by
+  default) under its own name, so it appears in the UI beside the pool's workers, and the parent
+  can tell a dead worker (no heartbeat for 3 intervals) from a slow cell.
+* **Claim.** A cell's task run renames itself ``<cell> @ <worker>`` when it starts; the parent
+  marks a RUNNING run whose worker stopped heartbeating CRASHED, reports its cell failed (no row)
+  and closes its MLflow run: the next trigger trains it, once.
+
+The parent (:class:`ServedEngine`) keeps at most two cells in flight per live worker (the
+grid-level concurrency limit: one training, one waiting in the server's queue, where no worker
+holds it, so a worker that finishes starts its next cell without waiting for the parent's poll),
+hands them out longest first (``run_grid``), and takes every outcome from the leaderboard ledger,
+as pool mode does.
+
+Start workers with ``deployments/start_cell_workers.sh`` (one per GPU, or per core without GPUs)
+on any number of machines; they need ``PREFECT_API_URL`` and, across machines, a shared
+``PREFECT_TASKS_SCHEDULING_DEFAULT_STORAGE_BLOCK`` (task parameters are stored there; the default
+is a folder under ``PREFECT_HOME``, enough on one machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import inspect
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from prefect import task
+from prefect.task_worker import TaskWorker
+
+from benchmark.config import from_dict, to_plain
+from benchmark.errors import TlbenchError
+from benchmark.jobs import CellJob, CellOutcome
+from benchmark.settings import Settings, apply_mlflow_http_policy
+from benchmark.stages import close_lost_runs, ledger_outcomes, run_cell, tag_run
+from flows.cell import TAG_WORKER
+
+CLAIM = " @ "  # "<cell task name> @ <worker name>": the task run's name once a worker runs it
+TAG_TASK_RUN = "prefect_task_run_id"
+_log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- the worker side
+
+
+def worker_name() -> str:
+    """This process's worker name (``TLBENCH_WORKER_NAME``, else ``<host>-<pid>``)."""
+    return os.environ.get("TLBENCH_WORKER_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _claim(worker: str) -> str | None:
+    """Rename the running task run ``<name> @ <worker>``; returns its id."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import task_run
+
+    run_id, name = task_run.get_id(), task_run.get_name()
+    if run_id is None:
+        return None
+    from prefect.context import TaskRunContext
+
+    claimed = f"{name}{CLAIM}{worker}"
+    context = TaskRunContext.get()
+    if context is not None:  # the engine's own copy: its later state events carry the name
+        context.task_run.name = claimed
+    try:
+        with get_client(sync_client=True) as client:
+            client._client.patch(f"/task_runs/{run_id}", json={"name": claimed})
+    except Exception:  # noqa: BLE001 - an unclaimed run is only noticed later if its worker dies
+        _log.warning("could not claim task run %s for %s", run_id, worker, exc_info=True)
+    return str(run_id)
+
+
+@task(name="train-cell", task_run_name="{name}", retries=0, log_prints=True)
+def served_cell(name: str, job: dict[str, Any], results: str | None = None,
+                tracking_uri: str | None = None) -> dict[str, Any]:
+    """Train one cell (``benchmark.stages.run_cell``) on this worker; FAILED when the cell failed
+    (its failure row and FAILED MLflow run are written first)."""
+    worker = worker_name()
+    task_run_id = _claim(worker)
+    settings = Settings.from_environment(results=results, tracking_uri=tracking_uri)
+    apply_mlflow_http_policy(settings)
+    cell_job = from_dict(CellJob, job, "job")
+    outcome = run_cell(cell_job, settings)
+    tag_run(settings, cell_job.context.experiment, outcome.mlflow_run_id,
+            {TAG_WORKER: worker, TAG_TASK_RUN: task_run_id or ""})
+    if outcome.status == "failed":
+        raise RuntimeError(f"{outcome.label}: {outcome.error}")
+    return to_plain(outcome)
+
+
+# The task key names what workers subscribe to. Prefect's default hashes the code object, file
+# path included: machines with their checkouts at different paths would never meet. The source
+# text alone keeps the key equal wherever the same code runs, and apart across code versions.
+served_cell.task_key = "tlbench-train-cell-" + hashlib.md5(inspect.getsource(served_cell.fn).encode()).hexdigest()[:12]
+
+
+class CellWorker(TaskWorker):
+    """A task worker that takes one task run at a time and holds none ahead (see the module)."""
+
+    def __init__(self, *tasks: Any, name: str):
+        super().__init__(*tasks, limit=1)
+        for original, copy in zip(tasks, self.tasks):  # with_options() recomputed the key
+            copy.task_key = original.task_key
+        self.name = name
+
+    @property
+    def client_id(self) -> str:
+        return self.name
+
+    async def _subscribe_to_task_scheduling(self) -> None:
+        from prefect.client.schemas.objects import TaskRun
+        from prefect.client.subscriptions import Subscription
+        from prefect.settings import get_current_settings
+
+        base_url = get_current_settings().api.url
+        if base_url is None:
+            raise TlbenchError("a cell worker needs PREFECT_API_URL (a Prefect server, not the ephemeral API)")
+        _log.info("cell worker %s: waiting for train-cell task runs on %s", self.name, base_url)
+        while not self.stopping:
+            subscription = Subscription(TaskRun, "/task_runs/subscriptions/scheduled", self.task_keys,
+                                        client_id=self.client_id, base_url=base_url)
+            try:
+                task_run = await subscription.__anext__()
+            finally:  # close before working: the server re-queues a run it could not deliver
+                if subscription._websocket is not None:
+                    await subscription._connect.__aexit__(None, None, None)
+            await self._safe_submit_scheduled_task_run(task_run)
+
+
+def _heartbeats(pool: str, name: str, seconds: float, stop: threading.Event) -> None:
+    from prefect.client.orchestration import get_client
+
+    while not stop.is_set():
+        try:
+            with get_client(sync_client=True) as client:
+                client.send_worker_heartbeat(pool, name, heartbeat_interval_seconds=seconds)
+        except Exception:  # noqa: BLE001 - a missed beat is retried; three make the parent give up
+            _log.warning("heartbeat to pool %r failed", pool, exc_info=True)
+        stop.wait(seconds)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m flows.served``: one long-lived cell worker (deployments/start_cell_workers.sh)."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--name", default=None, help="worker name (default <host>-<pid>)")
+    parser.add_argument("--pool", default="gpu", help="work pool its heartbeats go to (default gpu)")
+    parser.add_argument("--heartbeat-s", type=float,
+                        default=float(os.environ.get("PREFECT_WORKER_HEARTBEAT_SECONDS", 30)))
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "alembic", "urllib3", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    name = args.name or worker_name()
+    os.environ["TLBENCH_WORKER_NAME"] = name  # the cells' claims use the same name
+    from benchmark.engines import configure_worker_device, warm_worker
+
+    device = configure_worker_device()  # before TensorFlow's first op
+    warm_worker()  # TensorFlow, Keras, MLflow: once for the life of the worker, not per cell
+    stop = threading.Event()
+    threading.Thread(target=_heartbeats, args=(args.pool, name, args.heartbeat_s, stop), daemon=True,
+                     name="tlbench-heartbeat").start()
+    print(f"cell worker {name} ({device}) ready", flush=True)  # start scripts and tests wait for it
+    try:
+        asyncio.run(_serve(name))
+    finally:
+        stop.set()
+
+
+async def _serve(name: str) -> None:
+    worker = CellWorker(served_cell, name=name)  # a TaskWorker is made inside its event loop
+    await worker.astart()
+
+
+# --------------------------------------------------------------------------- the parent side
+
+
+@dataclass
+class _Cell:
+    job: CellJob
+    task_run_id: Any = None
+    name: str = ""
+    state_name: str = "SCHEDULED"
+    state_message: str | None = None
+    final: bool = False
+
+
+class ServedEngine:
+    """Cells as ``train-cell`` background task runs for long-lived :class:`CellWorker` processes;
+    ``pretrain`` and ``baselines`` run in this flow run (``local``, a ``PrefectEngine``).
+
+    At most two cells per live worker are in flight (workers heartbeating to ``pool``; at least
+    one), so the order ``run_grid`` hands cells in is the order they start. ``timeout_s`` bounds
+    the whole wait; cells still open then are ended (CANCELLED if never started, else CRASHED)."""
+
+    def __init__(self, local, pool: str = "gpu", timeout_s: float = 24 * 3600, poll_s: float = 1.0):
+        self.local, self.pool = local, pool
+        self.timeout_s, self.poll_s = float(timeout_s), float(poll_s)
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[Any, float]] = {}  # worker -> (last heartbeat, when it changed)
+
+    @property
+    def slots(self) -> int:
+        return max(2, self.local.slots)
+
+    def start(self) -> "ServedEngine":
+        self.local.start()
+        return self
+
+    def close(self) -> None:
+        self.local.close()
+
+    def __enter__(self) -> "ServedEngine":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def map(self, stage: str, fn: Callable[[Any, Settings], Any], items: Sequence[Any],
+            settings: Settings) -> list[Any]:
+        if stage != "cell":
+            return self.local.map(stage, fn, items, settings)
+        if getattr(fn, "__wrapped__", fn) is not run_cell:
+            raise TlbenchError(f"served mode runs benchmark.stages.run_cell on its workers; it cannot run "
+                               f"{fn.__module__}.{fn.__qualname__}")
+        cells = [_Cell(job) for job in items]
+        if not cells:
+            return []
+        from prefect.client.orchestration import get_client
+        from prefect.settings import get_current_settings
+
+        if not get_current_settings().api.url:
+            raise TlbenchError("execution='served' needs a Prefect server that cell workers subscribe to: "
+                               "set PREFECT_API_URL (deployments/README.md), or use execution='local'")
+        self.local.progress.start("cell", len(cells))
+        with get_client(sync_client=True) as client:
+            self._run(client, cells, settings)
+        return self._outcomes(cells, settings)
+
+    def _run(self, client, cells: list[_Cell], settings: Settings) -> None:
+        deadline, todo, open_ = time.monotonic() + self.timeout_s, list(cells), []
+        shared = {"results": settings.shareable(settings.results),
+                  "tracking_uri": settings.shareable(settings.tracking_uri)}
+        while todo or open_:
+            live = self._live_workers(client)
+            with self._lock:  # two maps at once (early cells beside pretraining) share the limit
+                room = 2 * max(1, len(live)) - self._in_flight  # one running + one queued per worker
+                batch, todo = todo[:max(room, 0)], todo[max(room, 0):]
+                self._in_flight += len(batch)
+            for cell in batch:
+                future = served_cell.delay(cell.job.task_name, to_plain(cell.job), **shared)
+                cell.task_run_id = future.task_run_id
+                open_.append(cell)
+            time.sleep(self.poll_s)
+            ended = self._poll(client, open_, live, time.monotonic() >= deadline)
+            for cell in ended:
+                open_.remove(cell)
+                self.local.progress.record("cell", CellOutcome(cell.job.cell_key, "finished" if
+                                           cell.state_name == "COMPLETED" else "failed", cell.name))
+            with self._lock:
+                self._in_flight -= len(ended)
+            if time.monotonic() >= deadline and todo:
+                for cell in todo:
+                    cell.final, cell.state_name = True, "NOT SUBMITTED"
+                todo = []
+
+    def _live_workers(self, client) -> set[str]:
+        """Workers of the pool whose heartbeat moved within 3 of their intervals."""
+        now, live = time.monotonic(), set()
+        try:
+            workers = client.read_workers_for_work_pool(self.pool, limit=200)
+        except Exception:  # noqa: BLE001 - a missing pool or a hiccup: treat as none this round
+            _log.debug("reading the workers of pool %r failed", self.pool, exc_info=True)
+            return live
+        for worker in workers:
+            seen, since = self._seen.get(worker.name, (None, now))
+            if worker.last_heartbeat_time != seen:
+                seen, since = worker.last_heartbeat_time, now
+            self._seen[worker.name] = (seen, since)
+            status = getattr(worker.status, "value", str(worker.status))
+            if status != "OFFLINE" and now - since <= 3 * (worker.heartbeat_interval_seconds or 30):
+                live.add(worker.name)
+        return live
+
+    def _poll(self, client, open_: list[_Cell], live: set[str], give_up: bool) -> list[_Cell]:
+        """Read the open cells' task runs; end the ones whose worker died. The cells now final."""
+        from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterId
+        from prefect.states import Cancelled, Crashed
+
+        if not open_:
+            return []
+        by_id = {cell.task_run_id: cell for cell in open_}
+        runs = client.read_task_runs(task_run_filter=TaskRunFilter(id=TaskRunFilterId(any_=list(by_id))),
+                                     limit=len(by_id))
+        ended = []
+        for run in runs:
+            cell, state = by_id[run.id], run.state
+            cell.name = run.name
+            if state is None:
+                continue
+            cell.state_name, cell.state_message = state.type.value, state.message
+            worker = run.name.rsplit(CLAIM, 1)[1] if CLAIM in run.name else None
+            why = None
+            if state.is_final():
+                cell.final = True
+            elif worker and worker in self._seen and worker not in live:
+                why = ("CRASHED", f"its worker {worker!r} stopped heartbeating: the worker or its machine died")
+            elif give_up:
+                why = ("CANCELLED" if state.is_scheduled() else "CRASHED",
+                       f"tlbench served mode gave up waiting after {self.timeout_s:.0f} s")
+            if why:
+                new = Cancelled(message=why[1]) if why[0] == "CANCELLED" else Crashed(message=why[1])
+                client.set_task_run_state(run.id, new, force=True)
+                _log.warning("task run %s marked %s: %s", run.name, why[0], why[1])
+                cell.final, cell.state_name, cell.state_message = True, why[0], why[1]
+            if cell.final:
+                ended.append(cell)
+        return ended
+
+    def _outcomes(self, cells: list[_Cell], settings: Settings) -> list[CellOutcome]:
+        """Every cell's outcome from the ledger; a cell without a row failed with its task run's
+        state (its MLflow run is closed)."""
+        recorded = ledger_outcomes([cell.job for cell in cells], settings)
+        outcomes, lost = [], []
+        for cell in cells:
+            outcome = recorded.get(cell.job.cell_key)
+            if outcome is None:
+                lost.append(cell.job)
+                detail = f": {cell.state_message}" if cell.state_message else ""
+                outcome = CellOutcome(cell.job.cell_key, "failed", cell.job.names.label,
+                                      error=f"no leaderboard row after task run {cell.name or cell.job.task_name} "
+                                            f"ended {cell.state_name}{detail}; it runs again on the next trigger")
+            outcomes.append(outcome)
+        close_lost_runs(lost, settings)
+        return outcomes
+
+
+if __name__ == "__main__":
+    from flows.served import main as _main  # the module the parent imports, not a __main__ copy
+
+    _main()

@@ -1,0 +1,86 @@
+"""Nothing to do costs nothing: a rerun of a finished grid is answered from the ledger, before
+Prefect's server starts or TensorFlow is imported (benchmark.resume, ``tlbench run``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmark.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["target_sizes=[120]", "split.test_size=96", "model.units=8", "training.max_epochs=2",
+        "pretrain.max_series=8", "pretrain.windows_per_series=50", "pretrain.training.max_epochs=1",
+        "modes=[scratch,frozen]", "baselines=[naive]"]
+#: Runs ``tlbench run`` (default engine: Prefect, in-process) and reports what it imported.
+PROBE = """
+import json, sys
+from benchmark.cli import main
+code = main(sys.argv[1:])
+print("PROBE " + json.dumps({"code": code, "modules": {m: m in sys.modules for m in
+      ("tensorflow", "keras", "prefect", "prefect.server.api.server")}}))
+"""
+
+
+def _args(data_dir: Path, tmp_path: Path) -> list[str]:
+    args = ["run", "--profile", "smoke", "--data-dir", str(data_dir), "--results", str(tmp_path / "results"),
+            "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    return args + [item for s in TINY for item in ("--set", s)]
+
+
+def test_a_finished_grid_reruns_from_the_ledger_without_prefect_or_tensorflow(data_dir, tmp_path, capsys):
+    from benchmark.leaderboard import Leaderboard
+
+    assert main(_args(data_dir, tmp_path) + ["--engine", "local"]) == 0
+    first = capsys.readouterr().out
+    rows = Leaderboard(str(tmp_path / "results")).read()
+    assert len(rows) == 3  # 2 cells + 1 baseline
+
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}", "TLBENCH_OFFLINE": "1"}
+    t0 = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", PROBE, *_args(data_dir, tmp_path)], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    wall = time.monotonic() - t0
+    assert out.returncode == 0, out.stderr[-3000:]
+    probe = json.loads(out.stdout.split("PROBE ", 1)[1])
+    assert probe["code"] == 0
+    assert probe["modules"] == {"tensorflow": False, "keras": False, "prefect": False,
+                                "prefect.server.api.server": False}
+    assert "{'skipped': 2}" in out.stdout and "nothing to run" in out.stderr
+    # the same summary as the run that trained: the leaderboard and the verdict lines
+    verdicts = [line for line in first.splitlines() if line.startswith("verdict:")]
+    assert verdicts and all(line in out.stdout for line in verdicts)
+    assert "report: " in out.stdout and "frozen" in out.stdout
+    after = Leaderboard(str(tmp_path / "results")).read()
+    assert sorted(after["cell_key"]) == sorted(rows["cell_key"])  # nothing trained
+    # a run that crashed after its last row and before its report: the full path must run
+    from benchmark.config import load_grid
+    from benchmark.grid import plan_grid
+    from benchmark.resume import finished_result
+    from benchmark.settings import Settings
+
+    settings = Settings(data_dir=data_dir, results=str(tmp_path / "results"),
+                        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", allow_download=False)
+    plan = plan_grid(load_grid("smoke", TINY), settings)
+    assert finished_result(plan, settings) is not None
+    report = Path(out.stdout.split("report: ", 1)[1].split()[0])
+    os.utime(report, (0, 0))
+    assert finished_result(plan, settings) is None
+    print(f"rerun of a finished tiny grid: {wall:.1f} s wall (subprocess, imports included; "
+          f"load {os.getloadavg()[0]:.1f})")
+
+
+def test_a_grid_with_one_cell_left_is_not_answered_from_the_ledger(data_dir, tmp_path, settings):
+    from benchmark.config import load_grid
+    from benchmark.grid import plan_grid
+    from benchmark.leaderboard import Leaderboard
+    from benchmark.resume import finished_result, pending_keys
+
+    plan = plan_grid(load_grid("smoke", TINY), settings)
+    assert len(pending_keys(plan, settings)) == 3  # 2 cells + 1 baseline, none finished
+    assert finished_result(plan, settings) is None
+    assert not Leaderboard(settings.results).finished_keys()
