@@ -141,3 +141,12 @@ def test_leaderboard_json_lists_rows(smoke_run):
     rows = json.loads(out.stdout)
     assert len(rows) == 14
     assert {"mode", "mlflow_run_id", "target_size", "architecture", "mase"} <= set(rows[0])
+
+
+def test_leaderboard_opens_with_the_verdict_that_names_the_baselines(smoke_run):
+    root, env, first, _ = smoke_run
+    out = _tlbench(["leaderboard"], env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    verdicts = [line for line in out.stdout.splitlines() if line.startswith("verdict: ")]
+    assert len(verdicts) == 2 and all(line in first.stdout for line in verdicts)
+    assert out.stdout.index("verdict: ") < out.stdout.index("baseline")  # before the table
