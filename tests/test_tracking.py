@@ -21,6 +21,33 @@ TINY = ["target_sizes=[120]", "split.test_size=48", "model.units=8", "training.m
         "modes=[scratch, frozen, finetune]", "baselines=[seasonal_naive]"]
 
 
+def test_cell_names_are_short_for_the_runs_list_and_ascii_for_logs():
+    from benchmark.jobs import CellNames
+
+    names = CellNames("ett/ETTh1:OT", 960, "lstm", "finetune", 0)
+    assert names.run_name == "lstm·finetune·960·s0" and names.task_name == "cell-lstm-finetune-n960-s0"
+    stateful = CellNames("ett/ETTh1:OT", 960, "lstm", "finetune", 1, ("stateful",))
+    assert stateful.run_name == "lstm·finetune·stateful·960·s1"
+    assert names.dataset_name("training", np.datetime64("2016-07-01T00:00"), np.datetime64("2016-08-09T23:00"),
+                              960) == "ett/ETTh1:OT training 2016-07-01 00:00..2016-08-09 23:00 (960 points)"
+    assert names.dataset_name("test", np.int64(10), np.int64(19), 10) == "ett/ETTh1:OT test 10..19 (10 points)"
+
+
+def test_ui_view_prints_the_runs_list_url_the_filter_the_columns_and_the_grouping():
+    from urllib.parse import parse_qs, urlsplit
+
+    from benchmark.cli import ui_view_text
+
+    text = ui_view_text("http://127.0.0.1:5000", {"tlbench-smoke": "3"}, 960)
+    url = text.splitlines()[1].split(": ", 1)[1]
+    parts = urlsplit(url)
+    assert parts.fragment.startswith("/experiments/3/runs?")
+    query = parse_qs(parts.fragment.split("?", 1)[1])
+    assert query["searchFilter"] == ["tags.`tlbench.kind` = 'cell' and tags.target_size = '960'"]
+    assert query["orderByKey"] == ["metrics.`mase`"] and query["orderByAsc"] == ["true"]
+    assert "Tags: architecture, mode, target_size, seed" in text and "Group by > tag `mode`" in text
+
+
 def test_secrets_are_never_logged():
     assert looks_secret("AWS_SECRET_ACCESS_KEY") and looks_secret("db.password") and looks_secret("api_key")
     assert not looks_secret("training.learning_rate")
@@ -60,9 +87,40 @@ def test_run_tree_params_tags_metrics_and_artifacts(server_run):
     history = tracker.client.get_metric_history(cell.info.run_id, "val_loss")
     assert [m.step for m in history] == list(range(len(history))) and len(history) >= 1
     artifacts = {a.path for a in tracker.client.list_artifacts(cell.info.run_id)}
-    assert {"forecast.png", "learning_curve.png", "predictions.parquet", "model"} <= artifacts
+    assert {"forecast.png", "learning_curve.png", "predictions.parquet"} <= artifacts
+    # the model is an MLflow 3 logged model, the run's output, tagged with the body it started from
+    [output] = cell.outputs.model_outputs
+    model = tracker.client.get_logged_model(output.model_id)
+    assert model.name == "model" and model.source_run_id == cell.info.run_id
+    assert model.tags["pretrained_model"] == "pretrained-lstm-m4-hourly"
+    row = result.leaderboard.query("mode == 'finetune'").iloc[0]
+    assert row["model_uri"] == f"models:/{output.model_id}"
+    # its data, as datasets with their contexts and time ranges
+    contexts = {t.value: d.dataset.name for d in cell.inputs.dataset_inputs for t in d.tags}
+    assert sorted(contexts) == ["test", "training", "validation"]
+    assert contexts["test"].startswith("ett/ETTh1:OT test 2018-")
+    assert cell.info.run_name == "lstm·finetune·120·s0"
     pretrain = by_kind["pretrain"][0]
     assert len(tracker.client.get_metric_history(pretrain.info.run_id, "loss")) >= 1
+
+
+def test_experiments_open_in_model_training_mode_new_and_existing(server_run):
+    settings, _ = server_run
+    tracker = Tracker(settings, "tracking-test")
+    assert tracker.client.get_experiment(tracker.experiment_id).tags["mlflow.experimentKind"] == \
+        "custom_model_development"
+    old = tracker.client.create_experiment("tracking-made-before-the-tag")
+    assert "mlflow.experimentKind" not in tracker.client.get_experiment(old).tags
+    assert Tracker(settings, "tracking-made-before-the-tag").ensure_store() == old
+    assert tracker.client.get_experiment(old).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_grid_run_description_holds_the_verdict(server_run):
+    settings, result = server_run
+    note = Tracker(settings, "tracking-test").get_run(result.parent_run_id).data.tags["mlflow.note.content"]
+    assert "**Verdict**" in note and all(f"- {line}" in note for line in result.verdict)
+    assert result.report_url and result.report_url.startswith(settings.tracking_uri + "/#/experiments/")
+    assert f"[HTML report]({result.report_url})" in note
 
 
 def test_pretrained_body_is_registered_and_cells_say_which_version(server_run):
