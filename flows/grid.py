@@ -57,7 +57,8 @@ GridProfile = Literal[tuple(profile_names())]
 
 
 @flow(name="benchmark-grid", log_prints=True)
-def benchmark_grid(grid: Union[GridProfile, str] = "smoke", overrides: list[str] | None = None,
+def benchmark_grid(grid: Union[Annotated[GridProfile, Field(title="profile")],
+                               Annotated[str, Field(title="grid YAML path")]] = "smoke", overrides: list[str] | None = None,
                    execution: Literal["local", "pool"] = "local",
                    concurrency: Annotated[int, Field(ge=1)] = 1,
                    batch_size: Annotated[int, Field(ge=1)] = 4,

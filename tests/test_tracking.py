@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -33,19 +34,19 @@ def test_cell_names_are_short_for_the_runs_list_and_ascii_for_logs():
     assert names.dataset_name("test", np.int64(10), np.int64(19), 10) == "ett/ETTh1:OT test 10..19 (10 points)"
 
 
-def test_ui_view_prints_the_runs_list_url_the_filter_the_columns_and_the_grouping():
+def test_ui_view_prints_the_saved_view_and_the_size_filter():
     from urllib.parse import parse_qs, urlsplit
 
     from benchmark.cli import ui_view_text
 
     text = ui_view_text("http://127.0.0.1:5000", {"tlbench-smoke": "3"}, 960)
-    url = text.splitlines()[1].split(": ", 1)[1]
-    parts = urlsplit(url)
-    assert parts.fragment.startswith("/experiments/3/runs?")
-    query = parse_qs(parts.fragment.split("?", 1)[1])
+    saved, sized = (line.split(": ", 1)[1] for line in text.splitlines()[1:3])
+    assert urlsplit(saved).fragment == ("/experiments/3/runs?viewStateShareKey=tlbench-modes"
+                                        "&workflowType=machine_learning")
+    query = parse_qs(urlsplit(sized).fragment.split("?", 1)[1])
     assert query["searchFilter"] == ["tags.`tlbench.kind` = 'cell' and tags.target_size = '960'"]
     assert query["orderByKey"] == ["metrics.`mase`"] and query["orderByAsc"] == ["true"]
-    assert "Tags: architecture, mode, target_size, seed" in text and "Group by > tag `mode`" in text
+    assert "group by: tags target_size, mode (aggregate: average)" in text
 
 
 def test_secrets_are_never_logged():
@@ -112,7 +113,12 @@ def test_experiments_open_in_model_training_mode_new_and_existing(server_run):
     old = tracker.client.create_experiment("tracking-made-before-the-tag")
     assert "mlflow.experimentKind" not in tracker.client.get_experiment(old).tags
     assert Tracker(settings, "tracking-made-before-the-tag").ensure_store() == old
-    assert tracker.client.get_experiment(old).tags["mlflow.experimentKind"] == "custom_model_development"
+    tags = tracker.client.get_experiment(old).tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    view = json.loads(tags["mlflow.sharedViewState.tlbench-modes"])  # the saved runs view
+    assert view["groupBy"]["groupByKeys"] == [{"mode": "tag", "groupByData": "target_size"},
+                                              {"mode": "tag", "groupByData": "mode"}]
+    assert view["searchFilter"] == "tags.`tlbench.kind` = 'cell'" and "metrics.`mase`" in view["selectedColumns"]
 
 
 def test_grid_run_description_holds_the_verdict(server_run):

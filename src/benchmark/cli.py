@@ -256,19 +256,24 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def ui_view_text(base: str, experiments: dict[str, str], size: int | None = None) -> str:
-    """What ``tlbench ui`` prints: per experiment, the runs list of its cells (best MASE first),
-    then the columns and the grouping that compare modes across seeds."""
-    from benchmark.tracking import VIEW_COLUMNS, VIEW_GROUP_BY, runs_view_filter, runs_view_url
+    """What ``tlbench ui`` prints: per experiment, its saved runs view (cell runs grouped by target
+    size and mode, the seeds' average, best MASE first) and, with ``size``, the cell runs of that
+    size; then the filter, columns and grouping, to rebuild the view by hand."""
+    from benchmark.tracking import (VIEW_COLUMNS, VIEW_GROUP_BY, VIEW_KEY, runs_view_filter,
+                                    runs_view_url)
 
-    lines = ["tlbench runs in the MLflow UI (cell runs, best MASE first):"]
-    lines += [f"  {name}: {runs_view_url(base, eid, size)}" for name, eid in sorted(experiments.items())]
+    lines = [f"tlbench runs in the MLflow UI (saved view {VIEW_KEY!r}: cell runs grouped by "
+             f"{' and '.join(VIEW_GROUP_BY)}, mean over seeds, best MASE first):"]
+    for name, eid in sorted(experiments.items()):
+        lines.append(f"  {name}: {runs_view_url(base, eid)}")
+        if size is not None:
+            lines.append(f"  {name}, n={size} only: {runs_view_url(base, eid, size)}")
     if not experiments:
         lines.append(f"  (no tlbench experiment yet; {base} lists them once a grid has run)")
     lines += [f"search filter: {runs_view_filter(size)}",
-              "columns (Columns button): " + "; ".join(f"{kind}: {', '.join(names)}"
-                                                      for kind, names in VIEW_COLUMNS.items()),
-              f"across seeds: Group by > tag `{VIEW_GROUP_BY}` (mean per mode), then the Chart view "
-              "(a bar chart of metric mase)"]
+              "columns: " + "; ".join(f"{kind}: {', '.join(names)}" for kind, names in VIEW_COLUMNS.items()),
+              f"group by: tags {', '.join(VIEW_GROUP_BY)} (aggregate: average); the Chart view then "
+              "draws one bar per group"]
     return "\n".join(lines)
 
 

@@ -134,14 +134,15 @@ class Tracker:
             try:
                 self._experiment_id = self.client.create_experiment(
                     self.experiment_name, artifact_location=self.settings.artifact_location or None,
-                    tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND})
+                    tags=experiment_tags())
                 return self._experiment_id
             except mlflow.exceptions.MlflowException:
                 # Another process created it between our lookup and create.
                 experiment = self.client.get_experiment_by_name(self.experiment_name)
         self._experiment_id = experiment.experiment_id
-        if experiment.tags.get(TAG_EXPERIMENT_KIND) != EXPERIMENT_KIND:  # created before the tag
-            self.client.set_experiment_tag(self._experiment_id, TAG_EXPERIMENT_KIND, EXPERIMENT_KIND)
+        for key, value in experiment_tags().items():  # experiments made before these tags
+            if experiment.tags.get(key) != value:
+                self.client.set_experiment_tag(self._experiment_id, key, value)
         return self._experiment_id
 
     @property
@@ -439,14 +440,34 @@ class Tracker:
                 if e.name.startswith(prefix)}
 
 
-#: The runs-list view that answers "which mode wins at which size, across seeds". MLflow 3.17 keeps
-#: the search filter and the sort order in the page URL; the columns and the grouping are chosen in
-#: the UI (they are kept per browser), so they are printed for the user to pick.
+#: The runs-list view that answers "which mode wins at which size, across seeds": cell runs only,
+#: best MASE first, grouped by target size and mode with the seeds' average, MASE/sMAPE/MAE and the
+#: seed as columns. MLflow 3.17 opens a view saved on the experiment (the tag
+#: ``mlflow.sharedViewState.<key>``, as its *Views* > *Save view* writes it) from
+#: ``#/experiments/<id>/runs?viewStateShareKey=<key>``; tlbench saves it on every experiment it makes.
+VIEW_KEY = "tlbench-modes"
+TAG_SHARED_VIEW = "mlflow.sharedViewState."
 VIEW_FILTER = "tags.`tlbench.kind` = 'cell'"
 VIEW_ORDER = "metrics.`mase`"
-VIEW_COLUMNS = {"Tags": ("architecture", "mode", "target_size", "seed"),
-                "Metrics": ("mase", "smape", "mae", "train_seconds")}
-VIEW_GROUP_BY = "mode"
+VIEW_COLUMNS = {"Metrics": ("mase", "smape", "mae"), "Tags": ("seed",)}
+VIEW_GROUP_BY = ("target_size", "mode")
+
+
+def runs_view_state() -> str:
+    """The saved view's state as the MLflow UI stores it (JSON)."""
+    import json
+
+    columns = [f"{kind.lower()}.`{name}`" for kind, names in VIEW_COLUMNS.items() for name in names]
+    return json.dumps({
+        "searchFilter": VIEW_FILTER, "orderByKey": VIEW_ORDER, "orderByAsc": True,
+        "selectedColumns": [*columns, "attributes.`Dataset`"],
+        "groupBy": {"aggregateFunction": "average",
+                    "groupByKeys": [{"mode": "tag", "groupByData": key} for key in VIEW_GROUP_BY]}})
+
+
+def experiment_tags() -> dict[str, str]:
+    """The tags of every tlbench experiment: model-training kind, and the saved runs view."""
+    return {TAG_EXPERIMENT_KIND: EXPERIMENT_KIND, TAG_SHARED_VIEW + VIEW_KEY: runs_view_state()}
 
 
 def runs_view_filter(target_size: int | None = None) -> str:
@@ -456,11 +477,16 @@ def runs_view_filter(target_size: int | None = None) -> str:
 
 
 def runs_view_url(base_url: str, experiment_id: str, target_size: int | None = None) -> str:
-    """The experiment's runs list on an MLflow UI at ``base_url``: cell runs only, best MASE first."""
+    """The experiment's runs list on an MLflow UI at ``base_url`` in the model-training workspace:
+    the saved view (grouped by size and mode), or with ``target_size`` the cell runs of that size,
+    best MASE first (the URL then carries the filter and sort, which a saved view cannot take)."""
     from urllib.parse import urlencode
 
-    query = urlencode({"searchFilter": runs_view_filter(target_size), "orderByKey": VIEW_ORDER,
-                       "orderByAsc": "true", "workflowType": "machine_learning"})
+    if target_size is None:
+        query = urlencode({"viewStateShareKey": VIEW_KEY, "workflowType": "machine_learning"})
+    else:
+        query = urlencode({"searchFilter": runs_view_filter(target_size), "orderByKey": VIEW_ORDER,
+                           "orderByAsc": "true", "workflowType": "machine_learning"})
     return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
 
 
