@@ -326,7 +326,8 @@ class Tracker:
                        alias: str = "current") -> str:
         """Register a model of ``run_id`` as a new version of ``name``, point ``alias`` at it, and
         return the version number (as a string). ``artifact_path``: the ``models:/<id>`` URI of a
-        logged model (:meth:`log_keras_model`), or a folder in the run's artifacts.
+        logged model (:meth:`log_keras_model`), the name of one the run logged, or a folder in the
+        run's artifacts.
 
         MLflow reserves the alias ``latest`` (``models:/NAME/latest`` is built in and always means
         the newest version), so tlbench's moving alias is ``current``.
@@ -339,6 +340,12 @@ class Tracker:
         except MlflowException as exc:
             if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code) and "already exists" not in str(exc):
                 raise
+        if not artifact_path.startswith("models:/"):  # a logged model of the run by name, if it has one
+            outputs = self.client.get_run(run_id).outputs
+            for output in (outputs.model_outputs if outputs else []):
+                if self.client.get_logged_model(output.model_id).name == artifact_path:
+                    artifact_path = f"models:/{output.model_id}"
+                    break
         model_id = artifact_path.removeprefix("models:/") if artifact_path.startswith("models:/") else None
         source = artifact_path if model_id else f"{self.client.get_run(run_id).info.artifact_uri}/{artifact_path}"
         version = self.client.create_model_version(name, source=source, run_id=run_id, model_id=model_id,
