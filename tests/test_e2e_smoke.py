@@ -113,6 +113,8 @@ def test_mlflow_holds_the_run_tree_and_models_that_round_trip(smoke_run):
 
     rows = Leaderboard(str(root / "results")).read(kind="model")
     row = rows.iloc[0]
+    import benchmark.models  # noqa: F401 - registers tlbench's custom layers (WindowNorm) with Keras
+
     model = mlflow.keras.load_model(row["model_uri"])
     spec = load_grid("smoke", [TINY[i + 1] for i in range(0, len(TINY), 2)])
     settings = Settings(data_dir=Path(env["TLBENCH_DATA_DIR"]))
