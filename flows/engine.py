@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 
 from benchmark.config import spec_hash
 from benchmark.errors import TlbenchError
@@ -201,6 +201,56 @@ class _Child:
     state_message: str | None = None
     final: bool = False
     pending_since: float | None = None
+    worker: str | None = None  # the worker running it (its ``tlbench.worker`` label)
+
+
+class CellTable:
+    """One row per cell of a pool-mode grid, in the parent flow run's table artifact
+    ``grid-cells``: the cell, its state (``FINISHED``/``FAILED`` once its leaderboard row says so,
+    else its child run's state), the worker and host that ran it, its child run and MASE.
+    Republished when a row changes, reading the ledger at most every ``ledger_s`` seconds (and
+    whenever a child run's state changes); never fails a grid."""
+
+    key = "grid-cells"
+
+    def __init__(self, ledger_s: float = 15.0):
+        self.ledger_s = ledger_s
+        self._rows: list[dict] | None = None
+        self._recorded: dict[str, CellOutcome] = {}
+        self._read_at = -float("inf")
+        self._states: list[str] = []
+
+    def rows(self, children: Sequence[_Child]) -> list[dict]:
+        rows = []
+        for child in children:
+            for job in child.jobs:
+                outcome = self._recorded.get(job.cell_key)
+                mase = (outcome.metrics or {}).get("mase") if outcome else None
+                rows.append({"cell": job.names.run_name, "target": job.names.target,
+                             "state": outcome.status.upper() if outcome else child.state_name,
+                             "worker": child.worker or "", "host": (outcome and outcome.worker_host) or "",
+                             "child run": child.name,
+                             "mase": round(float(mase), 4) if mase is not None and mase == mase else None})
+        return rows
+
+    def publish(self, children: Sequence[_Child], settings: Settings) -> None:
+        from prefect.context import FlowRunContext
+
+        if FlowRunContext.get() is None:
+            return
+        try:
+            states = [child.state_name for child in children]
+            started = [job for child in children if child.state_name != "SCHEDULED" for job in child.jobs]
+            if started and (states != self._states or time.monotonic() - self._read_at >= self.ledger_s):
+                self._recorded, self._read_at = ledger_outcomes(started, settings), time.monotonic()
+            self._states = states
+            rows = self.rows(children)
+            if rows != self._rows:
+                done = sum(row["state"] in ("FINISHED", "FAILED") for row in rows)
+                create_table_artifact(rows, key=self.key, description=f"cells: {done}/{len(rows)} recorded")
+                self._rows = rows
+        except Exception:  # noqa: BLE001 - a table is presentation; the ledger has the outcomes
+            _log().warning("could not publish the cell table", exc_info=True)
 
 
 class PoolEngine:
@@ -227,6 +277,7 @@ class PoolEngine:
         self._heartbeats: dict[str, tuple[Any, float]] = {}
         self._batches_submitted = 0
         self._lock = threading.Lock()
+        self.table = CellTable()
 
     @property
     def slots(self) -> int:
@@ -267,7 +318,7 @@ class PoolEngine:
             children = self._submit(batches, settings)
             _log().info("pool mode: %d cell(s) in %d child run(s) of %s (pool %r)", len(jobs),
                         len(children), self.deployment, pool)
-            self._wait(client, children, pool, len(jobs))
+            self._wait(client, children, pool, len(jobs), settings)
             for child in children:
                 if child.state_name != "COMPLETED":
                     close_orphan_task_runs(client, child.flow_run_id, f"its flow run {child.name} ended "
@@ -317,7 +368,8 @@ class PoolEngine:
             children.append(_Child(flow_run.id, name, batch))
         return children
 
-    def _wait(self, client, children: list[_Child], pool: str, total_cells: int) -> None:
+    def _wait(self, client, children: list[_Child], pool: str, total_cells: int,
+              settings: Settings | None = None) -> None:
         """Poll the children's states until all are final or the deadline passes. Children left
         RUNNING or PENDING at the deadline are marked CRASHED, SCHEDULED ones CANCELLED (so they
         never start later and race a rerun). API errors are retried until the deadline: a server
@@ -330,6 +382,8 @@ class PoolEngine:
             except Exception as exc:  # noqa: BLE001 - transient; the deadline bounds the retries
                 _log().warning("polling the child runs failed (%s: %s); retrying in %.0f s",
                                type(exc).__name__, exc, self.poll_s)
+            if settings is not None:
+                self.table.publish(children, settings)
             # a child that did not complete is counted from the ledger at the end (done or failed)
             done = sum(len(c.jobs) for c in children if c.final and c.state_name == "COMPLETED")
             if done > reported:
@@ -370,6 +424,7 @@ class PoolEngine:
             if state is None:
                 continue
             child.state_name, child.state_message = state.type.value, state.message
+            child.worker = (run.labels or {}).get(WORKER_LABEL) or child.worker
             if state.is_final():
                 child.final = True
             elif state.is_running():

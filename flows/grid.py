@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from pydantic import Field
 
-from benchmark.config import load_grid
+from benchmark.config import load_grid, profile_names
 from benchmark.grid import GridResult, run_grid
 from benchmark.settings import Settings, apply_mlflow_http_policy
 from flows.engine import make_engine
@@ -37,19 +37,28 @@ def _publish(result: GridResult) -> None:
              f"- cells: {counts}", f"- wall time: {result.wall_seconds:.1f} s",
              f"- MLflow parent run: `{result.parent_run_id}`",
              f"- aggregated leaderboard: `{result.aggregate_uri}`"]
-    if result.report_path:
-        uri = Path(result.report_path).as_uri()
-        lines.append(f"- report: [{result.report_path}]({uri}) (also under `report/` in the MLflow parent "
-                     "run's artifacts)")
-        create_link_artifact(uri, link_text="HTML report", key="grid-report",
-                             description=f"grid {result.grid} run {result.run_id}")
+    if result.report_url:  # the copy stored with the grid's MLflow run, on the tracking server
+        lines.append(f"- report: [HTML report]({result.report_url}) (MLflow run "
+                     f"`{result.parent_run_id}`, artifacts `report/`)")
+        create_link_artifact(result.report_url, link_text="HTML report (MLflow)", key="grid-report",
+                             description=f"grid {result.grid} run {result.run_id}: the report stored "
+                                         "with the grid's MLflow run")
+    elif result.report_path:  # a local tracking store: no URL another machine can open
+        lines.append(f"- report: `report/{Path(result.report_path).name}` in the artifacts of MLflow run "
+                     f"`{result.parent_run_id}` (local store: open it with `tlbench ui` on "
+                     f"`{Path(result.report_path).parent.parent}`'s machine; copy at `{result.report_path}`)")
     for outcome in result.failed:
         lines.append(f"- FAILED {outcome.label}: {outcome.error}")
     create_markdown_artifact("\n".join(lines), key="grid-summary")
 
 
+#: The profiles shipped with the package, offered as choices by the dashboard's form.
+GridProfile = Literal[tuple(profile_names())]
+
+
 @flow(name="benchmark-grid", log_prints=True)
-def benchmark_grid(grid: str = "smoke", overrides: list[str] | None = None,
+def benchmark_grid(grid: Union[Annotated[GridProfile, Field(title="profile")],
+                               Annotated[str, Field(title="grid YAML path")]] = "smoke", overrides: list[str] | None = None,
                    execution: Literal["local", "pool", "served"] = "local",
                    concurrency: Annotated[int, Field(ge=1)] = 1,
                    batch_size: Annotated[int, Field(ge=1)] = 4,
@@ -60,7 +69,7 @@ def benchmark_grid(grid: str = "smoke", overrides: list[str] | None = None,
     """Run a grid spec (a profile name or a YAML path, plus ``key=value`` overrides).
 
     Args:
-        grid: A profile name (smoke, standard, nightly) or a path to a grid YAML file.
+        grid: A shipped profile (the choices) or the path of a grid YAML file on the worker.
         overrides: ``dotted.key=value`` overrides, e.g. ``training.max_epochs=3``.
         execution: ``local``: train every cell in this flow run; ``pool``: send the cells to the
             work pool as child runs of the ``train-cell`` deployment; ``served``: send each cell as

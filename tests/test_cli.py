@@ -94,3 +94,17 @@ def test_evaluate_source_model_that_is_not_there(capsys, data_dir, tmp_path):
     (tmp_path / "empty").mkdir()
     code, _, err = run(capsys, *base, "--model", str(tmp_path / "empty"))
     assert code == 2 and "the folder has no model.keras" in err
+
+
+def test_log_lines_name_the_prefect_run_they_come_from():
+    import logging
+
+    from benchmark.cli import _RunNameFormatter
+
+    formatter = _RunNameFormatter("%(levelname)s %(name)s: %(message)s")
+    record = logging.LogRecord("prefect.task_runs", logging.INFO, __file__, 1, "Finished in state Completed()",
+                               None, None)
+    record.task_run_name = "cell-lstm-finetune-n960-s0"
+    assert formatter.format(record) == "INFO prefect.task_runs [cell-lstm-finetune-n960-s0]: Finished in state Completed()"
+    plain = logging.LogRecord("tlbench", logging.INFO, __file__, 1, "hello", None, None)
+    assert formatter.format(plain) == "INFO tlbench: hello"

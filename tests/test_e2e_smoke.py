@@ -105,7 +105,8 @@ def test_mlflow_holds_the_run_tree_and_models_that_round_trip(smoke_run):
             "tlbench.grid_id", "package_version", "worker_host", "device"} <= set(cell.data.tags)
     assert len(client.get_metric_history(cell.info.run_id, "val_loss")) >= 1
     artifacts = {a.path for a in client.list_artifacts(cell.info.run_id)}
-    assert {"forecast.png", "learning_curve.png", "predictions.parquet", "model"} <= artifacts
+    assert {"forecast.png", "learning_curve.png", "predictions.parquet"} <= artifacts
+    assert [client.get_logged_model(o.model_id).name for o in cell.outputs.model_outputs] == ["model"]
 
     # the logged model reproduces the logged predictions
     import pandas as pd
@@ -117,6 +118,8 @@ def test_mlflow_holds_the_run_tree_and_models_that_round_trip(smoke_run):
 
     rows = Leaderboard(str(root / "results")).read(kind="model")
     row = rows.iloc[0]
+    import benchmark.models  # noqa: F401 - registers tlbench's custom layers (WindowNorm) with Keras
+
     model = mlflow.keras.load_model(row["model_uri"])
     spec = load_grid("smoke", [TINY[i + 1] for i in range(0, len(TINY), 2)])
     settings = Settings(data_dir=Path(env["TLBENCH_DATA_DIR"]))

@@ -199,6 +199,25 @@ def test_outcomes_come_from_the_leaderboard_with_the_child_state_for_lost_cells(
     assert closed == [jobs[2]]  # MLflow runs a crashed child left RUNNING are closed now
 
 
+def test_the_cell_table_has_a_row_per_cell_with_its_state_worker_and_host():
+    from benchmark.jobs import CellOutcome
+    from flows.engine import CellTable
+
+    jobs = cell_jobs(3)
+    done = _Child(uuid.uuid4(), "cells-a", jobs[:2], "COMPLETED", final=True, worker="gpu-0")
+    waiting = _Child(uuid.uuid4(), "cells-b", jobs[2:], "SCHEDULED")
+    table = CellTable()
+    table._recorded = {jobs[0].cell_key: CellOutcome(jobs[0].cell_key, "finished", "x", {"mase": 0.81234},
+                                                     worker_host="node-7"),
+                       jobs[1].cell_key: CellOutcome(jobs[1].cell_key, "failed", "x", error="NaN")}
+    rows = table.rows([done, waiting])
+    assert [r["cell"] for r in rows] == [job.names.run_name for job in jobs]
+    assert [r["state"] for r in rows] == ["FINISHED", "FAILED", "SCHEDULED"]
+    assert [(r["worker"], r["host"], r["child run"]) for r in rows] == [
+        ("gpu-0", "node-7", "cells-a"), ("gpu-0", "", "cells-a"), ("", "", "cells-b")]
+    assert [r["mase"] for r in rows] == [0.8123, None, None]
+
+
 # ------------------------------------------------------------------ flows and their forms
 
 
@@ -209,6 +228,10 @@ def test_benchmark_grid_parameters_render_as_a_form():
 
     properties = parameter_schema(benchmark_grid).model_dump()["properties"]
     assert properties["execution"]["enum"] == ["local", "pool", "served"]
+    from benchmark.config import profile_names
+
+    choices, path = properties["grid"]["anyOf"]  # the shipped profiles as choices, or a path
+    assert choices["enum"] == profile_names() and path == {"type": "string", "title": "grid YAML path"}
     assert properties["batch_size"]["type"] == "integer" and properties["batch_size"]["minimum"] == 1
     assert properties["batch_size"]["default"] == 4
     assert "cells per child flow run" in properties["batch_size"]["description"]

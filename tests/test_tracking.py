@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -19,6 +20,33 @@ pytestmark = pytest.mark.e2e
 TINY = ["target_sizes=[120]", "split.test_size=48", "model.units=8", "training.max_epochs=2",
         "pretrain.max_series=6", "pretrain.windows_per_series=40", "pretrain.training.max_epochs=1",
         "modes=[scratch, frozen, finetune]", "baselines=[seasonal_naive]"]
+
+
+def test_cell_names_are_short_for_the_runs_list_and_ascii_for_logs():
+    from benchmark.jobs import CellNames
+
+    names = CellNames("ett/ETTh1:OT", 960, "lstm", "finetune", 0)
+    assert names.run_name == "lstm·finetune·960·s0" and names.task_name == "cell-lstm-finetune-n960-s0"
+    stateful = CellNames("ett/ETTh1:OT", 960, "lstm", "finetune", 1, ("stateful",))
+    assert stateful.run_name == "lstm·finetune·stateful·960·s1"
+    assert names.dataset_name("training", np.datetime64("2016-07-01T00:00"), np.datetime64("2016-08-09T23:00"),
+                              960) == "ett/ETTh1:OT training 2016-07-01 00:00..2016-08-09 23:00 (960 points)"
+    assert names.dataset_name("test", np.int64(10), np.int64(19), 10) == "ett/ETTh1:OT test 10..19 (10 points)"
+
+
+def test_ui_view_prints_the_saved_view_and_the_size_filter():
+    from urllib.parse import parse_qs, urlsplit
+
+    from benchmark.cli import ui_view_text
+
+    text = ui_view_text("http://127.0.0.1:5000", {"tlbench-smoke": "3"}, 960)
+    saved, sized = (line.split(": ", 1)[1] for line in text.splitlines()[1:3])
+    assert urlsplit(saved).fragment == ("/experiments/3/runs?viewStateShareKey=tlbench-modes"
+                                        "&workflowType=machine_learning")
+    query = parse_qs(urlsplit(sized).fragment.split("?", 1)[1])
+    assert query["searchFilter"] == ["tags.`tlbench.kind` = 'cell' and tags.target_size = '960'"]
+    assert query["orderByKey"] == ["metrics.`mase`"] and query["orderByAsc"] == ["true"]
+    assert "group by: tags target_size, mode (aggregate: average)" in text
 
 
 def test_secrets_are_never_logged():
@@ -60,9 +88,45 @@ def test_run_tree_params_tags_metrics_and_artifacts(server_run):
     history = tracker.client.get_metric_history(cell.info.run_id, "val_loss")
     assert [m.step for m in history] == list(range(len(history))) and len(history) >= 1
     artifacts = {a.path for a in tracker.client.list_artifacts(cell.info.run_id)}
-    assert {"forecast.png", "learning_curve.png", "predictions.parquet", "model"} <= artifacts
+    assert {"forecast.png", "learning_curve.png", "predictions.parquet"} <= artifacts
+    # the model is an MLflow 3 logged model, the run's output, tagged with the body it started from
+    [output] = cell.outputs.model_outputs
+    model = tracker.client.get_logged_model(output.model_id)
+    assert model.name == "model" and model.source_run_id == cell.info.run_id
+    assert model.tags["pretrained_model"] == "pretrained-lstm-m4-hourly"
+    row = result.leaderboard.query("mode == 'finetune'").iloc[0]
+    assert row["model_uri"] == f"models:/{output.model_id}"
+    # its data, as datasets with their contexts and time ranges
+    contexts = {t.value: d.dataset.name for d in cell.inputs.dataset_inputs for t in d.tags}
+    assert sorted(contexts) == ["test", "training", "validation"]
+    assert contexts["test"].startswith("ett/ETTh1:OT test 2018-")
+    assert cell.info.run_name == "lstm·finetune·120·s0"
     pretrain = by_kind["pretrain"][0]
     assert len(tracker.client.get_metric_history(pretrain.info.run_id, "loss")) >= 1
+
+
+def test_experiments_open_in_model_training_mode_new_and_existing(server_run):
+    settings, _ = server_run
+    tracker = Tracker(settings, "tracking-test")
+    assert tracker.client.get_experiment(tracker.experiment_id).tags["mlflow.experimentKind"] == \
+        "custom_model_development"
+    old = tracker.client.create_experiment("tracking-made-before-the-tag")
+    assert "mlflow.experimentKind" not in tracker.client.get_experiment(old).tags
+    assert Tracker(settings, "tracking-made-before-the-tag").ensure_store() == old
+    tags = tracker.client.get_experiment(old).tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    view = json.loads(tags["mlflow.sharedViewState.tlbench-modes"])  # the saved runs view
+    assert view["groupBy"]["groupByKeys"] == [{"mode": "tag", "groupByData": "target_size"},
+                                              {"mode": "tag", "groupByData": "mode"}]
+    assert view["searchFilter"] == "tags.`tlbench.kind` = 'cell'" and "metrics.`mase`" in view["selectedColumns"]
+
+
+def test_grid_run_description_holds_the_verdict(server_run):
+    settings, result = server_run
+    note = Tracker(settings, "tracking-test").get_run(result.parent_run_id).data.tags["mlflow.note.content"]
+    assert "**Verdict**" in note and all(f"- {line}" in note for line in result.verdict)
+    assert result.report_url and result.report_url.startswith(settings.tracking_uri + "/#/experiments/")
+    assert f"[HTML report]({result.report_url})" in note
 
 
 def test_pretrained_body_is_registered_and_cells_say_which_version(server_run):

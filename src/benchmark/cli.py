@@ -274,18 +274,61 @@ def cmd_repair(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    """Start ``mlflow server`` on the embedded store, bound to 127.0.0.1 unless told otherwise."""
+    """Print the runs-list view of tlbench's experiments (URL with the search filter and sort,
+    then the columns and grouping to pick), then start ``mlflow server`` on the embedded store,
+    bound to 127.0.0.1 unless told otherwise. With a server tracking URI, only print its view."""
+    from benchmark.tracking import Tracker
+
     settings = _settings(args)
-    if not settings.tracking_uri.startswith("sqlite:"):
-        raise TlbenchError(f"tlbench ui serves the embedded SQLite store; the tracking URI is "
-                           f"{settings.tracking_uri} (open that server's UI instead)")
-    settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    local = settings.tracking_uri.startswith("sqlite:")
+    if local:
+        settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    base = f"http://{args.host}:{args.port}" if local else settings.tracking_uri
+    found = Tracker(settings, "tlbench-ui").experiment_ids(settings.experiment or "tlbench-")
+    if settings.experiment:
+        found = {name: eid for name, eid in found.items() if name == settings.experiment}
+    print(ui_view_text(base, found, args.size))
+    if not local:
+        return 0
     command = [sys.executable, "-m", "mlflow", "server", "--host", args.host, "--port", str(args.port),
                "--workers", "1", "--backend-store-uri", settings.tracking_uri,
                "--default-artifact-root", settings.artifact_location]
     print("starting:", " ".join(command))
+    sys.stdout.flush()
     os.execv(sys.executable, command)
     return 0  # pragma: no cover
+
+
+def ui_view_text(base: str, experiments: dict[str, str], size: int | None = None) -> str:
+    """What ``tlbench ui`` prints: per experiment, its saved runs view (cell runs grouped by target
+    size and mode, the seeds' average, best MASE first) and, with ``size``, the cell runs of that
+    size; then the filter, columns and grouping, to rebuild the view by hand."""
+    from benchmark.tracking import (VIEW_COLUMNS, VIEW_GROUP_BY, VIEW_KEY, runs_view_filter,
+                                    runs_view_url)
+
+    lines = [f"tlbench runs in the MLflow UI (saved view {VIEW_KEY!r}: cell runs grouped by "
+             f"{' and '.join(VIEW_GROUP_BY)}, mean over seeds, best MASE first):"]
+    for name, eid in sorted(experiments.items()):
+        lines.append(f"  {name}: {runs_view_url(base, eid)}")
+        if size is not None:
+            lines.append(f"  {name}, n={size} only: {runs_view_url(base, eid, size)}")
+    if not experiments:
+        lines.append(f"  (no tlbench experiment yet; {base} lists them once a grid has run)")
+    lines += [f"search filter: {runs_view_filter(size)}",
+              "columns: " + "; ".join(f"{kind}: {', '.join(names)}" for kind, names in VIEW_COLUMNS.items()),
+              f"group by: tags {', '.join(VIEW_GROUP_BY)} (aggregate: average); the Chart view then "
+              "draws one bar per group"]
+    return "\n".join(lines)
+
+
+class _RunNameFormatter(logging.Formatter):
+    """Names the Prefect task or flow run a log line comes from (Prefect puts ``task_run_name``
+    and ``flow_run_name`` on its records), so ``Finished in state Completed()`` says whose."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        run = getattr(record, "task_run_name", None) or getattr(record, "flow_run_name", None)
+        return text.replace(f" {record.name}: ", f" {record.name} [{run}]: ", 1) if run else text
 
 
 def _add_settings(parser: argparse.ArgumentParser, data=True) -> None:
@@ -378,8 +421,10 @@ def build_parser() -> argparse.ArgumentParser:
     protocols = sub.add_parser("protocols", help="list the evaluation protocols (split.protocol)")
     protocols.set_defaults(func=cmd_protocols)
 
-    ui = sub.add_parser("ui", help="start the MLflow UI on the embedded store")
+    ui = sub.add_parser("ui", help="print the runs-list view and start the MLflow UI on the embedded store")
     _add_settings(ui, data=False)
+    ui.add_argument("--experiment", help="MLflow experiment (default: every tlbench-* experiment)")
+    ui.add_argument("--size", type=int, help="only the cells of this target size, e.g. 960")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(func=cmd_ui)
@@ -389,8 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_RunNameFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "alembic", "urllib3", "httpx",
                   "mlflow.store.db.utils"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -116,11 +116,15 @@ def run_grid(spec: GridSpec, settings: Settings, engine: Engine | None = None,
         tracker.log_metrics(context.parent_run_id, {
             "cells_total": len(jobs), "cells_failed": len(failed), "cells_skipped": len(skipped),
             "wall_seconds": time.perf_counter() - t0})
+        verdict = headline(agg) if agg is not None else []
+        report_url = tracker.describe_grid_run(  # the verdict and the report link, in the MLflow UI
+            context.parent_run_id, f"`{spec.name}`, run `{context.run_id}`", [o.status for o in all_outcomes],
+            verdict, "report/report.html" if report_path else None)
         tracker.end_run(context.parent_run_id, "FAILED" if failed else "FINISHED",
                         error=f"{len(failed)} cell(s) failed" if failed else None)
         return GridResult(spec.name, plan.grid_id, context.run_id, context.parent_run_id, all_outcomes,
-                          rows, aggregate_uri, time.perf_counter() - t0, report_path, agg,
-                          headline(agg) if agg is not None else [])
+                          rows, aggregate_uri, time.perf_counter() - t0, report_path, agg, verdict,
+                          report_url)
     except BaseException as exc:
         try:
             tracker.end_run(context.parent_run_id, "FAILED", error=f"{type(exc).__name__}: {exc}")

@@ -73,19 +73,43 @@ class CellNames:
 
     @property
     def run_name(self) -> str:
-        """``lstm-frozen-stateful-n240-s0``: the cell's MLflow run name."""
-        variant = "".join(f"-{part}" for part in self.variant)
-        return f"{self.architecture}-{self.mode}{variant}-n{self.target_size}-s{self.seed}"
+        """``lstm·frozen·stateful·240·s0``: the cell's MLflow run name, short enough for the runs
+        list (the target and the full label are in :attr:`description`)."""
+        return "·".join((self.architecture, self.mode, *self.variant, str(self.target_size),
+                         f"s{self.seed}"))
 
     @property
     def task_name(self) -> str:
-        """The cell's Prefect task-run name."""
-        return f"cell-{self.run_name}"
+        """``cell-lstm-frozen-stateful-n240-s0``: the cell's Prefect task-run name (ASCII, for logs)."""
+        variant = "".join(f"-{part}" for part in self.variant)
+        return f"cell-{self.architecture}-{self.mode}{variant}-n{self.target_size}-s{self.seed}"
+
+    def description(self, cell_key: str, pretrained: str | None = None) -> str:
+        """The cell run's description (markdown): the full label, its key and the body it started from."""
+        lines = [f"**{self.label}**", "", f"- cell key: `{cell_key}`"]
+        if pretrained:
+            lines.append(f"- pretrained body: `{pretrained}` (Model Registry)")
+        return "\n".join(lines)
+
+    def dataset_name(self, context: str, first: Any, last: Any, points: int) -> str:
+        """``ett/ETTh1:OT training 2016-07-01 00:00..2016-07-09 23:00 (192 points)``: the name of
+        the MLflow dataset of one split of the cell's target, with its time range."""
+        return f"{self.target} {context} {_stamp(first)}..{_stamp(last)} ({points} points)"
 
     def columns(self) -> dict[str, Any]:
         """The cell's coordinates as leaderboard columns (typed); tags are their strings."""
         return {"target": self.target, "target_size": self.target_size,
                 "architecture": self.architecture, "mode": self.mode, "seed": self.seed}
+
+
+def _stamp(value: Any) -> str:
+    """A time-range end: ``YYYY-MM-DD HH:MM`` for timestamps, the value itself for step indices."""
+    try:
+        if isinstance(value, (int,)) or (hasattr(value, "dtype") and value.dtype.kind in "iuf"):
+            return str(value)
+        return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
+    except (TypeError, ValueError):
+        return str(value)
 
 
 @dataclass(frozen=True)
@@ -168,6 +192,7 @@ class CellOutcome:
     mlflow_run_id: str | None = None
     error: str | None = None
     seconds: float = 0.0
+    worker_host: str | None = None  # the machine that trained it (from its leaderboard row)
 
 
 @dataclass
@@ -198,6 +223,7 @@ class GridResult:
     report_path: str | None = None
     aggregate: pd.DataFrame | None = None  # benchmark.ranking.aggregate of ``leaderboard``, computed once
     verdict: list[str] = field(default_factory=list)  # benchmark.verdicts.headline: the baselines in words
+    report_url: str | None = None  # the report on the tracking server's UI (None for a local store)
 
     @property
     def failed(self) -> list[CellOutcome]:

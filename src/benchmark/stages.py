@@ -34,7 +34,8 @@ from benchmark.jobs import (BaselineJob, CellJob, CellNames, CellOutcome, CellRe
 from benchmark.leaderboard import Leaderboard
 from benchmark.metrics import METRIC_NAMES, Z_METRIC_NAMES
 from benchmark.settings import Settings
-from benchmark.tracking import TAG_CELL_KEY, TAG_GRID_ID, TAG_RUN_ID, Tracker, flatten, host_and_device
+from benchmark.tracking import (TAG_CELL_KEY, TAG_GRID_ID, TAG_NOTE, TAG_RUN_ID, DatasetRef, Tracker,
+                                flatten, host_and_device)
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +149,10 @@ def _pretrain(job: PretrainJob, settings: Settings, tracker: Tracker, name: str,
                                      "n_train_windows": len(arrays.x_train),
                                      "n_series": arrays.n_series,
                                      "best_val_loss": min(fit.history.get("val_loss", [np.nan]))})
-        tracker.log_keras_model(run_id, model, arrays.x_val[:4])
-        version = tracker.register_model(name, run_id, "model", {"pretrain_key": job.key,
-                                                                 "sha256": sha})
+        model_uri = tracker.log_keras_model(run_id, model, arrays.x_val[:4],
+                                            tags={"pretrain_key": job.key, "registered_model": name})
+        version = tracker.register_model(name, run_id, model_uri, {"pretrain_key": job.key,
+                                                                   "sha256": sha})
         tracker.set_tags(run_id, {"registered_model": name, "registered_version": version})
         ref = PretrainedRef(job.key, str(path), sha, run_id, fit.seconds, False, name, version)
         _write_meta(folder, ref, architecture=job.model.architecture,
@@ -324,7 +326,8 @@ def cell_tags(job: CellJob) -> dict[str, str]:
             "pretrain_seed": str(cell.pretrain_seed),
             TAG_RUN_ID: job.context.run_id, TAG_CELL_KEY: job.cell_key,
             "package_version": __version__, "git_commit": job.context.git_commit or "",
-            "worker_host": host, "device": device, "data_fingerprint": job.data_fingerprint}
+            "worker_host": host, "device": device, "data_fingerprint": job.data_fingerprint,
+            TAG_NOTE: job.names.description(job.cell_key, job.pretrained and job.pretrained.registry_version)}
     if job.pretrained is not None:
         tags["pretrained_key"] = job.pretrained.key
         tags["pretrained_run_id"] = job.pretrained.mlflow_run_id or ""
@@ -372,7 +375,7 @@ def run_cell(job: CellJob, settings: Settings) -> CellOutcome:
     try:
         result = train_and_evaluate(job.cell, settings, job.pretrained, curves.on_epoch_end)
         curves.flush()
-        model_uri = _log_cell(tracker, run_id, result, names.label)
+        model_uri = _log_cell(tracker, run_id, result, job, settings)
         # The row goes in before the run is marked FINISHED: a crash (or an MLflow outage) in
         # between leaves a RUNNING run whose cell is already counted; the next run of the grid marks
         # that run FINISHED (close_stale_runs with the row's run id): never a double count.
@@ -399,21 +402,41 @@ def run_cell(job: CellJob, settings: Settings) -> CellOutcome:
                        seconds=result.fit.seconds)
 
 
-def _log_cell(tracker: Tracker, run_id: str, result: CellResult, label: str) -> str:
-    """A trained cell's metrics, plots, predictions and model on its MLflow run; the model URI."""
+def _log_cell(tracker: Tracker, run_id: str, result: CellResult, job: CellJob, settings: Settings) -> str:
+    """A trained cell's metrics, plots, predictions, datasets and model on its MLflow run; the
+    model URI (``models:/<id>``, its logged model, tagged with the pretrained body it started from)."""
     from benchmark.report import forecast_figure, learning_curve_figure
 
-    fit, data = result.fit, result.data
+    fit, data, label = result.fit, result.data, job.names.label
     tracker.log_metrics(run_id, {**result.metrics, "train_seconds": fit.seconds,
                                  "epochs": fit.epochs_run, "best_epoch": fit.best_epoch,
                                  "trainable_params": result.params["trainable"],
                                  "frozen_params": result.params["non_trainable"]})
+    tracker.log_datasets(run_id, cell_datasets(job, data, str(settings.data_dir)))
     tracker.log_figure(run_id, forecast_figure(data.test_ds[:, 0], data.y_test_true[:, 0],
                                                result.y_pred[:, 0], title=label), "forecast.png")
     tracker.log_figure(run_id, learning_curve_figure(fit.history, title=label), "learning_curve.png")
     tracker.log_frame(run_id, pd.DataFrame({"ds": data.test_ds[:, 0], "y": data.y_test_true[:, 0],
                                             "y_pred": result.y_pred[:, 0]}), "predictions.parquet")
-    return tracker.log_keras_model(run_id, result.model, data.x_test[:4])
+    lineage = {"tlbench.cell_key": job.cell_key, "mode": job.cell.mode}
+    if job.pretrained is not None:
+        lineage.update(pretrained_model=job.pretrained.registry_name or "",
+                       pretrained_version=job.pretrained.version or "",
+                       pretrained_key=job.pretrained.key)
+    return tracker.log_keras_model(run_id, result.model, data.x_test[:4], tags=lineage)
+
+
+def cell_datasets(job: CellJob, data, data_dir: str) -> list[DatasetRef]:
+    """The training, validation and test data of a cell (its windows, scaled) as MLflow datasets,
+    each named with its slice of the target and that slice's time range."""
+    cut, names = data.split, job.names
+    ds = data.ds if data.ds is not None else np.arange(cut.n_total)
+    source = f"{data_dir.rstrip('/')}/{job.cell.target.source}"
+    parts = (("training", cut.history_start, cut.val_start, data.x_train, data.y_train),
+             ("validation", cut.val_start, cut.test_start, data.x_val, data.y_val),
+             ("test", cut.test_start, cut.end, data.x_test, data.y_test))
+    return [DatasetRef(context, names.dataset_name(context, ds[start], ds[end - 1], end - start), source, x, y)
+            for context, start, end, x, y in parts if end > start and len(x)]
 
 
 # --------------------------------------------------------------------------- leaderboard rows
@@ -538,7 +561,8 @@ def ledger_outcomes(jobs: Sequence[CellJob], settings: Settings) -> dict[str, Ce
             row = by_key.get(job.cell_key, {})
             outcomes[job.cell_key] = CellOutcome(
                 job.cell_key, "finished", label, {m: float(row[m]) for m in METRIC_NAMES if m in row},
-                row.get("mlflow_run_id"), seconds=float(row.get("train_seconds", 0.0)))
+                row.get("mlflow_run_id"), seconds=float(row.get("train_seconds", 0.0)),
+                worker_host=row.get("worker_host"))
         elif job.cell_key in errors:
             outcomes[job.cell_key] = CellOutcome(job.cell_key, "failed", label, error=errors[job.cell_key])
     return outcomes

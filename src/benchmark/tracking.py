@@ -57,6 +57,16 @@ _SECRET_PATTERN = re.compile(r"(secret|password|passwd|token|api[_-]?key|credent
 
 PIP_REQUIREMENTS = ["tensorflow>=2.21,<2.22", "keras>=3"]
 
+#: The experiment tag MLflow 3's UI reads to choose its layout: ``custom_model_development`` opens
+#: the runs list of model training (not the GenAI traces overview).
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+#: A run's description (markdown), shown on its page and as the runs list's description.
+TAG_NOTE = "mlflow.note.content"
+#: The UI's side bar offers GenAI or model-training pages (kept per browser, GenAI by default);
+#: this query selects model training in the links tlbench prints.
+UI_WORKSPACE = "workflowType=machine_learning"
+
 
 
 def looks_secret(name: str) -> bool:
@@ -73,6 +83,19 @@ def flatten(prefix: str, value: Any) -> dict[str, str]:
     else:
         out[prefix] = str(value)[:6000]
     return {k: v for k, v in out.items() if not looks_secret(k)}
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """One split of a run's data for :meth:`Tracker.log_datasets`: ``features`` and ``targets``
+    arrays, where they came from (``source``), a ``name`` that says which slice (and its time
+    range), and the ``context`` (``training``, ``validation`` or ``test``)."""
+
+    context: str
+    name: str
+    source: str
+    features: Any
+    targets: Any
 
 
 @dataclass(frozen=True)
@@ -103,12 +126,16 @@ class Tracker:
         if experiment is None:
             try:
                 self._experiment_id = self.client.create_experiment(
-                    self.experiment_name, artifact_location=self.settings.artifact_location or None)
+                    self.experiment_name, artifact_location=self.settings.artifact_location or None,
+                    tags=experiment_tags())
+                return self._experiment_id
             except mlflow.exceptions.MlflowException:
                 # Another process created it between our lookup and create.
-                self._experiment_id = self.client.get_experiment_by_name(self.experiment_name).experiment_id
-        else:
-            self._experiment_id = experiment.experiment_id
+                experiment = self.client.get_experiment_by_name(self.experiment_name)
+        self._experiment_id = experiment.experiment_id
+        for key, value in experiment_tags().items():  # experiments made before these tags
+            if experiment.tags.get(key) != value:
+                self.client.set_experiment_tag(self._experiment_id, key, value)
         return self._experiment_id
 
     @property
@@ -202,31 +229,98 @@ class Tracker:
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self.client.log_text(run_id, text, artifact_file)
 
-    def log_keras_model(self, run_id: str, model, x_example, name: str = "model") -> str:
-        """Log a Keras 3 model in the ``mlflow.keras`` flavour under the run; returns its URI.
+    def log_keras_model(self, run_id: str, model, x_example, name: str = "model",
+                        tags: Mapping[str, str] | None = None) -> str:
+        """Log a Keras 3 model as an MLflow 3 *logged model* of the run's experiment, its output
+        (the run page's "Logged models"); returns its URI ``models:/<model id>``.
 
-        The model is saved with ``mlflow.keras.save_model`` and uploaded with the client, so no
-        fluent active run is involved (cells run in threads and decide their run's final status
-        themselves). ``signature`` rather than ``input_example`` (the latter crashes in 3.17) and
-        explicit ``pip_requirements`` (inferring them costs about 12 s per model).
+        ``mlflow.keras.log_model(name=..., model_id=...)`` fills a logged model created here with
+        the client, so no fluent active run is involved (cells run in threads and decide their
+        run's final status themselves); the run links to it as an output. ``signature`` rather
+        than ``input_example`` (the latter crashes in 3.17) and explicit ``pip_requirements``
+        (inferring them costs about 12 s per model). ``tags`` go on the logged model (lineage:
+        the pretrained body's registry version).
         """
         import mlflow.keras
+        from mlflow.entities import LoggedModelOutput
         from mlflow.models import infer_signature
 
         signature = infer_signature(x_example, model.predict(x_example, verbose=0))
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(tmp) / name
-            mlflow.keras.save_model(model, str(local), signature=signature,
-                                    pip_requirements=PIP_REQUIREMENTS)
-            self.client.log_artifacts(run_id, str(local), name)
-        return f"runs:/{run_id}/{name}"
+        clean = {k: self._clean(v, 5000) for k, v in (tags or {}).items() if not looks_secret(k)}
+        logged = self.client.create_logged_model(self.experiment_id, name=name, source_run_id=run_id,
+                                                 tags=clean, model_type="keras")
+        mlflow.keras.log_model(model, name=name, model_id=logged.model_id, signature=signature,
+                               pip_requirements=PIP_REQUIREMENTS)
+        self.client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+        return f"models:/{logged.model_id}"
+
+    def log_datasets(self, run_id: str, datasets: list["DatasetRef"]) -> None:
+        """The data a run trained, validated and was tested on, as MLflow datasets (the run page's
+        "Datasets"), each with its context (``training``, ``validation``, ``test``), source, name
+        (which says the time range) and a digest of the arrays themselves."""
+        import warnings
+
+        import mlflow.data
+        from mlflow.entities import DatasetInput, InputTag
+
+        inputs = []
+        for ref in datasets:
+            with warnings.catch_warnings():  # a local path matches two equal source types: harmless
+                warnings.filterwarnings("ignore", message="The specified dataset source")
+                dataset = mlflow.data.from_numpy(ref.features, source=self._clean(ref.source, 1000),
+                                                 targets=ref.targets, name=self._clean(ref.name, 500))
+            inputs.append(DatasetInput(dataset._to_mlflow_entity(),
+                                       tags=[InputTag("mlflow.data.context", ref.context)]))
+        if inputs:
+            self.client.log_inputs(run_id, inputs)
+
+    # ------------------------------------------------------------------ links
+
+    def run_url(self, run_id: str, artifact: str | None = None) -> str | None:
+        """The run's page (or an artifact's view on it) in the tracking server's UI, for a server
+        (http/https) tracking URI; None for a local store (no URL anyone else can open)."""
+        base = self.settings.tracking_uri.rstrip("/")
+        if not base.startswith(("http://", "https://")):
+            return None
+        page = f"{redact(base, self.settings.secret_values)}/#/experiments/{self.experiment_id}/runs/{run_id}"
+        return f"{page}/artifacts/{artifact}?{UI_WORKSPACE}" if artifact else f"{page}?{UI_WORKSPACE}"
+
+    def describe_run(self, run_id: str, markdown: str) -> None:
+        """Set a run's description (markdown) as the UI shows it."""
+        self.set_tags(run_id, {TAG_NOTE: markdown})
+
+    def describe_grid_run(self, run_id: str, title: str, statuses: list[str], verdict: list[str],
+                          report: str | None) -> str | None:
+        """A grid run's description: the cells per status, the verdict lines and a link to the
+        ``report`` artifact (an absolute URL on a server, else the UI's own route). Returns the
+        report's URL on the server's UI (None for a local store or no report). Never raises: a
+        description is presentation, the results are recorded."""
+        try:
+            return self._describe_grid_run(run_id, title, statuses, verdict, report)
+        except Exception:  # noqa: BLE001
+            log.warning("could not describe the grid's MLflow run %s", run_id, exc_info=True)
+            return None
+
+    def _describe_grid_run(self, run_id: str, title: str, statuses: list[str], verdict: list[str],
+                           report: str | None) -> str | None:
+        counts = {status: statuses.count(status) for status in sorted(set(statuses))}
+        lines = [f"**Grid {title}**: " + ", ".join(f"{n} {status}" for status, n in counts.items()), "",
+                 "**Verdict**", "", *(f"- {line}" for line in verdict or ["no rows to judge"])]
+        url = self.run_url(run_id, report) if report else None
+        if report:
+            link = url or f"#/experiments/{self.experiment_id}/runs/{run_id}/artifacts/{report}?{UI_WORKSPACE}"
+            lines += ["", f"[HTML report]({link}) (Artifacts: `{report}`)"]
+        self.describe_run(run_id, "\n".join(lines))
+        return url
 
     # ------------------------------------------------------------------ registry
 
     def register_model(self, name: str, run_id: str, artifact_path: str, tags: Mapping[str, str],
                        alias: str = "current") -> str:
-        """Register the model logged under ``run_id/artifact_path`` as a new version of ``name``,
-        point ``alias`` at it, and return the version number (as a string).
+        """Register a model of ``run_id`` as a new version of ``name``, point ``alias`` at it, and
+        return the version number (as a string). ``artifact_path``: the ``models:/<id>`` URI of a
+        logged model (:meth:`log_keras_model`), the name of one the run logged, or a folder in the
+        run's artifacts.
 
         MLflow reserves the alias ``latest`` (``models:/NAME/latest`` is built in and always means
         the newest version), so tlbench's moving alias is ``current``.
@@ -239,8 +333,15 @@ class Tracker:
         except MlflowException as exc:
             if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code) and "already exists" not in str(exc):
                 raise
-        source = f"{self.client.get_run(run_id).info.artifact_uri}/{artifact_path}"
-        version = self.client.create_model_version(name, source=source, run_id=run_id,
+        if not artifact_path.startswith("models:/"):  # a logged model of the run by name, if it has one
+            outputs = self.client.get_run(run_id).outputs
+            for output in (outputs.model_outputs if outputs else []):
+                if self.client.get_logged_model(output.model_id).name == artifact_path:
+                    artifact_path = f"models:/{output.model_id}"
+                    break
+        model_id = artifact_path.removeprefix("models:/") if artifact_path.startswith("models:/") else None
+        source = artifact_path if model_id else f"{self.client.get_run(run_id).info.artifact_uri}/{artifact_path}"
+        version = self.client.create_model_version(name, source=source, run_id=run_id, model_id=model_id,
                                                    tags={k: str(v) for k, v in tags.items()})
         self.client.set_registered_model_alias(name, alias, version.version)
         return str(version.version)
@@ -366,6 +467,61 @@ class Tracker:
 
     def get_run(self, run_id: str):
         return self.client.get_run(run_id)
+
+    def experiment_ids(self, prefix: str = "tlbench-") -> dict[str, str]:
+        """``{name: id}`` of the experiments whose name starts with ``prefix`` (nothing created)."""
+        return {e.name: e.experiment_id for e in self.client.search_experiments(max_results=1000)
+                if e.name.startswith(prefix)}
+
+
+#: The runs-list view that answers "which mode wins at which size, across seeds": cell runs only,
+#: best MASE first, grouped by target size and mode with the seeds' average, MASE/sMAPE/MAE and the
+#: seed as columns. MLflow 3.17 opens a view saved on the experiment (the tag
+#: ``mlflow.sharedViewState.<key>``, as its *Views* > *Save view* writes it) from
+#: ``#/experiments/<id>/runs?viewStateShareKey=<key>``; tlbench saves it on every experiment it makes.
+VIEW_KEY = "tlbench-modes"
+TAG_SHARED_VIEW = "mlflow.sharedViewState."
+VIEW_FILTER = "tags.`tlbench.kind` = 'cell'"
+VIEW_ORDER = "metrics.`mase`"
+VIEW_COLUMNS = {"Metrics": ("mase", "smape", "mae"), "Tags": ("seed",)}
+VIEW_GROUP_BY = ("target_size", "mode")
+
+
+def runs_view_state() -> str:
+    """The saved view's state as the MLflow UI stores it (JSON)."""
+    import json
+
+    columns = [f"{kind.lower()}.`{name}`" for kind, names in VIEW_COLUMNS.items() for name in names]
+    return json.dumps({
+        "searchFilter": VIEW_FILTER, "orderByKey": VIEW_ORDER, "orderByAsc": True,
+        "selectedColumns": [*columns, "attributes.`Dataset`"],
+        "groupBy": {"aggregateFunction": "average",
+                    "groupByKeys": [{"mode": "tag", "groupByData": key} for key in VIEW_GROUP_BY]}})
+
+
+def experiment_tags() -> dict[str, str]:
+    """The tags of every tlbench experiment: model-training kind, and the saved runs view."""
+    return {TAG_EXPERIMENT_KIND: EXPERIMENT_KIND, TAG_SHARED_VIEW + VIEW_KEY: runs_view_state()}
+
+
+def runs_view_filter(target_size: int | None = None) -> str:
+    """The search filter of the cell runs (of one target size)."""
+    size = f" and tags.target_size = '{int(target_size)}'" if target_size is not None else ""
+    return VIEW_FILTER + size
+
+
+def runs_view_url(base_url: str, experiment_id: str, target_size: int | None = None) -> str:
+    """The experiment's runs list on an MLflow UI at ``base_url`` in the model-training workspace:
+    the saved view (grouped by size and mode), or with ``target_size`` the cell runs of that size,
+    best MASE first (the URL then carries the filter and sort, which a saved view cannot take)."""
+    from urllib.parse import urlencode
+
+    if target_size is None:
+        query = urlencode({"viewStateShareKey": VIEW_KEY, "workflowType": "machine_learning"})
+    else:
+        query = urlencode({"searchFilter": runs_view_filter(target_size), "orderByKey": VIEW_ORDER,
+                           "orderByAsc": "true", "workflowType": "machine_learning"})
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
 
 
 class Heartbeat:

@@ -229,6 +229,7 @@ class CellData:
     columns: tuple[str, ...] = ("y",)
     forecast: str = "direct"  # split.forecast: how the test forecasts are made
     test_stride: int = 1  # split.test_stride: the test windows are every k-th origin
+    ds: np.ndarray | None = None  # the timestamps (or step indices) of ``values``, for time ranges
 
 
 def test_origins(cut: TargetSplit, split: SplitSpec) -> np.ndarray:
@@ -283,7 +284,8 @@ def make_cell_data(frame: pd.DataFrame, target_size: int, split: SplitSpec, labe
                     insample=values[cut.history_start:cut.val_start].copy(), test_ds=test_ds,
                     scaler=scaler, split=cut, values=values, inputs=scaled.astype(np.float32),
                     input_scaler=input_scaler, columns=tuple(feature_columns(features)),
-                    forecast=split.forecast, test_stride=max(1, int(split.test_stride)))
+                    forecast=split.forecast, test_stride=max(1, int(split.test_stride)),
+                    ds=frame["ds"].to_numpy())
 
 
 @dataclass
