@@ -206,6 +206,8 @@ def _check_value(column: Column, value: Any) -> tuple[Any, str | None]:
             return value, f"must be str, got {type(value).__name__} {value!r}"
         return str(value), None
     if pa.types.is_integer(kind):
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            value = int(value)  # a nullable int column read back by pandas comes as float (NaN = null)
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
             return value, f"must be int64, got {type(value).__name__} {value!r}"
         if not -2**63 <= int(value) < 2**63:
