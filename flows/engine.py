@@ -253,7 +253,48 @@ class CellTable:
             _log().warning("could not publish the cell table", exc_info=True)
 
 
-class PoolEngine:
+class RemoteCellEngine:
+    """What the engines that send cells elsewhere share: ``pretrain`` and ``baselines`` run in
+    this flow run (``self.local``, a :class:`PrefectEngine`), cells go to remote workers
+    (:meth:`map_cells`, only ``benchmark.stages.run_cell``), and the local engine's lifecycle."""
+
+    local: Any
+    remote_name = "remote mode"
+
+    @property
+    def slots(self) -> int:
+        """The workers decide how many cells run at once; this parent can always hand them more
+        than one, so ``run_grid`` submits the cells that need no pretraining right away."""
+        return max(2, self.local.slots)
+
+    def start(self):
+        self.local.start()
+        return self
+
+    def close(self) -> None:
+        self.local.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def map(self, stage: str, fn: Callable[[Any, Settings], Any], items: Sequence[Any],
+            settings: Settings) -> list[Any]:
+        if stage != "cell":
+            return self.local.map(stage, fn, items, settings)
+        if getattr(fn, "__wrapped__", fn) is not run_cell:  # an instrumented run_cell is fine
+            raise TlbenchError(f"{self.remote_name} runs benchmark.stages.run_cell on its workers; it "
+                               f"cannot run {fn.__module__}.{fn.__qualname__}")
+        jobs = list(items)
+        return self.map_cells(jobs, settings) if jobs else []
+
+    def map_cells(self, jobs: list, settings: Settings) -> list[Any]:
+        raise NotImplementedError
+
+
+class PoolEngine(RemoteCellEngine):
     """Cells as child flow runs of the ``train-cell`` deployment, ``batch_size`` cells each.
 
     ``timeout_s`` bounds the whole wait; ``poll_s`` is the state-poll interval; a child run stuck
@@ -278,36 +319,9 @@ class PoolEngine:
         self._batches_submitted = 0
         self._lock = threading.Lock()
         self.table = CellTable()
+        self.remote_name = f"pool mode (the {deployment!r} deployment)"
 
-    @property
-    def slots(self) -> int:
-        """The work pool decides how many cells run at once; this parent can always hand it more
-        than one, so ``run_grid`` submits the cells that need no pretraining right away."""
-        return max(2, self.local.slots)
-
-    def start(self) -> "PoolEngine":
-        self.local.start()
-        return self
-
-    def close(self) -> None:
-        self.local.close()
-
-    def __enter__(self) -> "PoolEngine":
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    def map(self, stage: str, fn: Callable[[Any, Settings], Any], items: Sequence[Any],
-            settings: Settings) -> list[Any]:
-        if stage != "cell":
-            return self.local.map(stage, fn, items, settings)
-        if getattr(fn, "__wrapped__", fn) is not run_cell:  # an instrumented run_cell is fine
-            raise TlbenchError(f"pool mode sends cells to the {self.deployment!r} deployment, which runs "
-                               f"benchmark.stages.run_cell; it cannot run {fn.__module__}.{fn.__qualname__}")
-        jobs = list(items)
-        if not jobs:
-            return []
+    def map_cells(self, jobs: list, settings: Settings) -> list[Any]:
         from prefect.client.orchestration import get_client
 
         with get_client(sync_client=True) as client:

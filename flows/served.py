@@ -56,6 +56,7 @@ from benchmark.jobs import CellJob, CellOutcome
 from benchmark.settings import Settings, apply_mlflow_http_policy
 from benchmark.stages import close_lost_runs, ledger_outcomes, run_cell, tag_run
 from flows.cell import TAG_WORKER
+from flows.engine import RemoteCellEngine
 
 CLAIM = " @ "  # "<cell task name> @ <worker name>": the task run's name once a worker runs it
 TAG_TASK_RUN = "prefect_task_run_id"
@@ -207,7 +208,7 @@ class _Cell:
     final: bool = False
 
 
-class ServedEngine:
+class ServedEngine(RemoteCellEngine):
     """Cells as ``train-cell`` background task runs for long-lived :class:`CellWorker` processes;
     ``pretrain`` and ``baselines`` run in this flow run (``local``, a ``PrefectEngine``).
 
@@ -222,33 +223,10 @@ class ServedEngine:
         self._lock = threading.Lock()
         self._seen: dict[str, tuple[Any, float]] = {}  # worker -> (last heartbeat, when it changed)
 
-    @property
-    def slots(self) -> int:
-        return max(2, self.local.slots)
+    remote_name = "served mode"
 
-    def start(self) -> "ServedEngine":
-        self.local.start()
-        return self
-
-    def close(self) -> None:
-        self.local.close()
-
-    def __enter__(self) -> "ServedEngine":
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    def map(self, stage: str, fn: Callable[[Any, Settings], Any], items: Sequence[Any],
-            settings: Settings) -> list[Any]:
-        if stage != "cell":
-            return self.local.map(stage, fn, items, settings)
-        if getattr(fn, "__wrapped__", fn) is not run_cell:
-            raise TlbenchError(f"served mode runs benchmark.stages.run_cell on its workers; it cannot run "
-                               f"{fn.__module__}.{fn.__qualname__}")
-        cells = [_Cell(job) for job in items]
-        if not cells:
-            return []
+    def map_cells(self, jobs: list, settings: Settings) -> list[Any]:
+        cells = [_Cell(job) for job in jobs]
         from prefect.client.orchestration import get_client
         from prefect.settings import get_current_settings
 
