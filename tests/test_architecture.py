@@ -110,7 +110,5 @@ def test_modules_stay_small_and_functions_take_few_parameters():
                 if len(names) > 7:
                     wide.append(f"{_relative(path)}:{node.lineno} {node.name}({len(names)})")
     # The Prefect flows' parameters are the deployment's form (one field each), not a call signature.
-    # evaluate_source (M4 protocol, outside the grid) predates this rule: still to be reshaped.
-    wide = [w for w in wide if not w.startswith(("flows/grid.py", "flows/nightly.py",
-                                                 "src/benchmark/evaluation.py:79 evaluate_source"))]
+    wide = [w for w in wide if not w.startswith(("flows/grid.py", "flows/nightly.py"))]
     assert wide == [], f"functions with more than 7 parameters (use a spec object): {wide}"

@@ -76,10 +76,13 @@ def train_test_series(source: DataSpec, data_dir: Path, horizon: int,
     return out
 
 
-def evaluate_source(source: DataSpec, method: str, data_dir: Path, horizon: int = 48,
-                    season_length: int = 24, forecaster: Forecaster | BatchForecaster | None = None,
-                    *, allow_download: bool = True, max_series: int | None = None) -> dict:
+def evaluate_source(source: DataSpec, method: str, data_dir: Path,
+                    forecaster: Forecaster | BatchForecaster | None = None, *,
+                    protocol: tuple[int, int] = (48, 24), allow_download: bool = True,
+                    max_series: int | None = None) -> dict:
     """M4-protocol scores of one method on every series of a source.
+
+    ``protocol``: ``(horizon, season_length)``, M4 Hourly's ``(48, 24)`` by default.
 
     ``method`` names a baseline, or labels ``forecaster`` when one is given: a per-series
     ``forecaster(history_1d, horizon) -> (horizon,)`` or a :class:`BatchForecaster`, called once
@@ -88,6 +91,7 @@ def evaluate_source(source: DataSpec, method: str, data_dir: Path, horizon: int 
     ``mase`` (means over series), ``owa = 0.5 * (smape / smape_naive2 + mase / mase_naive2)``, the
     Naive2 scores ``smape_naive2``/``mase_naive2`` on the same series, ``n_series`` and ``horizon``.
     """
+    horizon, season_length = protocol
     if forecaster is None:
         baseline = BASELINES.get(method)  # an unknown name lists the known baselines
 

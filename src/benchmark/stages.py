@@ -184,10 +184,10 @@ def _score_on_source(job: PretrainJob, settings: Settings, tracker: Tracker, mod
     horizon, season = protocol
     try:
         forecaster = ModelForecaster(model, normalisation=job.model.normalisation)
-        scored = evaluate_source(job.pretrain.source, "pretrained", settings.data_dir, horizon, season,
-                                 forecaster, allow_download=settings.allow_download)
-        reference = evaluate_source(job.pretrain.source, "seasonal_naive", settings.data_dir, horizon,
-                                    season, allow_download=settings.allow_download)
+        scored = evaluate_source(job.pretrain.source, "pretrained", settings.data_dir, forecaster,
+                                 protocol=(horizon, season), allow_download=settings.allow_download)
+        reference = evaluate_source(job.pretrain.source, "seasonal_naive", settings.data_dir,
+                                    protocol=(horizon, season), allow_download=settings.allow_download)
         scored.update({f"{key}_seasonal_naive": reference[key] for key in ("smape", "mase", "owa")})
         tracker.log_metrics(run_id, source_metrics(scored))
         tracker.set_tags(run_id, {"m4_eval": forecaster.strategy(horizon)})
