@@ -33,7 +33,7 @@ from tests._services import MlflowServer
 from tests.conftest import free_port, stop_process, wait_http
 from tests.test_report import HeadlessChromium, needs_chromium
 
-pytestmark = [pytest.mark.e2e, needs_chromium]
+pytestmark = [pytest.mark.e2e]  # each test: @needs_chromium (fails under CI=true without a browser)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = "tlbench-ui-test"
@@ -228,6 +228,7 @@ def _cell_run(settings, mode: str, seed: int = 0):
 # --------------------------------------------------------------------------- MLflow
 
 
+@needs_chromium
 def test_experiment_opens_in_model_training_mode(finished_grid, browser):
     from benchmark.tracking import runs_view_url
 
@@ -268,6 +269,7 @@ def test_experiment_opens_in_model_training_mode(finished_grid, browser):
     assert "Evaluation runs" not in text and "grid-smoke" not in text
 
 
+@needs_chromium
 def test_cell_run_shows_its_logged_model_and_datasets(finished_grid, browser):
     settings, _, server = finished_grid
     tracker, run = _cell_run(settings, "finetune")
@@ -300,6 +302,7 @@ def test_cell_run_shows_its_logged_model_and_datasets(finished_grid, browser):
     browser.shot(page, "mlflow-2b-cell-run-logged-model")
 
 
+@needs_chromium
 def test_grid_run_description_holds_the_verdict_and_the_report_link(finished_grid, browser):
     settings, result, server = finished_grid
     tracker = _tracker(settings)
@@ -323,6 +326,7 @@ def test_grid_run_description_holds_the_verdict_and_the_report_link(finished_gri
 # --------------------------------------------------------------------------- Prefect
 
 
+@needs_chromium
 def test_prefect_form_offers_the_profiles(prefect_objects, prefect_server, browser):
     from benchmark.config import profile_names
 
@@ -339,6 +343,7 @@ def test_prefect_form_offers_the_profiles(prefect_objects, prefect_server, brows
     assert [o for o in options if o in profile_names()] == profile_names(), options
 
 
+@needs_chromium
 def test_pool_parent_lists_its_cells(prefect_objects, prefect_server, browser):
     flow_run = prefect_objects["flow_run_id"]
     artifacts = _api(prefect_server, "artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run]},
