@@ -255,6 +255,9 @@ class RunConsole:
             self._live.stop()
         for name in OUR_LOGGERS:
             logging.getLogger(name).removeHandler(self._handler)
+        # Prefect stops its temporary server at interpreter exit, after the terminal is back: its
+        # INFO line ("Stopping temporary server ...") belongs in the log, not on the terminal.
+        logging.getLogger("prefect").setLevel(logging.WARNING)
         sys.stdout.flush()
         sys.stderr.flush()
         os.dup2(self._saved[0], 1)
