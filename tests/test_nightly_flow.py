@@ -27,12 +27,12 @@ modes: [scratch]
 seeds: [0]
 baselines: [naive]
 split: {lookback: 24, horizon: 1, test_size: 96, val_fraction: 0.2, season_length: 24}
-model: {units: 8, layers: 1, head: dense}
+model: {units: 8, layers: 1, head: dense, normalisation: global}  # untrained = far from naive
 training: {optimizer: adam, learning_rate: 0.01, batch_size: 32, max_epochs: 12, patience: 12}
 """
 # night 2: the planted regression (a model that barely moved from its random start)
 REGRESSION = ["training.learning_rate=0.000001", "training.max_epochs=1"]
-GROUP = {"target": "ett/ETTh1:OT", "target_size": 240, "architecture": "lstm", "mode": "scratch"}
+GROUP = {"target": "ett/ETTh1:OT", "target_size": 240, "architecture": "lstm · global", "mode": "scratch"}
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_two_nights_the_second_with_a_planted_regression_fails_with_the_alert(pr
 
     assert second.type.value == "FAILED", (second.type, second.message)
     assert "1 regression(s) in mase" in second.message
-    assert "ett/ETTh1:OT n=240 lstm/scratch" in second.message
+    assert "ett/ETTh1:OT n=240 lstm · global/scratch" in second.message
     night2 = artifacts_of(second.state_details.flow_run_id)
     assert {"regression-check", "regression-summary"} <= set(night2)
     table = json.loads(night2["regression-check"].data)
@@ -94,6 +94,6 @@ def test_two_nights_the_second_with_a_planted_regression_fails_with_the_alert(pr
     assert table[0]["current"] == pytest.approx(after, rel=1e-5)
     assert table[0]["change_pct"] > 5
     markdown = night2["regression-summary"].data
-    assert "**1 regression(s)**" in markdown and "| ett/ETTh1:OT | 240 | lstm | scratch |" in markdown
+    assert "**1 regression(s)**" in markdown and "| ett/ETTh1:OT | 240 | lstm · global | scratch |" in markdown
     night1_run = summary["run_id"]
     assert f"compared with run `{night1_run}`" in markdown
