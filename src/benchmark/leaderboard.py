@@ -32,7 +32,7 @@ import logging
 import re
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote
 
 import numpy as np
@@ -174,14 +174,20 @@ class Leaderboard:
         self._write_atomically(pa.Table.from_pylist(rows, schema=schema), folder, final)
         return self._display(final)
 
-    def _write_atomically(self, table: pa.Table, folder: str, final: str) -> None:
+    def _write_atomically(self, table: pa.Table, folder: str, final: str,
+                          check: Callable[[str], str | None] | None = None) -> str | None:
+        """Write ``table`` under a hidden name in ``folder``, run ``check(temporary path)`` on it
+        (it raises to refuse the file), then give it its ``final`` name; nothing is left on
+        failure. Returns what ``check`` returned."""
         fs = self.filesystem
         fs.create_dir(folder, recursive=True)
         temporary = f"{folder}/.tmp-{uuid.uuid4().hex}.parquet"
         try:
             with fs.open_output_stream(temporary) as out:
                 pq.write_table(table, out)
+            result = check(temporary) if check is not None else None
             fs.move(temporary, final)
+            return result
         except BaseException:
             try:
                 fs.delete_file(temporary)
@@ -285,31 +291,21 @@ class Leaderboard:
         return counts
 
     def _write_verified(self, table: pa.Table, folder: str, final: str) -> str:
-        """Write ``table`` under a hidden name, read it back, compare row count and content, then
-        give it its final name; returns the sha256 of its bytes. Raises (nothing left) on a mismatch."""
+        """Write ``table`` as :meth:`_write_atomically` does, after reading it back and comparing
+        row count and content; returns the sha256 of its bytes. Raises (nothing left) on a mismatch."""
         import hashlib
 
-        fs = self.filesystem
-        fs.create_dir(folder, recursive=True)
-        temporary = f"{folder}/.tmp-{uuid.uuid4().hex}.parquet"
-        try:
-            with fs.open_output_stream(temporary) as out:
-                pq.write_table(table, out)
-            with fs.open_input_file(temporary) as handle:
+        def verify(temporary: str) -> str:
+            with self.filesystem.open_input_file(temporary) as handle:
                 data = handle.read()
             back = pq.read_table(pa.BufferReader(data)).cast(table.schema)
             # pandas' equals: NaN metrics in the same places count as equal (Arrow's do not)
             if back.num_rows != table.num_rows or not back.to_pandas().equals(table.to_pandas()):
                 raise ValueError(f"the merged file read back {back.num_rows} rows that differ from the "
                                  f"{table.num_rows} merged")
-            fs.move(temporary, final)
             return hashlib.sha256(data).hexdigest()
-        except BaseException:
-            try:
-                fs.delete_file(temporary)
-            except OSError:
-                pass
-            raise
+
+        return self._write_atomically(table, folder, final, check=verify)
 
     def archive_dir(self, subdir: str = "cells") -> str:
         """Where compaction keeps the files it merged (:func:`benchmark.repair.repair` reads it)."""
