@@ -34,7 +34,7 @@ TINY = ["target_sizes=[120]", "split.test_size=96", "model.units=8", "training.m
 PARENT = """
 import json, sys
 from flows.grid import benchmark_grid
-result = benchmark_grid("smoke", json.loads(sys.argv[1]), execution="served", concurrency=1,
+result = benchmark_grid(sys.argv[2], json.loads(sys.argv[1]), execution="served", concurrency=1,
                         fail_on_cell_errors=False, pool_timeout_s=600)
 print("RESULT " + json.dumps(result.counts()))
 """
@@ -109,8 +109,10 @@ class ServedStack:
             assert time.monotonic() < deadline, f"workers not ready: {logs}"
             time.sleep(0.5)
 
-    def parent(self) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-c", PARENT, json.dumps(TINY)], env=self.env, cwd=self.root,
+    def parent(self, profile: str = "smoke", overrides: list[str] | None = None) -> subprocess.Popen:
+        overrides = TINY if overrides is None else overrides
+        return subprocess.Popen([sys.executable, "-c", PARENT, json.dumps(overrides), profile], env=self.env,
+                                cwd=self.root,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
 
