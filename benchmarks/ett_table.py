@@ -1,11 +1,13 @@
 """The `ett-standard` results as the Markdown tables of docs/protocols.md.
 
-Reads a results location's leaderboard (``--results``, default ``results``) and prints, per target
-and target size, every (architecture, mode) and baseline under the ``ett_standard`` protocol:
-``mse_z`` / ``mae_z`` (the papers' z-scale) and ``mae`` (original scale) as the mean over seeds
-with the standard deviation and the seed count, plus the epochs trained. Not a test.
+Reads results locations' leaderboards (``--results``, repeatable: one per horizon profile) and
+prints, per target and target size, every (architecture, mode) and baseline under the
+``ett_standard`` protocol: ``mse_z`` / ``mae_z`` (the papers' z-scale) and ``mae`` (original
+scale) as the mean over seeds with the standard deviation and the seed count, plus the epochs
+trained. ``--wide`` prints instead one table per target size with a column per (target, horizon):
+``mse_z ± sd / mae_z``, the layout of docs/protocols.md. Not a test.
 
-    python benchmarks/ett_table.py --results /path/to/results
+    python benchmarks/ett_table.py --results results-h24 --results results-h96 --wide
 """
 
 from __future__ import annotations
@@ -25,10 +27,9 @@ def _fmt(mean: float, std: float, n: int, digits: int = 4) -> str:
 
 
 def tables(rows) -> str:
-    rows = rows[rows["protocol"] == "ett_standard"]
+    rows = _methods(rows)
     if rows.empty:
         return "no ett_standard rows in this leaderboard"
-    rows = rows.assign(method=rows["architecture"].where(rows["kind"] == "model", "baseline") + " " + rows["mode"])
     out = []
     for (target, size, horizon), part in rows.groupby(["target", "target_size", "horizon"], sort=True):
         out += [f"\n**{target}, target size {size}, H={horizon}** (mean ± sd over seeds)\n",
@@ -46,13 +47,45 @@ def tables(rows) -> str:
     return "\n".join(out)
 
 
+def _methods(rows):
+    rows = rows[rows["protocol"] == "ett_standard"]
+    return rows.assign(method=rows["architecture"].where(rows["kind"] == "model", "baseline") + " " + rows["mode"])
+
+
+def wide(rows) -> str:
+    rows = _methods(rows)
+    out = []
+    for size, part in rows.groupby("target_size", sort=True):
+        columns = sorted({(t, h) for t, h in zip(part["target"], part["horizon"])}, key=lambda c: (c[1], c[0]))
+        out += [f"\n**target size {size}**: mse_z ± sd over seeds / mae_z\n",
+                "| method | " + " | ".join(f"{t.split('/')[-1].split(':')[0]} H={h}" for t, h in columns) + " |",
+                "|---|" + "---:|" * len(columns)]
+        for method in sorted(part["method"].unique(), key=lambda m: (m.startswith("baseline"), m)):
+            cells = []
+            for target, horizon in columns:
+                sel = part[(part["method"] == method) & (part["target"] == target) & (part["horizon"] == horizon)]
+                if sel.empty:
+                    cells.append("")
+                    continue
+                best = part[(part["target"] == target) & (part["horizon"] == horizon)].groupby("method")["mse_z"].mean().min()
+                mean, sd = sel["mse_z"].mean(), sel["mse_z"].std()
+                mark = "**" if mean == best else ""
+                cells.append(f"{mark}{_fmt(mean, sd, len(sel))}{mark} / {sel['mae_z'].mean():.3f}")
+            out.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", default="results")
+    parser.add_argument("--results", action="append", help="results location (repeatable; default results)")
+    parser.add_argument("--wide", action="store_true", help="one table per size, a column per target and horizon")
     args = parser.parse_args()
+    import pandas as pd
+
     from benchmark.leaderboard import Leaderboard
 
-    print(tables(Leaderboard(args.results).read()))
+    rows = pd.concat([Leaderboard(r).read() for r in args.results or ["results"]], ignore_index=True)
+    print(wide(rows) if args.wide else tables(rows))
 
 
 if __name__ == "__main__":
