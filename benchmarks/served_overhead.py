@@ -52,9 +52,11 @@ def grid(name: str, cells: int, epochs: int) -> tuple[str, list[str]]:
 
 def task_runs(client) -> list:
     """Every served cell task run (the API answers at most 200 per call)."""
+    from prefect.client.schemas.sorting import TaskRunSort
+
     runs, offset = [], 0
     while True:
-        page = client.read_task_runs(limit=200, offset=offset)
+        page = client.read_task_runs(sort=TaskRunSort.ID_DESC, limit=200, offset=offset)
         runs += [r for r in page if " @ " in r.name]
         if len(page) < 200:
             return runs
@@ -101,14 +103,15 @@ def main() -> None:
         stack.wait_ready(names)
         load = os.getloadavg()[0]
         t0 = time.monotonic()
-        out = served._finish(stack.parent(profile, overrides), timeout=4 * 3600)
+        out = served._finish(stack.parent(profile, overrides, timeout_s=4 * 3600), timeout=4 * 3600 + 60)
         command_s = time.monotonic() - t0
         assert "RESULT" in out, out[-3000:]
+        counts = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
         with stack.client() as client:
             runs = task_runs(client)
     finally:
         stack.stop()
-    assert len(runs) == args.cells, f"{len(runs)} served task runs for {args.cells} cells"
+    assert len(runs) == args.cells, f"{len(runs)} served task runs for {args.cells} cells; grid counts {counts}"
     queued = [(r.start_time - r.created).total_seconds() for r in runs]
     latency, gaps = dispatch_latencies(runs, names)
     cell = [(r.end_time - r.start_time).total_seconds() for r in runs]
@@ -122,7 +125,7 @@ def main() -> None:
         "cell_s_sum": round(sum(cell), 2), "cell_s_median": round(statistics.median(cell), 2),
         "wall_s": round(wall, 2), "grid_command_s": round(command_s, 2),
         "overhead": round(wall * args.workers / sum(cell) - 1, 3),
-        "per_worker_cells": {n: sum(1 for r in runs if r.name.endswith(n)) for n in names},
+        "grid_counts": counts, "per_worker_cells": {n: sum(1 for r in runs if r.name.endswith(n)) for n in names},
     }
     OUT.mkdir(exist_ok=True)
     (OUT / f"served_overhead_{args.grid}.json").write_text(json.dumps(result, indent=2))

@@ -35,7 +35,7 @@ PARENT = """
 import json, sys
 from flows.grid import benchmark_grid
 result = benchmark_grid(sys.argv[2], json.loads(sys.argv[1]), execution="served", concurrency=1,
-                        fail_on_cell_errors=False, pool_timeout_s=600)
+                        fail_on_cell_errors=False, pool_timeout_s=float(sys.argv[3]))
 print("RESULT " + json.dumps(result.counts()))
 """
 
@@ -109,9 +109,11 @@ class ServedStack:
             assert time.monotonic() < deadline, f"workers not ready: {logs}"
             time.sleep(0.5)
 
-    def parent(self, profile: str = "smoke", overrides: list[str] | None = None) -> subprocess.Popen:
+    def parent(self, profile: str = "smoke", overrides: list[str] | None = None,
+               timeout_s: float = 600) -> subprocess.Popen:
         overrides = TINY if overrides is None else overrides
-        return subprocess.Popen([sys.executable, "-c", PARENT, json.dumps(overrides), profile], env=self.env,
+        return subprocess.Popen([sys.executable, "-c", PARENT, json.dumps(overrides), profile, str(timeout_s)],
+                                env=self.env,
                                 cwd=self.root,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
