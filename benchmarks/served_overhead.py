@@ -50,19 +50,6 @@ def grid(name: str, cells: int, epochs: int) -> tuple[str, list[str]]:
                         f"seeds={list(range(cells // len(ARCHITECTURES)))}"]
 
 
-def task_runs(client) -> list:
-    """Every served cell task run (the API answers at most 200 per call)."""
-    from prefect.client.schemas.sorting import TaskRunSort
-
-    runs, offset = [], 0
-    while True:
-        page = client.read_task_runs(sort=TaskRunSort.ID_DESC, limit=200, offset=offset)
-        runs += [r for r in page if " @ " in r.name]
-        if len(page) < 200:
-            return runs
-        offset += 200
-
-
 def dispatch_latencies(runs: list, names: list[str]) -> tuple[list[float], list[float]]:
     """Per cell: start - max(created, the same worker's previous end); and the workers' idle gaps."""
     latency, gaps = [], []
@@ -75,7 +62,7 @@ def dispatch_latencies(runs: list, names: list[str]) -> tuple[list[float], list[
             if previous_end is not None:
                 gaps.append((run.start_time - previous_end).total_seconds())
             previous_end = run.end_time
-    return sorted(latency), gaps
+    return latency, gaps
 
 
 def _spread(values: list[float]) -> dict:
@@ -105,10 +92,8 @@ def main() -> None:
         t0 = time.monotonic()
         out = served._finish(stack.parent(profile, overrides, timeout_s=4 * 3600), timeout=4 * 3600 + 60)
         command_s = time.monotonic() - t0
-        assert "RESULT" in out, out[-3000:]
-        counts = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
-        with stack.client() as client:
-            runs = task_runs(client)
+        counts = served._counts(out)
+        runs = stack.claimed_runs()
     finally:
         stack.stop()
     assert len(runs) == args.cells, f"{len(runs)} served task runs for {args.cells} cells; grid counts {counts}"

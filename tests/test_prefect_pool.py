@@ -151,6 +151,45 @@ class Stack:
         return SyncPrefectClient(self.api_url)
 
 
+def start_prefect_server(root: Path, port: int, env: dict[str, str]):
+    """``prefect server start`` on 127.0.0.1:``port`` in its own session, its database and log
+    under ``root``; returns ``(process, log file)``. Wait for it with :func:`wait_for_prefect_server`."""
+    (root / "prefect").mkdir()
+    log = open(root / "server.log", "w")
+    server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return server, log
+
+
+def wait_for_prefect_server(server: subprocess.Popen, root: Path, api_url: str, timeout: float = 180) -> None:
+    """Until ``api_url``'s health check answers; raises with the server log's tail if it exits or times out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.poll() is not None:
+            raise RuntimeError("prefect server exited:\n" + (root / "server.log").read_text()[-3000:])
+        try:
+            with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("prefect server did not answer:\n" + (root / "server.log").read_text()[-3000:])
+        time.sleep(0.5)
+
+
+def stop_prefect_server(server: subprocess.Popen, log) -> None:
+    """SIGTERM, then SIGKILL of its process group after 20 s, then any process it left behind."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(10)
+    kill_groups([p for p in descendants(server.pid) if alive(p)])
+    log.close()
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, data_dir):
     """A fresh ``prefect server`` with pools and deployments; stopped by pid at the end."""
@@ -170,26 +209,11 @@ def stack(tmp_path_factory, data_dir):
         "TLBENCH_ARTIFACTS": (root / "artifacts").as_uri(), "TLBENCH_OFFLINE": "1",
         "TLBENCH_HOME": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2",
     })
-    (root / "prefect").mkdir()
-    log = open(root / "server.log", "w")
     t0 = time.monotonic()
-    server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server, log = start_prefect_server(root, port, env)
     stack = Stack(root, {**env, "PREFECT_API_URL": api_url}, api_url)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError("prefect server exited:\n" + (root / "server.log").read_text()[-3000:])
-            try:
-                with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("prefect server did not answer:\n" + (root / "server.log").read_text()[-3000:])
-            time.sleep(0.5)
+        wait_for_prefect_server(server, root, api_url)
         stack.timings["server_start_s"] = time.monotonic() - t0
         t0 = time.monotonic()
         run([str(REPO_ROOT / "deployments" / "create_pools.sh")],
@@ -201,14 +225,7 @@ def stack(tmp_path_factory, data_dir):
         yield stack
     finally:
         stack.stop_workers()
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(10)
-        kill_groups([p for p in descendants(server.pid) if alive(p)])
-        log.close()
+        stop_prefect_server(server, log)
         print(f"\nprefect pool stack timings: {json.dumps({k: round(v, 1) for k, v in stack.timings.items()})}")
 
 

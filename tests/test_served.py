@@ -16,13 +16,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.test_prefect_pool import alive, descendants, free_port, kill_groups, run, wait_gone
+from tests.test_prefect_pool import (alive, descendants, free_port, kill_groups, run, start_prefect_server,
+                                     stop_prefect_server, wait_for_prefect_server, wait_gone)
 
 pytestmark = [pytest.mark.e2e]  # cited as evidence in docs: CI runs it (about 2 minutes)
 
@@ -61,22 +61,8 @@ class ServedStack:
         self.workers: dict[str, int] = {}
 
     def start(self) -> "ServedStack":
-        (self.root / "prefect").mkdir()
-        self.log = open(self.root / "server.log", "w")
-        self.server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-                                        "--port", str(self.port)], env=self.server_env, stdout=self.log,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 180
-        while True:
-            assert self.server.poll() is None, (self.root / "server.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "prefect server did not answer"
-            time.sleep(0.5)
+        self.server, self.log = start_prefect_server(self.root, self.port, self.server_env)
+        wait_for_prefect_server(self.server, self.root, self.api_url)
         from prefect.client.schemas.actions import WorkPoolCreate
 
         from mlflow.tracking import MlflowClient
@@ -90,6 +76,22 @@ class ServedStack:
         from prefect.client.orchestration import SyncPrefectClient
 
         return SyncPrefectClient(self.api_url)
+
+    def claimed_runs(self) -> list:
+        """Every task run a cell worker has claimed (named ``<cell> @ <worker>``), all pages."""
+        from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+        from prefect.client.schemas.sorting import TaskRunSort
+
+        from flows.served import CLAIM
+
+        claimed, runs = TaskRunFilter(name=TaskRunFilterName(like_=CLAIM)), []
+        with self.client() as client:
+            while True:
+                page = client.read_task_runs(task_run_filter=claimed, sort=TaskRunSort.ID_DESC, limit=200,
+                                             offset=len(runs))
+                runs += page
+                if len(page) < 200:
+                    return runs
 
     def start_workers(self, count: int) -> dict[str, int]:
         out = run([str(REPO_ROOT / "deployments" / "start_cell_workers.sh"), "--count", str(count), "--cpu",
@@ -125,12 +127,7 @@ class ServedStack:
         if not wait_gone(list(tree), 20):
             kill_groups(list(tree))
         if self.server is not None:
-            self.server.send_signal(signal.SIGTERM)
-            try:
-                self.server.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.server.pid, signal.SIGKILL)
-            self.log.close()
+            stop_prefect_server(self.server, self.log)
 
 
 def _mlflow_cells(stack: ServedStack) -> list:
@@ -150,6 +147,12 @@ def _rows(stack: ServedStack):
     return Leaderboard(stack.env["TLBENCH_RESULTS"]).read(kind="model")
 
 
+def _counts(out: str) -> dict[str, int]:
+    """The grid's outcome counts from the parent's ``RESULT {...}`` line."""
+    assert "RESULT" in out, out[-4000:]
+    return json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
+
+
 def _finish(parent: subprocess.Popen, timeout: float = 600) -> str:
     try:
         out, _ = parent.communicate(timeout=timeout)
@@ -161,7 +164,7 @@ def _finish(parent: subprocess.Popen, timeout: float = 600) -> str:
 
 @pytest.mark.timeout(1200)
 def test_a_killed_cell_worker_loses_nothing_and_the_rerun_trains_each_lost_cell_once(tmp_path, data_dir):
-    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+    from flows.served import CLAIM
 
     stack = ServedStack(tmp_path, data_dir)
     timings = {}
@@ -180,19 +183,17 @@ def test_a_killed_cell_worker_loses_nothing_and_the_rerun_trains_each_lost_cell_
         while victim is None:  # a cell training on a worker: kill that worker
             assert parent.poll() is None, _finish(parent)[-4000:]
             assert time.monotonic() < deadline, "no cell started training"
-            with stack.client() as client:
-                runs = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=" @ ")))
+            runs = stack.claimed_runs()
             running = [r for r in runs if r.state and r.state.type.value == "RUNNING"]
             victim = running[0] if running else None
             time.sleep(0.2)
-        worker = victim.name.rsplit(" @ ", 1)[1]
+        worker = victim.name.rsplit(CLAIM, 1)[1]
         pid = stack.workers[worker]
         kill_groups([pid, *descendants(pid)])
         assert wait_gone([pid], 15)
         out = _finish(parent)
         timings["first_grid_s"] = time.monotonic() - t0
-        assert "RESULT" in out, out[-4000:]
-        counts = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
+        counts = _counts(out)
         assert counts.get("failed", 0) >= 1, counts  # the killed worker's cell, reported, not waited on
         with stack.client() as client:
             state = client.read_task_run(victim.id).state
@@ -204,7 +205,7 @@ def test_a_killed_cell_worker_loses_nothing_and_the_rerun_trains_each_lost_cell_
         t0 = time.monotonic()
         out = _finish(stack.parent())
         timings["rerun_s"] = time.monotonic() - t0
-        counts = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
+        counts = _counts(out)
         assert "failed" not in counts, out[-4000:]
         rows = _rows(stack)
         assert len(rows) == 6 and rows["cell_key"].is_unique  # 2 modes x 3 seeds, each once
@@ -215,8 +216,8 @@ def test_a_killed_cell_worker_loses_nothing_and_the_rerun_trains_each_lost_cell_
         with stack.client() as client:
             task_runs = client.read_task_runs(limit=200)
         assert not [r.name for r in task_runs if r.state.type.value in ("RUNNING", "PENDING", "SCHEDULED")]
-        served = [r for r in task_runs if " @ " in r.name]
-        assert {r.name.rsplit(" @ ", 1)[1] for r in served} >= set(names)  # both workers took cells
+        served = [r for r in task_runs if CLAIM in r.name]
+        assert {r.name.rsplit(CLAIM, 1)[1] for r in served} >= set(names)  # both workers took cells
     finally:
         stack.stop()
         print(f"served stack timings: {json.dumps({k: round(v, 1) for k, v in timings.items()})}")
