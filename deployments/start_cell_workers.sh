@@ -16,13 +16,8 @@ help_lines=2,13
 source "$(dirname "${BASH_SOURCE[0]}")/workers_lib.sh"
 parse_worker_options "$@"
 
-if [[ -z "${PREFECT_API_URL:-}" ]]; then
-  echo "PREFECT_API_URL is not set: cell workers need a Prefect server (not the ephemeral API)." >&2
-  exit 2
-fi
-if [[ -z "${PYTHON:-}" ]]; then
-  if [[ -x "$root/.venv/bin/python" ]]; then PYTHON="$root/.venv/bin/python"; else PYTHON=python3; fi
-fi
+require_api_url "cell workers need a Prefect server (not the ephemeral API)."
+PYTHON="${PYTHON:-$(venv_or python python3)}"
 run_dir="${run_dir:-${TMPDIR:-/tmp}/tlbench-cell-workers-$(id -un)}"
 count="${count:-$(nproc)}"
 host="$(hostname -s 2>/dev/null || hostname)"

@@ -25,14 +25,8 @@ help_lines=2,21
 source "$(dirname "${BASH_SOURCE[0]}")/workers_lib.sh"
 parse_worker_options "$@"
 
-if [[ -z "${PREFECT_API_URL:-}" ]]; then
-  echo "PREFECT_API_URL is not set: a worker would poll a private, temporary server." >&2
-  echo "Set it to your server, e.g. export PREFECT_API_URL=http://127.0.0.1:4200/api" >&2
-  exit 2
-fi
-if [[ -z "${PREFECT:-}" ]]; then
-  if [[ -x "$root/.venv/bin/prefect" ]]; then PREFECT="$root/.venv/bin/prefect"; else PREFECT=prefect; fi
-fi
+require_api_url "a worker would poll a private, temporary server."
+PREFECT="${PREFECT:-$(venv_or prefect prefect)}"
 export TLBENCH_HOME="${TLBENCH_HOME:-$root}"
 run_dir="${run_dir:-${TMPDIR:-/tmp}/tlbench-workers-$(id -un)}"
 if [[ "$pool" == gpu ]]; then count="${count:-$(nproc)}"; else count="${count:-1}"; fi

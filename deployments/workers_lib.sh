@@ -22,6 +22,18 @@ parse_worker_options() {  # "$@" of the script
   done
 }
 
+require_api_url() {  # the reason a worker needs a real server, printed when PREFECT_API_URL is unset
+  if [[ -z "${PREFECT_API_URL:-}" ]]; then
+    echo "PREFECT_API_URL is not set: $1" >&2
+    echo "Set it to your server, e.g. export PREFECT_API_URL=http://127.0.0.1:4200/api" >&2
+    exit 2
+  fi
+}
+
+venv_or() {  # program fallback: this checkout's .venv/bin/<program> when there is one, else fallback
+  if [[ -x "$root/.venv/bin/$1" ]]; then echo "$root/.venv/bin/$1"; else echo "$2"; fi
+}
+
 visible_gpus() {  # fills the array `gpus` with the UUIDs nvidia-smi lists (none with --cpu)
   gpus=()
   if [[ "$cpu_only" -eq 0 ]] && command -v nvidia-smi >/dev/null 2>&1; then
