@@ -34,10 +34,7 @@ def tables(rows) -> str:
     for (target, size, horizon), part in rows.groupby(["target", "target_size", "horizon"], sort=True):
         out += [f"\n**{target}, target size {size}, H={horizon}** (mean ± sd over seeds)\n",
                 "| method | seeds | mse_z | mae_z | mae | epochs |", "|---|---:|---:|---:|---:|---:|"]
-        stats = part.groupby("method").agg(
-            n=("seed", "size"), mse_z=("mse_z", "mean"), mse_z_sd=("mse_z", "std"), mae_z=("mae_z", "mean"),
-            mae_z_sd=("mae_z", "std"), mae=("mae", "mean"), epochs=("epochs", "mean"),
-            is_baseline=("kind", lambda k: (k == "baseline").all()))
+        stats = _summary(part, ["method"])
         best = stats["mse_z"].min()
         for method, s in stats.sort_values(["is_baseline", "mse_z"]).iterrows():
             mark = "**" if s.mse_z == best else ""
@@ -45,6 +42,14 @@ def tables(rows) -> str:
             out.append(f"| {method} | {s.n} | {mark}{_fmt(s.mse_z, s.mse_z_sd, s.n)}{mark} | "
                        f"{_fmt(s.mae_z, s.mae_z_sd, s.n)} | {s.mae:.3f} | {epochs} |")
     return "\n".join(out)
+
+
+def _summary(rows, keys: list[str]):
+    """Mean, sd and count over seeds of every group of ``keys``."""
+    return rows.groupby(keys).agg(
+        n=("seed", "size"), mse_z=("mse_z", "mean"), mse_z_sd=("mse_z", "std"), mae_z=("mae_z", "mean"),
+        mae_z_sd=("mae_z", "std"), mae=("mae", "mean"), epochs=("epochs", "mean"),
+        is_baseline=("kind", lambda k: (k == "baseline").all()))
 
 
 def _methods(rows):
@@ -60,17 +65,17 @@ def wide(rows) -> str:
         out += [f"\n**target size {size}**: mse_z ± sd over seeds / mae_z\n",
                 "| method | " + " | ".join(f"{t.split('/')[-1].split(':')[0]} H={h}" for t, h in columns) + " |",
                 "|---|" + "---:|" * len(columns)]
+        stats = _summary(part, ["target", "horizon", "method"])
+        best = stats["mse_z"].groupby(level=["target", "horizon"]).min()
         for method in sorted(part["method"].unique(), key=lambda m: (m.startswith("baseline"), m)):
             cells = []
             for target, horizon in columns:
-                sel = part[(part["method"] == method) & (part["target"] == target) & (part["horizon"] == horizon)]
-                if sel.empty:
+                if (target, horizon, method) not in stats.index:
                     cells.append("")
                     continue
-                best = part[(part["target"] == target) & (part["horizon"] == horizon)].groupby("method")["mse_z"].mean().min()
-                mean, sd = sel["mse_z"].mean(), sel["mse_z"].std()
-                mark = "**" if mean == best else ""
-                cells.append(f"{mark}{_fmt(mean, sd, len(sel))}{mark} / {sel['mae_z'].mean():.3f}")
+                st = stats.loc[(target, horizon, method)]
+                mark = "**" if st.mse_z == best[(target, horizon)] else ""
+                cells.append(f"{mark}{_fmt(st.mse_z, st.mse_z_sd, st.n)}{mark} / {st.mae_z:.3f}")
             out.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
