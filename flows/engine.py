@@ -253,6 +253,34 @@ class CellTable:
             _log().warning("could not publish the cell table", exc_info=True)
 
 
+class Heartbeats:
+    """When each worker of a pool last changed its heartbeat, by this process's clock. A worker is
+    stale after 3 of its heartbeat intervals without one (30 s when it states none), or as soon as
+    Prefect marks it OFFLINE."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[Any, float]] = {}  # worker -> (last heartbeat, when it changed)
+
+    def known(self, name: str) -> bool:
+        return name in self._seen
+
+    def check(self, worker, now: float) -> tuple[bool, float, str]:
+        """``(stale, seconds since its heartbeat last changed, status)`` of a worker just read."""
+        seen, since = self._seen.get(worker.name, (None, now))
+        if worker.last_heartbeat_time != seen:
+            seen, since = worker.last_heartbeat_time, now
+        self._seen[worker.name] = (seen, since)
+        status = getattr(worker.status, "value", str(worker.status))
+        return status == "OFFLINE" or now - since > 3 * (worker.heartbeat_interval_seconds or 30), now - since, status
+
+
+def lost_outcome(job: CellJob, where: str, message: str | None) -> CellOutcome:
+    """A cell that left no leaderboard row: failed, saying where it was lost; the next trigger reruns it."""
+    detail = f": {message}" if message else ""
+    return CellOutcome(job.cell_key, "failed", job.names.label,
+                       error=f"no leaderboard row after {where}{detail}; it runs again on the next trigger")
+
+
 class RemoteCellEngine:
     """What the engines that send cells elsewhere share: ``pretrain`` and ``baselines`` run in
     this flow run (``self.local``, a :class:`PrefectEngine`), cells go to remote workers
@@ -315,7 +343,7 @@ class PoolEngine(RemoteCellEngine):
         self.deployment = deployment
         self.progress = _Progress()
         self.local = PrefectEngine(concurrency, self.progress)
-        self._heartbeats: dict[str, tuple[Any, float]] = {}
+        self._heartbeats = Heartbeats()
         self._batches_submitted = 0
         self._lock = threading.Lock()
         self.table = CellTable()
@@ -464,16 +492,11 @@ class PoolEngine(RemoteCellEngine):
             if worker is None:
                 self._end(client, child, "CRASHED", f"its worker {name!r} is no longer in pool {pool!r}")
                 continue
-            seen, since = self._heartbeats.get(name, (None, now))
-            if worker.last_heartbeat_time != seen:
-                seen, since = worker.last_heartbeat_time, now
-            self._heartbeats[name] = (seen, since)
-            stale_after = 3 * (worker.heartbeat_interval_seconds or 30)
-            status = getattr(worker.status, "value", str(worker.status))
-            if status == "OFFLINE" or now - since > stale_after:
+            stale, silent, status = self._heartbeats.check(worker, now)
+            if stale:
                 self._end(client, child, "CRASHED",
                           f"its worker {name!r} stopped heartbeating (status {status}, no heartbeat "
-                          f"for {now - since:.0f} s): the worker or its machine died")
+                          f"for {silent:.0f} s): the worker or its machine died")
 
     def _end(self, client, child: _Child, state: str, message: str) -> None:
         from prefect.states import Cancelled, Crashed
@@ -504,10 +527,7 @@ class PoolEngine(RemoteCellEngine):
                     outcome = replace(outcome, error=f"{outcome.error} ({where})")
                 elif outcome is None:
                     lost.append(job)
-                    detail = f": {child.state_message}" if child.state_message else ""
-                    outcome = CellOutcome(
-                        job.cell_key, "failed", job.names.label,
-                        error=f"no leaderboard row after {where}{detail}; it runs again on the next trigger")
+                    outcome = lost_outcome(job, where, child.state_message)
                 outcomes.append(outcome)
             self._close_stale_runs(lost, settings)
         return outcomes  # in the order of the jobs: batches are consecutive slices

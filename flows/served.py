@@ -45,7 +45,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from prefect import task
 from prefect.task_worker import TaskWorker
@@ -56,7 +56,7 @@ from benchmark.jobs import CellJob, CellOutcome
 from benchmark.settings import Settings, apply_mlflow_http_policy
 from benchmark.stages import close_lost_runs, ledger_outcomes, run_cell, tag_run
 from flows.cell import TAG_WORKER
-from flows.engine import RemoteCellEngine
+from flows.engine import Heartbeats, RemoteCellEngine, lost_outcome
 
 CLAIM = " @ "  # "<cell task name> @ <worker name>": the task run's name once a worker runs it
 TAG_TASK_RUN = "prefect_task_run_id"
@@ -221,7 +221,7 @@ class ServedEngine(RemoteCellEngine):
         self.timeout_s, self.poll_s = float(timeout_s), float(poll_s)
         self._in_flight = 0
         self._lock = threading.Lock()
-        self._seen: dict[str, tuple[Any, float]] = {}  # worker -> (last heartbeat, when it changed)
+        self._heartbeats = Heartbeats()
 
     remote_name = "served mode"
 
@@ -274,12 +274,7 @@ class ServedEngine(RemoteCellEngine):
             _log.debug("reading the workers of pool %r failed", self.pool, exc_info=True)
             return live
         for worker in workers:
-            seen, since = self._seen.get(worker.name, (None, now))
-            if worker.last_heartbeat_time != seen:
-                seen, since = worker.last_heartbeat_time, now
-            self._seen[worker.name] = (seen, since)
-            status = getattr(worker.status, "value", str(worker.status))
-            if status != "OFFLINE" and now - since <= 3 * (worker.heartbeat_interval_seconds or 30):
+            if not self._heartbeats.check(worker, now)[0]:
                 live.add(worker.name)
         return live
 
@@ -304,7 +299,7 @@ class ServedEngine(RemoteCellEngine):
             why = None
             if state.is_final():
                 cell.final = True
-            elif worker and worker in self._seen and worker not in live:
+            elif worker and self._heartbeats.known(worker) and worker not in live:
                 why = ("CRASHED", f"its worker {worker!r} stopped heartbeating: the worker or its machine died")
             elif give_up:
                 why = ("CANCELLED" if state.is_scheduled() else "CRASHED",
@@ -327,10 +322,8 @@ class ServedEngine(RemoteCellEngine):
             outcome = recorded.get(cell.job.cell_key)
             if outcome is None:
                 lost.append(cell.job)
-                detail = f": {cell.state_message}" if cell.state_message else ""
-                outcome = CellOutcome(cell.job.cell_key, "failed", cell.job.names.label,
-                                      error=f"no leaderboard row after task run {cell.name or cell.job.task_name} "
-                                            f"ended {cell.state_name}{detail}; it runs again on the next trigger")
+                outcome = lost_outcome(cell.job, f"task run {cell.name or cell.job.task_name} ended "
+                                                 f"{cell.state_name}", cell.state_message)
             outcomes.append(outcome)
         close_lost_runs(lost, settings)
         return outcomes
