@@ -92,8 +92,11 @@ def benchmark_grid(grid: Union[Annotated[GridProfile, Field(title="profile")],
     ``TLBENCH_RESULTS``, ``MLFLOW_TRACKING_URI``, ``TLBENCH_ARTIFACTS``).
     """
     logger = get_run_logger()
-    built = Settings.from_environment(**{**(settings or {}), "data_dir": data_dir, "results": results,
-                                         "tracking_uri": tracking_uri})
+    # Only the parameters that were given override ``settings``: a ``None`` here must not erase
+    # the value the CLI passed in ``settings`` (it would fall back to the worker's environment).
+    given = {name: value for name, value in (("data_dir", data_dir), ("results", results),
+                                             ("tracking_uri", tracking_uri)) if value is not None}
+    built = Settings.from_environment(**{**(settings or {}), **given})
     apply_mlflow_http_policy(built)
     spec = load_grid(grid, overrides or [])
     with make_engine(execution, concurrency, batch_size, timeout_s=pool_timeout_s) as engine:

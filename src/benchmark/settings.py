@@ -3,7 +3,8 @@ down; nothing else in the library reads the environment.
 
 Embedded defaults (no server anywhere): data in ``./data``, results (Parquet leaderboard,
 pretrained models, reports) in ``./results``, MLflow in a SQLite file ``./mlflow/mlflow.db`` with
-artifacts in ``./mlflow/artifacts``. Every one is a setting:
+artifacts in ``./mlflow/artifacts``; a SQLite URI of your own keeps its artifacts beside its database
+(``<folder of the .db>/artifacts``). Every one is a setting:
 
 ==========================  ======================  =============================================
 environment variable        CLI option              meaning
@@ -188,6 +189,13 @@ class Settings:
         """Absolute local paths, so worker threads and child processes agree on them."""
         mlflow_dir = self.mlflow_dir.absolute()
         tracking = self.tracking_uri or f"sqlite:///{mlflow_dir / 'mlflow.db'}"
+        if self.tracking_uri.startswith("sqlite:///"):
+            # A store the user named: its folder (and so the default artifact root) is the
+            # database's, not ./mlflow, and its path is absolute for workers with another cwd.
+            database, sep, query = self.tracking_uri.removeprefix("sqlite:///").partition("?")
+            database_path = Path(database).absolute()
+            mlflow_dir = database_path.parent
+            tracking = f"sqlite:///{database_path}{sep}{query}"
         artifacts = self.artifact_location
         if not artifacts and tracking.startswith("sqlite:"):
             artifacts = (mlflow_dir / "artifacts").as_uri()
