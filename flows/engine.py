@@ -253,12 +253,18 @@ class CellTable:
             _log().warning("could not publish the cell table", exc_info=True)
 
 
-class Heartbeats:
-    """When each worker of a pool last changed its heartbeat, by this process's clock. A worker is
-    stale after 3 of its heartbeat intervals without one (30 s when it states none), or as soon as
-    Prefect marks it OFFLINE."""
+#: The shortest silence that makes a worker lost, whatever its interval: a 30 s stall of the Prefect
+#: server's SQLite writes silenced a live worker for 65 s (docs/orchestration.md); Prefect's OFFLINE
+#: (3 late intervals) is no proof of death, and ending a live run fails cells still training.
+LOST_AFTER_S = 120.0
 
-    def __init__(self) -> None:
+
+class Heartbeats:
+    """When each worker's heartbeat last moved, by this process's clock. Stale (lost): not moved for 3 of
+    its intervals (30 s if it states none) and ``lost_after_s``; OFFLINE alone is never enough."""
+
+    def __init__(self, lost_after_s: float = LOST_AFTER_S) -> None:
+        self.lost_after_s = float(lost_after_s)
         self._seen: dict[str, tuple[Any, float]] = {}  # worker -> (last heartbeat, when it changed)
 
     def known(self, name: str) -> bool:
@@ -270,8 +276,8 @@ class Heartbeats:
         if worker.last_heartbeat_time != seen:
             seen, since = worker.last_heartbeat_time, now
         self._seen[worker.name] = (seen, since)
-        status = getattr(worker.status, "value", str(worker.status))
-        return status == "OFFLINE" or now - since > 3 * (worker.heartbeat_interval_seconds or 30), now - since, status
+        limit = max(3 * (worker.heartbeat_interval_seconds or 30), self.lost_after_s)
+        return now - since > limit, now - since, getattr(worker.status, "value", str(worker.status))
 
 
 def lost_outcome(job: CellJob, where: str, message: str | None) -> CellOutcome:
@@ -328,12 +334,12 @@ class PoolEngine(RemoteCellEngine):
     ``timeout_s`` bounds the whole wait; ``poll_s`` is the state-poll interval; a child run stuck
     PENDING (claimed by a worker, never started) for ``pending_timeout_s`` is marked CRASHED; a
     RUNNING child whose worker (the ``tlbench.worker`` label it sets on itself) has sent no
-    heartbeat for ``3 x`` its heartbeat interval, or is OFFLINE, is marked CRASHED at once.
+    heartbeat for ``3 x`` its heartbeat interval and at least ``lost_after_s`` is marked CRASHED.
     """
 
     def __init__(self, batch_size: int = 4, timeout_s: float = 24 * 3600, poll_s: float = 5.0,
                  pending_timeout_s: float = 900.0, concurrency: int = 1,
-                 deployment: str = CELL_DEPLOYMENT):
+                 deployment: str = CELL_DEPLOYMENT, lost_after_s: float = LOST_AFTER_S):
         if int(batch_size) < 1:
             raise TlbenchError(f"batch_size must be at least 1, got {batch_size!r}")
         self.batch_size = int(batch_size)
@@ -343,7 +349,7 @@ class PoolEngine(RemoteCellEngine):
         self.deployment = deployment
         self.progress = _Progress()
         self.local = PrefectEngine(concurrency, self.progress)
-        self._heartbeats = Heartbeats()
+        self._heartbeats = Heartbeats(lost_after_s)
         self._batches_submitted = 0
         self._lock = threading.Lock()
         self.table = CellTable()
@@ -502,7 +508,11 @@ class PoolEngine(RemoteCellEngine):
         from prefect.states import Cancelled, Crashed
 
         new_state = Cancelled(message=message) if state == "CANCELLED" else Crashed(message=message)
-        try:
+        try:  # a child that ended since the poll that condemned it keeps its own final state
+            current = client.read_flow_run(child.flow_run_id).state
+            if current is not None and current.is_final():
+                child.final, child.state_name, child.state_message = True, current.type.value, current.message
+                return
             client.set_flow_run_state(child.flow_run_id, new_state, force=True)
         except Exception:  # noqa: BLE001 - the outcome below says the same either way
             _log().warning("could not mark child run %s %s", child.name, state, exc_info=True)

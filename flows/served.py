@@ -16,7 +16,8 @@ Three things differ from Prefect's stock task worker, each for the killed-worker
   then subscribes again. An idle worker is never starved by a busy one holding the next cell.
 * **Heartbeats.** Each worker sends Prefect worker heartbeats to the work pool (``gpu`` by
   default) under its own name, so it appears in the UI beside the pool's workers, and the parent
-  can tell a dead worker (no heartbeat for 3 intervals) from a slow cell.
+  can tell a dead worker (no heartbeat for 3 intervals and at least ``flows.engine.LOST_AFTER_S``,
+  120 s) from a slow cell or a loaded server.
 * **Claim.** A cell's task run renames itself ``<cell> @ <worker>`` when it starts; the parent
   marks a RUNNING run whose worker stopped heartbeating CRASHED, reports its cell failed (no row)
   and closes its MLflow run: the next trigger trains it, once.
@@ -56,7 +57,7 @@ from benchmark.jobs import CellJob, CellOutcome
 from benchmark.settings import Settings, apply_mlflow_http_policy
 from benchmark.stages import close_lost_runs, ledger_outcomes, run_cell, tag_run
 from flows.cell import TAG_WORKER
-from flows.engine import Heartbeats, RemoteCellEngine, lost_outcome
+from flows.engine import LOST_AFTER_S, Heartbeats, RemoteCellEngine, lost_outcome
 
 CLAIM = " @ "  # "<cell task name> @ <worker name>": the task run's name once a worker runs it
 TAG_TASK_RUN = "prefect_task_run_id"
@@ -214,14 +215,16 @@ class ServedEngine(RemoteCellEngine):
 
     At most two cells per live worker are in flight (workers heartbeating to ``pool``; at least
     one), so the order ``run_grid`` hands cells in is the order they start. ``timeout_s`` bounds
-    the whole wait; cells still open then are ended (CANCELLED if never started, else CRASHED)."""
+    the whole wait; cells still open then are ended (CANCELLED if never started, else CRASHED).
+    A worker is lost after ``lost_after_s`` (and 3 intervals) without a heartbeat (:class:`Heartbeats`)."""
 
-    def __init__(self, local, pool: str = "gpu", timeout_s: float = 24 * 3600, poll_s: float = 1.0):
+    def __init__(self, local, pool: str = "gpu", timeout_s: float = 24 * 3600, poll_s: float = 1.0,
+                 lost_after_s: float = LOST_AFTER_S):
         self.local, self.pool = local, pool
         self.timeout_s, self.poll_s = float(timeout_s), float(poll_s)
         self._in_flight = 0
         self._lock = threading.Lock()
-        self._heartbeats = Heartbeats()
+        self._heartbeats = Heartbeats(lost_after_s)  # lost: silent for 3 intervals and lost_after_s
 
     remote_name = "served mode"
 

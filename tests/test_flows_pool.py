@@ -21,7 +21,7 @@ from benchmark.config import load_grid
 from benchmark.errors import SpecError, TlbenchError
 from benchmark.jobs import CellJob, RunContext, expand
 from flows.cell import WORKER_LABEL, jobs_from_plain, jobs_to_plain
-from flows.engine import PoolEngine, _Child, make_engine
+from flows.engine import LOST_AFTER_S, Heartbeats, PoolEngine, _Child, make_engine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONTEXT = RunContext("smoke", "gid", "20240501T000000-abcdef", "2024-05-01", "tlbench-smoke", None, None)
@@ -78,7 +78,11 @@ class FakeClient:
         return out
 
     def read_workers_for_work_pool(self, pool, limit):
-        return self.workers
+        return [w(self.polls) if callable(w) else w for w in self.workers]
+
+    def read_flow_run(self, run_id):  # the fresh look the parent takes before ending a child
+        run = self.runs[run_id]
+        return run(self.polls) if callable(run) else run
 
     def set_flow_run_state(self, run_id, state, force=False):
         self.set_states.append((run_id, state.type.value, force, state.message))
@@ -102,7 +106,7 @@ def test_a_running_child_whose_worker_stopped_heartbeating_is_marked_crashed_lon
         done.flow_run_id: lambda poll: SimpleNamespace(
             id=done.flow_run_id, state=Completed() if poll > 2 else Running(), labels={WORKER_LABEL: "w2"}),
     }, [worker("w1"), SimpleNamespace(**{**vars(worker("w2")), "heartbeat_interval_seconds": 60})])
-    engine = PoolEngine(batch_size=1, timeout_s=30, poll_s=0.02)
+    engine = PoolEngine(batch_size=1, timeout_s=30, poll_s=0.02, lost_after_s=0.1)
     t0 = time.monotonic()
     engine._wait(client, [dead, done], "gpu", 2)
     assert time.monotonic() - t0 < 5
@@ -110,6 +114,55 @@ def test_a_running_child_whose_worker_stopped_heartbeating_is_marked_crashed_lon
     assert "w1" in client.set_states[0][3] and "stopped heartbeating" in client.set_states[0][3]
     assert dead.final and dead.state_name == "CRASHED"
     assert done.final and done.state_name == "COMPLETED"
+
+
+def test_a_live_worker_late_by_many_intervals_or_marked_offline_is_not_lost_before_lost_after_s():
+    """Under load a live worker's heartbeat can be a minute late and Prefect's foreman marks it
+    OFFLINE after 3 late intervals: neither may end its run (its cells would fail while training).
+    Lost means silent for 3 intervals *and* ``lost_after_s`` (120 s by default: a 30 s stall of the server's writes silenced a live worker
+    for 65 s)."""
+    beats = Heartbeats()
+    assert beats.lost_after_s == LOST_AFTER_S == 120.0
+
+    def seen(heartbeat_at: float, status: str = "ONLINE") -> SimpleNamespace:  # interval 5 s
+        return SimpleNamespace(name="w1", last_heartbeat_time=heartbeat_at, heartbeat_interval_seconds=5,
+                               status=SimpleNamespace(value=status))
+
+    assert beats.check(seen(0), now=1000.0) == (False, 0.0, "ONLINE")
+    assert beats.check(seen(0, "OFFLINE"), now=1020.0) == (False, 20.0, "OFFLINE")  # 4 intervals late
+    assert beats.check(seen(0, "OFFLINE"), now=1119.0)[0] is False  # 65 s: what a stalled server did
+    assert beats.check(seen(65), now=1119.5)[:2] == (False, 0.0)  # it was alive: the clock restarts
+    assert beats.check(seen(65), now=1239.0)[0] is False
+    assert beats.check(seen(65, "OFFLINE"), now=1240.0) == (True, 120.5, "OFFLINE")  # dead: silent > 120 s
+    # a worker that states a longer interval gets 3 of them
+    slow = Heartbeats(lost_after_s=10)
+    slow.check(SimpleNamespace(**{**vars(seen(0)), "heartbeat_interval_seconds": 60}), now=0.0)
+    assert slow.check(SimpleNamespace(**{**vars(seen(0)), "heartbeat_interval_seconds": 60}), now=179.0)[0] is False
+    assert slow.check(SimpleNamespace(**{**vars(seen(0)), "heartbeat_interval_seconds": 60}), now=181.0)[0] is True
+
+
+def test_a_child_on_a_slow_but_live_worker_is_waited_for_not_crashed():
+    """The pool engine end to end over the staleness rule: the worker's heartbeat moves only every
+    ~0.3 s (6 of its 0.05 s intervals) and the server calls it OFFLINE, yet it completes its run."""
+    slow = child()
+    client = FakeClient({slow.flow_run_id: lambda poll: SimpleNamespace(
+        id=slow.flow_run_id, state=Completed() if poll > 40 else Running(), labels={WORKER_LABEL: "w1"})},
+        [lambda poll: SimpleNamespace(name="w1", last_heartbeat_time=poll // 15, heartbeat_interval_seconds=0.05,
+                                      status=SimpleNamespace(value="OFFLINE"))])
+    PoolEngine(timeout_s=30, poll_s=0.02, lost_after_s=1.0)._wait(client, [slow], "gpu", 1)
+    assert client.set_states == [] and slow.state_name == "COMPLETED"
+
+
+def test_a_child_that_completed_after_the_poll_that_condemned_it_keeps_its_state():
+    """Its worker looked lost, but the run completed before the parent ended it: no forced CRASHED
+    overwrites a final state."""
+    late = child()
+    client = FakeClient({late.flow_run_id: SimpleNamespace(id=late.flow_run_id, state=Running(),
+                                                           labels={WORKER_LABEL: "w1"})}, [worker("w1")])
+    done = SimpleNamespace(id=late.flow_run_id, state=Completed(), labels={WORKER_LABEL: "w1"})
+    client.read_flow_run = lambda run_id: done
+    PoolEngine(timeout_s=30, poll_s=0.02, lost_after_s=0.1)._wait(client, [late], "gpu", 1)
+    assert client.set_states == [] and late.final and late.state_name == "COMPLETED"
 
 
 def test_a_running_child_whose_worker_left_the_pool_is_marked_crashed():

@@ -202,7 +202,8 @@ def stack(tmp_path_factory, data_dir):
         "PREFECT_HOME": str(root / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{root / 'prefect' / 'prefect.db'}",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-        # a dead worker is noticed after 3 missed heartbeats; workers look for runs every 2 s
+        # a dead worker is lost after 3 missed heartbeats and 120 s (flows.engine.LOST_AFTER_S);
+        # workers look for runs every 2 s
         "PREFECT_WORKER_HEARTBEAT_SECONDS": "5", "PREFECT_WORKER_QUERY_SECONDS": "2",
         "TLBENCH_DATA_DIR": str(data_dir), "TLBENCH_RESULTS": str(root / "results"),
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
@@ -236,8 +237,29 @@ def workers(stack):
     t0 = time.monotonic()
     cells = stack.start_workers("gpu", 2)
     parents = stack.start_workers("cpu", 1)
+    wait_online(stack, {"gpu": cells, "cpu": parents})
     stack.timings["workers_start_s"] = time.monotonic() - t0
     return {"gpu": sorted(cells), "cpu": sorted(parents)}
+
+
+def wait_online(stack: Stack, started: dict[str, dict[str, int]], timeout: float = 300) -> None:
+    """Until every started worker has sent a heartbeat to its pool (ONLINE): a test that triggers
+    before then races the workers' start-up (imports take 10-25 s on a loaded machine), and the
+    first worker up would take every batch."""
+    deadline = time.monotonic() + timeout
+    with stack.client() as client:
+        while True:
+            online = {pool: {w.name for w in client.read_workers_for_work_pool(pool)
+                             if getattr(w.status, "value", w.status) == "ONLINE"} for pool in started}
+            missing = {pool: sorted(set(names) - online[pool]) for pool, names in started.items()
+                       if set(names) - online[pool]}
+            if not missing:
+                return
+            dead = [name for names in started.values() for name, pid in names.items() if not alive(pid)]
+            logs = {n: (stack.root / "workers" / f"{n}.log").read_text()[-2000:] for n in dead}
+            assert not dead, f"workers exited before their first heartbeat: {logs}"
+            assert time.monotonic() < deadline, f"workers not ONLINE after {timeout} s: {missing}"
+            time.sleep(1)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -248,7 +270,7 @@ def trigger(stack: Stack, overrides: list[str], batch_size: int = 2, pool_timeou
     ``pool_timeout_s``: how long the parent waits for its child runs before ending them."""
     out = run([str(BIN / "prefect"), "--no-prompt", "deployment", "run", "benchmark-grid/adhoc-benchmark",
                "--param", f"overrides={json.dumps(TINY + overrides)}", "--param", "execution=pool",
-               "--param", f"batch_size={batch_size}", "--param", f"pool_timeout_s={pool_timeout_s}"], stack.env, 120)
+               "--param", f"batch_size={batch_size}", "--param", f"pool_timeout_s={pool_timeout_s}"], stack.env, 300)
     match = re.search(r"UUID: ([0-9a-f-]{36})", out.stdout)
     assert match, out.stdout
     return match.group(1)
@@ -487,8 +509,9 @@ def test_a_worker_killed_mid_cell_fails_only_its_cells_and_the_next_trigger_reru
     killed_at = time.monotonic()
     stack.kill_worker(victim_worker)
 
-    # the parent ends on its own, in a clear state, without waiting for the dead worker
-    parent = wait_final(stack, parent_id, timeout=300)
+    # the parent ends on its own, in a clear state, without waiting for the dead worker: its
+    # heartbeat is silent for flows.engine.LOST_AFTER_S (120 s), then the parent aggregates
+    parent = wait_final(stack, parent_id, timeout=600)
     stack.timings["crash_detected_s"] = time.monotonic() - killed_at
     assert parent.state.type.value == "FAILED", parent.state.message
     assert "no leaderboard row after child run" in parent.state.message
