@@ -1,9 +1,12 @@
 """The spec tree: YAML -> typed specs, overrides, all problems at once, stable keys."""
 
+import dataclasses
+import hashlib
+
 import pytest
 
-from benchmark.config import (CellSpec, DataSpec, GridSpec, apply_overrides, from_dict, load_grid,
-                              profile_names, spec_hash)
+from benchmark.config import (CellSpec, DataSpec, GridSpec, apply_overrides, canonical_json, from_dict,
+                              load_grid, profile_names, spec_hash)
 from benchmark.errors import SpecError, TlbenchError
 
 
@@ -73,3 +76,60 @@ def test_spec_hash_is_stable_and_sensitive():
     # option order does not change identity
     assert spec_hash(DataSpec("ett", {"file": "ETTh1", "column": "OT"})) == \
         spec_hash(DataSpec("ett", {"column": "OT", "file": "ETTh1"}))
+
+
+# --------------------------------------------------------------------------- variants and neutral keys
+
+
+def test_variants_are_the_union_of_sub_grids_not_the_whole_cross():
+    from benchmark.config import variant_specs
+    from benchmark.jobs import expand
+    from benchmark.validation import grid_problems
+
+    data = {"target_sizes": [240], "modes": ["scratch", "finetune"], "seeds": [0, 1],
+            "normalisations": ["last_value", "global"], "lookbacks": [24, 48]}
+    whole = expand(from_dict(GridSpec, data))
+    spec = from_dict(GridSpec, {**data, "variants": [
+        {"modes": ["scratch"]},                                            # 2 norms x 2 lookbacks x 2 seeds
+        {"modes": ["finetune"], "normalisations": ["last_value"], "lookbacks": [24]},  # x 2 seeds
+        {"modes": ["scratch"], "lookbacks": [24]},                         # inside the first: no new cell
+    ]})
+    assert grid_problems(spec) == []
+    cells = expand(spec)
+    assert len(whole) == 16 and len(cells) == 8 + 2
+    assert {(c.mode, c.model.normalisation, c.split.lookback) for c in cells if c.mode == "finetune"} == \
+        {("finetune", "last_value", 24)}
+    assert len(variant_specs(spec)) == 3 and variant_specs(from_dict(GridSpec, data)) == [from_dict(GridSpec, data)]
+
+
+@pytest.mark.parametrize("variant, message", [
+    ({"horizon": 24}, r"grid.variants\[0\].horizon: not an axis a variant may narrow. Known: target_sizes"),
+    ({"lookbacks": [336]}, r"grid.variants\[0\].lookbacks: \[336\] not among the grid's lookbacks \[24\]; "
+                           r"add them to grid.lookbacks first"),
+    ({"modes": "scratch", "seeds": [7]}, r"grid.variants\[0\].seeds: \[7\] not among the grid's seeds \[0\]"),
+])
+def test_bad_variants_are_refused_with_their_path(variant, message):
+    from benchmark.validation import validate_grid
+
+    with pytest.raises(SpecError, match=message):
+        validate_grid(from_dict(GridSpec, {"variants": [variant]}))
+
+
+def test_a_new_option_at_its_default_keeps_every_key():
+    from benchmark.config import KEY_NEUTRAL_DEFAULT, key_plain, to_plain
+
+    cell = expand_first()
+    plain = to_plain(cell)
+    assert "min_steps" in plain["training"] and "min_steps" not in key_plain(cell)["training"]
+    assert key_plain(dataclasses.replace(cell, training=dataclasses.replace(cell.training, min_steps=5)))[
+        "training"]["min_steps"] == 5
+    # the hash of a spec without neutral fields is the hash of its canonical JSON, as before they existed
+    assert spec_hash(DataSpec("ett", {"file": "ETTh1"})) == \
+        hashlib.sha256(canonical_json(DataSpec("ett", {"file": "ETTh1"})).encode() + b"\x00").hexdigest()[:16]
+    assert KEY_NEUTRAL_DEFAULT["key_neutral_default"]
+
+
+def expand_first():
+    from benchmark.jobs import expand
+
+    return expand(GridSpec())[0]

@@ -159,3 +159,55 @@ def test_training_deterministic_switches_tf_op_determinism_and_the_cell_key():
     fast = expand(load_grid("smoke", ["training.deterministic=false"]))[0]
     assert fast.training.deterministic is False
     assert cell_key(fast, "fp") != cell_key(expand(load_grid("smoke"))[0], "fp")  # another result
+
+
+# --------------------------------------------------------------------------- the fair budget
+
+
+@pytest.mark.parametrize("n_windows, batch, max_epochs, min_steps, expected", [
+    (8521, 64, 8, 1000, 8),     # ett-standard at 8640 points: 134 steps/epoch, max_epochs already enough
+    (1, 64, 8, 0, 8),           # min_steps 0: max_epochs alone (the behaviour before the field)
+    (601, 64, 8, 1000, 100),    # 720 points: 10 steps/epoch, raised to 100 epochs
+    (120, 64, 1, 10, 5),        # 2 steps/epoch
+])
+def test_budget_epochs_raises_max_epochs_to_min_steps(n_windows, batch, max_epochs, min_steps, expected):
+    from benchmark.training import budget_epochs
+
+    assert budget_epochs(TrainingSpec(max_epochs=max_epochs, min_steps=min_steps), n_windows, batch) == expected
+
+
+def test_a_120_point_target_gets_at_least_min_steps_optimizer_steps():
+    # 120 points, lookback 8, horizon 1: 112 windows, 96 train (2 steps per epoch at batch 64), 16
+    # val. max_epochs 1 alone is 2 steps; min_steps 40 raises it to 20 epochs. The patience is
+    # large, so only the budget ends the run; the optimizer counts the steps it really took.
+    x, y = sine_windows(120)
+    seed_everything(0)
+    training = TrainingSpec(learning_rate=1e-3, batch_size=64, max_epochs=1, min_steps=40, patience=1000)
+    for run in (lambda model: fit(model, (x[:96], y[:96]), (x[96:], y[96:]), training),
+                lambda model: train_for_mode(model, TRANSFER_MODES.get("scratch"), (x[:96], y[:96]),
+                                             (x[96:], y[96:]), training, TransferSpec())):
+        model = prepare_for_mode("scratch", SPEC, LOOKBACK, 1, HORIZON, None)
+        result = run(model)
+        assert result.epochs_run == 20
+        assert int(model.optimizer.iterations.numpy()) >= 40
+    unbudgeted = prepare_for_mode("scratch", SPEC, LOOKBACK, 1, HORIZON, None)
+    fit(unbudgeted, (x[:96], y[:96]), (x[96:], y[96:]), TrainingSpec(batch_size=64, max_epochs=1))
+    assert int(unbudgeted.optimizer.iterations.numpy()) == 2  # the test can fail: without the budget, 2
+
+
+def test_min_steps_is_validated_and_keys_change_only_when_it_is_set():
+    from benchmark.config import from_dict, GridSpec, load_grid
+    from benchmark.errors import SpecError
+    from benchmark.jobs import cell_key, expand
+    from benchmark.validation import validate_grid
+
+    with pytest.raises(SpecError, match=r"grid.training.min_steps: must be >= 0 optimizer steps .* got -5"):
+        validate_grid(from_dict(GridSpec, {"training": {"min_steps": -5}}))
+    with pytest.raises(SpecError, match=r"grid.training.min_steps: expected an integer, got 'many'"):
+        from_dict(GridSpec, {"training": {"min_steps": "many"}})
+    plain = expand(load_grid("smoke"))[0]
+    zero = expand(load_grid("smoke", ["training.min_steps=0"]))[0]
+    set_ = expand(load_grid("smoke", ["training.min_steps=500"]))[0]
+    # the default (0: max_epochs alone, the behaviour before the field) leaves every key as it was
+    assert cell_key(zero, "fp") == cell_key(plain, "fp")
+    assert cell_key(set_, "fp") != cell_key(plain, "fp")  # another budget, another result

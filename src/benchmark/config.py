@@ -26,6 +26,12 @@ import yaml
 from benchmark.errors import SpecError, TlbenchError
 
 
+#: Field metadata of an option added after keys existed: the key hash leaves the field out while
+#: it holds its default (which must reproduce the behaviour from before the field), so adding it
+#: keeps every existing cell key and ledger row; any other value enters the key.
+KEY_NEUTRAL_DEFAULT = types.MappingProxyType({"key_neutral_default": True})
+
+
 @dataclass(frozen=True)
 class DataSpec:
     """One series collection: a registered source name plus that source's own options.
@@ -89,6 +95,9 @@ class TrainingSpec:
     lr_schedule: str = "constant"  # a name in benchmark.training.LR_SCHEDULES
     deterministic: bool = True  # TF op determinism: bit-reproducible runs; false trades that for speed
     monitor: str = "val_loss"  # what early stopping watches: val_loss, or loss (the notebook protocol's flaw)
+    # fair budget across target sizes: epochs raised so training may run at least this many optimizer
+    # steps (early stopping on the monitor still ends it); 0: max_epochs alone
+    min_steps: int = field(default=0, metadata=KEY_NEUTRAL_DEFAULT)
 
 
 @dataclass(frozen=True)
@@ -170,11 +179,38 @@ class GridSpec:
     forecasts: tuple[str, ...] = ()  # () : split.forecast alone
     protocols: tuple[str, ...] = ()  # () : split.protocol alone (benchmark.data.protocols)
     baselines: tuple[str, ...] = ("naive", "seasonal_naive", "naive2", "mean")
+    # sub-grids instead of the whole cross product: each a mapping of VARIANT_AXES keys whose values
+    # are among the grid's own; the cells are the union of the sub-grids (empty: the whole cross)
+    variants: tuple[Mapping[str, Any], ...] = field(default=(), metadata=KEY_NEUTRAL_DEFAULT)
     split: SplitSpec = field(default_factory=SplitSpec)
     model: ModelSpec = field(default_factory=ModelSpec)
     training: TrainingSpec = field(default_factory=TrainingSpec)
     transfer: TransferSpec = field(default_factory=TransferSpec)
     pretrain: PretrainSpec = field(default_factory=PretrainSpec)
+
+
+#: The axes a grid's ``variants`` entry may narrow, with the single value each stands for when empty.
+VARIANT_AXES = {"target_sizes": None, "architectures": None, "modes": None, "seeds": None,
+                "regimes": None, "feature_sets": None, "lookbacks": ("split", "lookback"),
+                "normalisations": ("model", "normalisation"), "forecasts": ("split", "forecast"),
+                "protocols": ("split", "protocol")}
+
+
+def axis_values(spec: GridSpec, axis: str) -> tuple:
+    """The values of one of :data:`VARIANT_AXES` in ``spec`` (an empty optional axis: its spec's value)."""
+    single = VARIANT_AXES[axis]
+    return getattr(spec, axis) or ((getattr(getattr(spec, single[0]), single[1]),) if single else ())
+
+
+def variant_specs(spec: GridSpec) -> list[GridSpec]:
+    """``spec``'s sub-grids: one per ``variants`` entry (its axes replaced), or ``[spec]``."""
+    if not spec.variants:
+        return [spec]
+    out = []
+    for index, variant in enumerate(spec.variants):
+        typed = from_dict(GridSpec, dict(variant), f"grid.variants[{index}]")
+        out.append(dataclasses.replace(spec, variants=(), **{k: getattr(typed, k) for k in variant}))
+    return out
 
 
 @dataclass(frozen=True)
@@ -240,11 +276,26 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(to_plain(obj), sort_keys=True, separators=(",", ":"), default=str)
 
 
+def key_plain(obj: Any) -> Any:
+    """:func:`to_plain` for identity: a field marked :data:`KEY_NEUTRAL_DEFAULT` is left out
+    while it equals its default, so keys from before the field existed stay valid."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: key_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not (f.metadata.get("key_neutral_default") and getattr(obj, f.name) == f.default)}
+    if isinstance(obj, Mapping):
+        return {str(k): key_plain(v) for k, v in sorted(obj.items())}
+    if isinstance(obj, (list, tuple)):
+        return [key_plain(v) for v in obj]
+    return to_plain(obj)
+
+
 def spec_hash(*parts: Any, length: int = 16) -> str:
-    """Content hash of any specs/values: the identity used by caching, MLflow tags and results."""
+    """Content hash of any specs/values: the identity used by caching, MLflow tags and results.
+    Hashes :func:`key_plain` (a new option at its default does not change a key)."""
     digest = hashlib.sha256()
     for part in parts:
-        digest.update(canonical_json(part).encode())
+        digest.update(json.dumps(key_plain(part), sort_keys=True, separators=(",", ":"),
+                                 default=str).encode())
         digest.update(b"\x00")
     return digest.hexdigest()[:length]
 

@@ -247,8 +247,11 @@ def expand(spec: GridSpec) -> list[CellSpec]:
     target seed paired with that body, not once per target seed.
     """
     from benchmark.catalog import TRANSFER_MODES
+    from benchmark.config import variant_specs
     from benchmark.data.protocols import apply_protocol
 
+    if spec.variants:  # the union of the sub-grids, each distinct cell once
+        return list({spec_hash(c): c for sub in variant_specs(spec) for c in expand(sub)}.values())
     bodies = spec.pretrain.seeds or (0,)
     paired = [(seed, bodies[i % len(bodies)]) for i, seed in enumerate(spec.seeds)]
     first_of_body: dict[int, tuple[int, int]] = {}

@@ -308,13 +308,29 @@ def _fit_phase(model: keras.Model, arrays: tuple[Arrays, Arrays | StreamValidati
             "stopped_early": monitor.stopped, "seconds": time.monotonic() - started}
 
 
+def budget_epochs(training: TrainingSpec, n_windows: int, batch_size: int) -> int:
+    """The epochs a training run may take: ``training.max_epochs``, raised to
+    ``ceil(min_steps / steps_per_epoch)`` (``steps_per_epoch = ceil(n_windows / batch_size)``) so
+    that a small target gets at least ``training.min_steps`` optimizer steps, as a large one does in
+    its ``max_epochs``. Early stopping (``patience`` on ``monitor``) still ends the run sooner."""
+    steps_per_epoch = max(1, math.ceil(int(n_windows) / max(1, int(batch_size))))
+    return max(int(training.max_epochs), math.ceil(int(training.min_steps) / steps_per_epoch))
+
+
+def _budget(training: TrainingSpec, arrays: tuple[Arrays, Arrays | StreamValidation]) -> int:
+    """:func:`budget_epochs` of checked ``arrays`` (a stateful run trains at batch 1)."""
+    batch = 1 if isinstance(arrays[1], StreamValidation) else training.batch_size
+    return budget_epochs(training, len(arrays[0][0]), batch)
+
+
 def fit(model: keras.Model, train: Arrays, val: Arrays | StreamValidation, training: TrainingSpec,
         max_epochs: int | None = None, on_epoch_end: EpochHook | None = None) -> FitResult:
     """Train ``model`` on ``train = (x [n, L, F], y [n, H])`` with early stopping on ``val``
     (``training.monitor``: ``val_loss``; ``loss`` watches the training loss and may have no ``val``).
 
     Compiles the model from ``training`` only if it is not compiled yet (so a caller's
-    :func:`apply_freezing` and learning rate are kept). Stops after ``training.patience`` epochs
+    :func:`apply_freezing` and learning rate are kept). Runs ``max_epochs`` (default: the
+    :func:`budget_epochs` of ``training``: ``min_steps`` raises it for small targets). Stops after ``training.patience`` epochs
     without an improvement of the monitored value of more than ``min_delta`` and restores the
     best epoch's weights. Raises CellFailed on a non-finite loss or when
     ``training.time_limit_s`` is exceeded (checked at the end of every epoch).
@@ -322,8 +338,9 @@ def fit(model: keras.Model, train: Arrays, val: Arrays | StreamValidation, train
     if not getattr(model, "compiled", False):
         compile_model(model, training)
     run = _Run(training, on_epoch_end)
-    epochs = training.max_epochs if max_epochs is None else max_epochs
-    run.result.phases.append(_fit_phase(model, _arrays(train, val, training.monitor), run, epochs, 0))
+    arrays = _arrays(train, val, training.monitor)
+    epochs = _budget(training, arrays) if max_epochs is None else max_epochs
+    run.result.phases.append(_fit_phase(model, arrays, run, epochs, 0))
     run.result.seconds = run.elapsed()
     return run.result
 
@@ -346,7 +363,8 @@ def train_for_mode(model: keras.Model, mode: TransferMode, train: Arrays, val: A
 
     Before each phase :func:`apply_freezing` sets the phase's frozen layers and recompiles at
     ``training.learning_rate * lr_factor``. Early stopping spans phases: each phase gets its own
-    patience, and the best weights over all epochs are restored. A mode without phases
+    patience, and the best weights over all epochs are restored. The phases share
+    :func:`budget_epochs` (``max_epochs`` raised by ``training.min_steps``). A mode without phases
     (``zeroshot``) trains nothing: every layer is frozen and an empty FitResult (0 epochs) returned.
     A stateful model (:func:`is_stateful`) trains on ``train`` = its chunks in order with ``val``
     a :class:`StreamValidation` (see the module docstring).
@@ -357,7 +375,7 @@ def train_for_mode(model: keras.Model, mode: TransferMode, train: Arrays, val: A
         return FitResult()
     arrays = _arrays(train, val, training.monitor)
     run = _Run(training, on_epoch_end)
-    epochs_per_phase = split_epochs([p.epochs_fraction for p in phases], training.max_epochs)
+    epochs_per_phase = split_epochs([p.epochs_fraction for p in phases], _budget(training, arrays))
     for index, (phase, epochs) in enumerate(zip(phases, epochs_per_phase)):
         frozen = frozen_layer_names(model, phase, transfer)
         rate = training.learning_rate * phase.lr_factor

@@ -56,8 +56,13 @@ def grid_problems(spec: GridSpec) -> list[str]:
         problems.extend(dict.fromkeys(found))  # a problem of the names alone once, not per target
     for i, name in enumerate(spec.modes):
         need(name in TRANSFER_MODES, f"grid.modes[{i}]: {TRANSFER_MODES.unknown_message(name)}")
+    problems.extend(_architecture_mode_problems(spec))
     for i, name in enumerate(spec.baselines):
         need(name in BASELINES, f"grid.baselines[{i}]: {BASELINES.unknown_message(name)}")
+        cap = BASELINES.get(name).max_history if name in BASELINES else None  # e.g. arima's
+        for size in [s for s in spec.target_sizes if cap and s and s > cap]:
+            problems.append(f"grid.baselines[{i}]: {name} fits at most {cap} history points but "
+                            f"grid.target_sizes has {size}; drop {name} or use sizes <= {cap}")
     need(len(spec.seeds) > 0, "grid.seeds: at least one seed is needed")
     need(len(set(spec.seeds)) == len(spec.seeds), f"grid.seeds: duplicates in {list(spec.seeds)}")
     need(spec.model.head in HEADS, f"grid.model.head: {HEADS.unknown_message(spec.model.head)}")
@@ -84,8 +89,11 @@ def grid_problems(spec: GridSpec) -> list[str]:
         need(training.max_epochs > 0, f"{prefix}.max_epochs: must be positive, got {training.max_epochs}")
         need(training.learning_rate > 0, f"{prefix}.learning_rate: must be positive, got {training.learning_rate}")
         need(training.patience >= 0, f"{prefix}.patience: must be >= 0, got {training.patience}")
+        need(training.min_steps >= 0, f"{prefix}.min_steps: must be >= 0 optimizer steps (0: max_epochs "
+                                      f"alone), got {training.min_steps}")
     problems.extend(_axis_problems(spec))
     problems.extend(protocol_problems(spec))
+    problems.extend(variant_problems(spec))
     lookback = max(spec.lookbacks or (split.lookback,))
     protocols = [PROTOCOLS.get(p) for p in spec.protocols or (split.protocol,) if p in PROTOCOLS]
     for size_index, size in enumerate(spec.target_sizes):
@@ -164,6 +172,79 @@ def _axis_problems(spec: GridSpec) -> list[str]:
         problems.append(f"grid.pretrain.horizon: {pretrain.horizon} is shorter than the cells' model horizon "
                         f"{max(model_horizons)}, which {', '.join(head_modes)} forecast with the pretrained head "
                         "as it is; raise pretrain.horizon or drop those modes")
+    return problems
+
+
+def _architecture_mode_problems(spec: GridSpec) -> list[str]:
+    """Transfer modes an architecture refuses (e.g. ``frozen`` for the linear forecasters, whose
+    weights are all body), and pretrained shapes a window-sized architecture cannot load. A grid
+    with ``variants`` is checked per sub-grid: only the pairs it will run."""
+    from benchmark.catalog import ARCHITECTURES, TRANSFER_MODES
+    from benchmark.config import variant_specs
+    from benchmark.data.windows import FORECASTS
+
+    if spec.variants:
+        try:
+            subs = variant_specs(spec)
+        except SpecError:
+            return []  # variant_problems reports a malformed variant
+        return [f"grid.variants[{k}]: {p}" for k, sub in enumerate(subs) for p in _architecture_mode_problems(sub)]
+    problems: list[str] = []
+    known = [(j, a, ARCHITECTURES.get(a)) for j, a in enumerate(spec.architectures) if a in ARCHITECTURES]
+    modes = [(i, m, TRANSFER_MODES.get(m)) for i, m in enumerate(spec.modes) if m in TRANSFER_MODES]
+    for j, architecture, facts in known:
+        for i, mode, _ in modes:
+            refusal = facts.refusal(architecture, mode)
+            if refusal:
+                problems.append(f"grid.modes[{i}]: {refusal}; or drop {mode!r} from grid.modes or "
+                                f"grid.architectures[{j}] {architecture!r}")
+    sized = [(a, facts) for _, a, facts in known if facts.window_sized]
+    loading = [m for _, m, mode in modes if mode.load_body and any(f.refusal(a, m) is None for a, f in sized)]
+    if not loading:
+        return problems
+    pretrain, sized_names = spec.pretrain, ", ".join(a for a, _ in sized)
+    lookbacks = sorted(set(spec.lookbacks or (spec.split.lookback,)))
+    if pretrain.lookback is not None and lookbacks != [pretrain.lookback]:
+        problems.append(f"grid.pretrain.lookback: {pretrain.lookback}, but {sized_names} weigh each "
+                        f"of the cells' lookback steps ({', '.join(map(str, lookbacks))}), so {', '.join(loading)} "
+                        "cannot load a body pretrained on another lookback; set pretrain.lookback to null")
+    trained = [m for _, m, facts in modes if m in loading and not facts.load_head]
+    horizons = sorted({FORECASTS.get(f).model_horizon(spec.split.horizon)
+                       for f in spec.forecasts or (spec.split.forecast,) if f in FORECASTS})
+    if trained and pretrain.horizon is not None and horizons != [pretrain.horizon]:
+        problems.append(f"grid.pretrain.horizon: {pretrain.horizon}, but {sized_names} have one weight "
+                        f"column per forecast step ({', '.join(map(str, horizons))} here), so "
+                        f"{', '.join(trained)} cannot load it; set pretrain.horizon to null (zeroshot "
+                        "alone may use a longer pretrained horizon)")
+    return problems
+
+
+def variant_problems(spec: GridSpec) -> list[str]:
+    """Problems of ``grid.variants``: keys that are not :data:`~benchmark.config.VARIANT_AXES`,
+    values the grid's own axes do not list (so the grid's checks cover every cell), and each
+    sub-grid's own problems (e.g. a pretrained head too short for its modes)."""
+    from benchmark.config import VARIANT_AXES, axis_values, variant_specs
+
+    problems: list[str] = []
+    for index, variant in enumerate(spec.variants):
+        path = f"grid.variants[{index}]"
+        for key, value in variant.items():
+            if key not in VARIANT_AXES:
+                problems.append(f"{path}.{key}: not an axis a variant may narrow. Known: {', '.join(VARIANT_AXES)}")
+                continue
+            values = [tuple(v) if isinstance(v, list) else v for v in (value if isinstance(value, list) else [value])]
+            extra = [v for v in values if v not in axis_values(spec, key)]
+            if extra:
+                problems.append(f"{path}.{key}: {extra} not among the grid's {key} "
+                                f"{list(axis_values(spec, key))}; add them to grid.{key} first")
+    if problems:
+        return problems
+    try:
+        subs = variant_specs(spec)
+    except SpecError as exc:
+        return list(exc.problems)
+    for index, sub in enumerate(subs):
+        problems.extend(f"grid.variants[{index}]: {p}" for p in _axis_problems(sub) + protocol_problems(sub))
     return problems
 
 

@@ -273,5 +273,52 @@ def test_shipped_protocol_profiles_validate(settings):
     assert len(notebook.cells) == 2 * 3 * 3  # protocols x modes x seeds
     for name, horizon in (("ett-standard", 24), ("ett-standard-h96", 96)):
         plan = plan_grid(load_grid(name), settings)
-        assert {(c.split.protocol, c.split.horizon, c.model.normalisation) for c in plan.cells} == \
-            {("ett_standard", horizon, "global")}
+        assert {(c.split.protocol, c.split.horizon, c.split.forecast) for c in plan.cells} == \
+            {("ett_standard", horizon, "direct")}
+        # the variants: every normalisation at lookback 96 (scratch), lookback 336, and transfer
+        assert {c.model.normalisation for c in plan.cells} == {"last_value", "window", "global"}
+        assert {c.split.lookback for c in plan.cells} == {96, 336}
+        assert all(c.training.min_steps > 0 for c in plan.cells)
+        scratch = [c for c in plan.cells if c.mode == "scratch"]
+        assert len(scratch) == 2 * 2 * 3 * 3 + 2 * 2 * 3  # targets x sizes x (3 normalisations + L336) x seeds
+        assert {(c.split.lookback, c.model.normalisation) for c in plan.cells if c.mode != "scratch"} == \
+            {(96, "last_value")}
+
+
+# --------------------------------------------------------------------------- the metric scale is the protocol's
+
+
+def test_ett_standard_leaves_the_normalisation_to_the_grid():
+    from benchmark.jobs import expand
+    from benchmark.models import build_model
+
+    spec = from_dict(GridSpec, {"split": {"protocol": "ett_standard", "lookback": 96, "horizon": 24},
+                                "normalisations": ["last_value", "global"], "target_sizes": [720],
+                                "modes": ["scratch", "finetune"], "seeds": [0, 1]})
+    cells = expand(spec)
+    by_cell: dict[tuple, set[str]] = {}
+    for c in cells:
+        by_cell.setdefault((c.target_size, c.architecture, c.mode, c.seed), set()).add(c.model.normalisation)
+    assert len(cells) == 8 and set(map(frozenset, by_cell.values())) == {frozenset({"last_value", "global"})}
+    assert "normalisation" not in PROTOCOLS.get("ett_standard").model
+    layers = {c.model.normalisation: [layer.name for layer in build_model(c.model, 96, 1, 24).layers]
+              for c in cells}
+    assert "norm_window" in layers["last_value"] and "norm_window" not in layers["global"]
+
+
+def test_mse_z_is_the_protocols_scale_whatever_the_normalisation(etth1):
+    from benchmark.metrics import compute_metrics
+
+    values = etth1["y"].to_numpy()
+    scored = {}
+    for normalisation in ("last_value", "window", "global", "minmax"):
+        data = make_cell_data(etth1, 720, ETT, "e", normalisation=normalisation)
+        guess = data.y_test_true + np.sin(np.arange(data.y_test_true.size)).reshape(data.y_test_true.shape)
+        z = scale_metrics(ETT, data.split, data.values, data.y_test_true, guess)
+        mse = compute_metrics(data.y_test_true, guess, data.insample, 24)["mse"]
+        assert z["mse_z"] == pytest.approx(mse / values[:8640].var(), rel=1e-9)
+        scored[normalisation] = z
+    assert len({tuple(z.values()) for z in scored.values()}) == 1  # identical under every normalisation
+    # the model's series scaler is another matter: fitted on the cell's own 720 training rows
+    assert make_cell_data(etth1, 720, ETT, "e", normalisation="global").scaler.std != \
+        pytest.approx(values[:8640].std())

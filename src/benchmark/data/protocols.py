@@ -14,11 +14,20 @@ aspect             applied in
 ``lags``           :func:`benchmark.data.splits.make_cell_data` (time order of the input windows)
 ``training``       :func:`apply_protocol` -> ``TrainingSpec`` (batch, patience, ``monitor``), read by
                    :func:`benchmark.training.fit`'s early stopping
-``model``          :func:`apply_protocol` -> ``ModelSpec`` (e.g. the normalisation)
+``model``          :func:`apply_protocol` -> ``ModelSpec`` (the ``notebook``'s min-max scaling)
 ``transfer_head``  :func:`apply_protocol` -> the head of the modes that load a pretrained body
 ``scales``         :func:`benchmark.data.splits.scale_metrics` (``mse_z``/``mae_z`` besides the
                    original-scale metrics), called by the cell and the baselines
 =================  ===========================================================================
+
+Two scalers, never one: the **metric scale** (``scales``/``z_reference``: the z-score of the
+protocol's reference rows, fitted on the original series by :func:`~benchmark.data.splits.scale_metrics`)
+and the **model's input normalisation** (``model.normalisation``, the grid's choice or axis: its
+series scaler fitted on the ``scaler_fit`` rows, its window stage inside the model). Forecasts come
+back to the original scale before any metric, so ``mse_z``/``mae_z`` never depend on the model's
+normalisation. ``ett_standard`` pins the cut, the metric scale and the direct forecast; it leaves
+the normalisation to the grid (the papers fix the metric scale; their strong models still normalise
+each input window inside the model).
 
 The boundaries of the fixed ETT split are spelled once here (:data:`ETT_HOURS_PER_MONTH`,
 :data:`ETT_MONTHS`), never inline.
@@ -55,7 +64,10 @@ class Protocol:
     ``scaler_fit``: the rows the series scaler is fitted on (``training``: the training part;
     ``whole_series``: every row of the target, test included). ``lags``: ``oldest_first`` (the
     window in time order) or ``newest_first`` (reversed: the most recent lag first).
-    ``training`` / ``model``: ``TrainingSpec`` / ``ModelSpec`` fields the protocol pins.
+    ``training`` / ``model``: ``TrainingSpec`` / ``ModelSpec`` fields the protocol pins (a
+    protocol that does not pin ``normalisation`` leaves it to the grid's ``model.normalisation``
+    or ``normalisations`` axis).
+    ``forecast``: the ``split.forecast`` the protocol requires (None: the grid's).
     ``transfer_head``: the head of the modes that load a pretrained body (None: the grid's).
     ``scales``: ``original`` always; ``z`` adds ``mse_z``/``mae_z`` on the z-score fitted on
     ``z_reference`` (a name in :data:`benchmark.data.splits.SCALER_RANGES`).
@@ -74,6 +86,7 @@ class Protocol:
     training: Mapping[str, Any] = field(default_factory=dict)
     model: Mapping[str, Any] = field(default_factory=dict)
     transfer_head: str | None = None
+    forecast: str | None = None
     scales: tuple[str, ...] = ("original",)
     z_reference: str = "training"
     holds_out_validation: bool = True
@@ -115,11 +128,12 @@ for _protocol in (
                     "scratch model only a Dense output: unequal capacity")),
     Protocol("ett_standard", "the long-horizon literature's univariate ETT protocol: fixed "
              f"12/4/4-month split (train [0, {_TRAIN_END}), validation [{_TRAIN_END}, {_VAL_END}), "
-             f"test [{_VAL_END}, {_TEST_END})), lookback from the preceding part, z-score on the "
-             "training part, direct forecasts from every test origin; MSE/MAE also on the z-scale",
+             f"test [{_VAL_END}, {_TEST_END})), lookback from the preceding part, direct forecasts "
+             "from every test origin; MSE/MAE also on the z-scale of the training rows "
+             f"[0, {_TRAIN_END}) (the metric scale only: the model's normalisation is the grid's)",
              cut="fixed", cut_options={"train_end": _TRAIN_END, "val_end": _VAL_END,
                                        "test_end": _TEST_END},
-             model={"normalisation": "global"}, scales=("original", "z"),
+             forecast="direct", scales=("original", "z"),
              z_reference="before_validation", holds_out_validation=False,
              max_target_size=_TRAIN_END, test_segment="ett_months"),
 ):
@@ -127,8 +141,8 @@ for _protocol in (
 
 
 def apply_protocol(cell: "CellSpec") -> "CellSpec":
-    """``cell`` with the training and model fields its protocol (``cell.split.protocol``) pins,
-    and the protocol's transfer head on a mode that loads a pretrained body but not its head.
+    """``cell`` with the training, model and forecast fields its protocol (``cell.split.protocol``)
+    pins, and the protocol's transfer head on a mode that loads a pretrained body but not its head.
     The cell spec then says what really ran (its key, MLflow params and row follow from it)."""
     from benchmark.catalog import TRANSFER_MODES  # no TensorFlow at planning time
 
@@ -137,4 +151,5 @@ def apply_protocol(cell: "CellSpec") -> "CellSpec":
     mode = TRANSFER_MODES.get(cell.mode)
     if protocol.transfer_head and mode.load_body and not mode.load_head:
         model = replace(model, head=protocol.transfer_head)
-    return replace(cell, training=replace(cell.training, **protocol.training), model=model)
+    split = replace(cell.split, forecast=protocol.forecast) if protocol.forecast else cell.split
+    return replace(cell, training=replace(cell.training, **protocol.training), model=model, split=split)
