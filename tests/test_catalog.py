@@ -35,6 +35,7 @@ def test_the_facts_planning_reads_match_the_registered_objects():
         heavy, light = ARCHITECTURES.get(name), catalog.ARCHITECTURES.get(name)
         assert (light.stateful_capable, light.why_not_stateful) == (heavy.stateful_capable,
                                                                      heavy.why_not_stateful), name
+        assert (light.refused_modes, light.window_sized) == (heavy.refused_modes, heavy.window_sized), name
     for name in TRANSFER_MODES:
         heavy, light = TRANSFER_MODES.get(name), catalog.TRANSFER_MODES.get(name)
         assert (light.load_body, light.load_head, light.trains) == (heavy.load_body, heavy.load_head,

@@ -18,7 +18,7 @@ def test_unknown_names_are_listed_with_the_known_ones():
     with pytest.raises(SpecError) as info:
         validate_grid(spec)
     text = str(info.value)
-    assert "grid.architectures[1]: Unknown architecture 'lstmm'. Known: conv1d_lstm, gru, lstm, stacked_lstm." in text
+    assert "grid.architectures[1]: Unknown architecture 'lstmm'. Known: conv1d_lstm, dlinear, gru, lstm, nlinear, stacked_lstm." in text
     assert "grid.modes[1]: Unknown transfer mode 'frozn'" in text
     assert "grid.baselines[0]: Unknown baseline 'naiv'" in text
     assert "grid.training.optimizer: Unknown optimizer 'adamm'" in text

@@ -20,6 +20,33 @@ from benchmark.registry import Registry
 class ArchitectureFacts:
     stateful_capable: bool = True
     why_not_stateful: str = ""
+    refused_modes: tuple[tuple[str, str], ...] = ()  # (transfer mode, why it cannot run, with the fix)
+    window_sized: bool = False  # weights shaped lookback x horizon: a pretrained one needs the cell's sizes
+
+    def refusal(self, architecture: str, mode: str) -> str | None:
+        """Why ``architecture`` refuses transfer ``mode`` (None when it accepts it)."""
+        return mode_refusal(architecture, mode, self.refused_modes)
+
+
+def mode_refusal(architecture: str, mode: str, refused_modes: tuple[tuple[str, str], ...]) -> str | None:
+    """The one message for a transfer mode an architecture refuses (None when it accepts it)."""
+    why = dict(refused_modes).get(mode)
+    return None if why is None else f"architecture {architecture!r} cannot use transfer mode {mode!r}: {why}"
+
+
+#: Why the linear forecasters (``nlinear``, ``dlinear``; docs/models.md) refuse some transfer
+#: modes and the stateful regime. One text for this catalogue and the models' registry.
+_LINEAR_ALL_BODY = ("a linear forecaster is one lookback -> horizon map and has no head apart from it "
+                    "(its weights are all body), so")
+_LINEAR_FIX = "use finetune or zeroshot to transfer its M4 weights, scratch otherwise"
+LINEAR_REFUSED_MODES: tuple[tuple[str, str], ...] = (
+    ("frozen", f"{_LINEAR_ALL_BODY} freezing the body leaves nothing to train; {_LINEAR_FIX}"),
+    ("lp_ft", f"{_LINEAR_ALL_BODY} its linear-probe phase has nothing to train; {_LINEAR_FIX}"),
+    ("partial", f"{_LINEAR_ALL_BODY} it has no stack of body layers to freeze the first k of; {_LINEAR_FIX}"),
+)
+LINEAR_WHY_NOT_STATEFUL = ("it maps a fixed window of lookback steps and has no recurrent state to carry "
+                           "between calls; use the stateless regime")
+_LINEAR = ArchitectureFacts(False, LINEAR_WHY_NOT_STATEFUL, LINEAR_REFUSED_MODES, window_sized=True)
 
 
 @dataclass(frozen=True)
@@ -46,7 +73,8 @@ ARCHITECTURES = _registry("architecture", {
                                             "padding before each chunk), so its output would depend on how "
                                             "the series is chunked; use lstm, gru or stacked_lstm for the "
                                             "stateful regime"),
-    "gru": ArchitectureFacts(), "lstm": ArchitectureFacts(), "stacked_lstm": ArchitectureFacts()})
+    "dlinear": _LINEAR, "gru": ArchitectureFacts(), "lstm": ArchitectureFacts(), "nlinear": _LINEAR,
+    "stacked_lstm": ArchitectureFacts()})
 HEADS = _registry("head", {"dense": True, "recurrent": True})
 TRANSFER_MODES = _registry("transfer mode", {
     "finetune": TransferModeFacts(True), "frozen": TransferModeFacts(True), "lp_ft": TransferModeFacts(True),

@@ -35,15 +35,20 @@ def gru_params(units: int, inputs: int) -> int:
 # architecture -> (has a Conv1D in front, recurrent cell formula): the visible expectations
 BODY_FORMULAS = {"lstm": (False, lstm_params), "gru": (False, gru_params),
                  "stacked_lstm": (False, lstm_params), "conv1d_lstm": (True, lstm_params)}
+# linear forecaster -> its Dense(lookback -> horizon) body layers; no head (tests/models/test_linear.py)
+LINEAR_BODIES = {"nlinear": 1, "dlinear": 2}
 
 
 def expected_layer_params(spec: ModelSpec, n_features: int, horizon: int) -> dict[str, int]:
     """Parameters per weighted layer, from the spec alone."""
-    has_conv, cell = BODY_FORMULAS[spec.architecture]
     counts, width, index = {}, n_features, 0
     if n_features > 1:  # the input projection Dense(1) in front of the single-channel body
         counts["input_projection"] = n_features + 1
         width = 1
+    if spec.architecture in LINEAR_BODIES:  # lookback x horizon weights and horizon biases each
+        return counts | {f"body_{i}": LOOKBACK * horizon + horizon
+                         for i in range(LINEAR_BODIES[spec.architecture])}
+    has_conv, cell = BODY_FORMULAS[spec.architecture]
     if has_conv:
         counts["body_0"] = spec.kernel_size * width * spec.conv_filters + spec.conv_filters
         width, index = spec.conv_filters, 1
@@ -62,7 +67,7 @@ def expected_layer_params(spec: ModelSpec, n_features: int, horizon: int) -> dic
 
 
 def test_every_architecture_is_covered_by_the_formulas():
-    assert set(ARCHITECTURES) == set(BODY_FORMULAS), "add the new architecture to BODY_FORMULAS"
+    assert set(ARCHITECTURES) == set(BODY_FORMULAS) | set(LINEAR_BODIES), "add the new architecture to BODY_FORMULAS"
     assert set(HEADS) == {"dense", "recurrent"}
 
 
@@ -91,12 +96,14 @@ def test_structure_and_parameter_counts(architecture, head):
         assert names[0] == "inputs"
         # the default normalisation's window stage wraps the network: weightless layers first and last
         assert names[1:3] == ["norm_window", "input_projection"] and names[-1] == "norm_restore"
-        assert all(n.startswith(("body_", "head_")) for n in names[3:-1]), names
+        # a linear forecaster's weightless steps carry its name (nlinear_add_last, dlinear_trend)
+        assert all(n.startswith(("body_", "head_", f"{architecture}_")) for n in names[3:-1]), names
         body = body_layer_names(model)
         assert body == [f"body_{i}" for i in range(len(body))]
         # Every body recurrent layer returns sequences; only the last also returns its state.
         recurrent = [model.get_layer(n) for n in body if hasattr(model.get_layer(n), "return_state")]
-        assert [layer.return_state for layer in recurrent] == [False] * (len(recurrent) - 1) + [True]
+        assert [layer.return_state for layer in recurrent] == ([False] * (len(recurrent) - 1) + [True]
+                                                               if recurrent else [])  # linear: none
         assert all(layer.recurrent_dropout == 0 for layer in recurrent)  # keeps cuDNN
 
 
@@ -121,8 +128,8 @@ def test_dense_head_hidden_layer():
 
 
 def test_unknown_names_list_the_known_ones():
-    with pytest.raises(UnknownNameError, match="Unknown architecture 'lstmm'. Known: conv1d_lstm, gru, "
-                                               "lstm, stacked_lstm."):
+    with pytest.raises(UnknownNameError, match="Unknown architecture 'lstmm'. Known: conv1d_lstm, dlinear, "
+                                               "gru, lstm, nlinear, stacked_lstm."):
         build_model(ModelSpec(architecture="lstmm"), LOOKBACK, 1, 1)
     with pytest.raises(UnknownNameError, match="Unknown head 'mlp'. Known: dense, recurrent."):
         build_model(ModelSpec(head="mlp"), LOOKBACK, 1, 1)

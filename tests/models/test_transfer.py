@@ -84,6 +84,13 @@ def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
 def test_contract(architecture, mode_name, data, pretrained, reference_signatures):
     train, val = data
     spec, mode, source = tiny_spec(architecture), TRANSFER_MODES.get(mode_name), pretrained[architecture]
+    refusal = ARCHITECTURES.get(architecture).refusal(mode_name)
+    if refusal:  # e.g. frozen for a linear forecaster: refused with the reason and the fix, not skipped
+        assert "nothing to train" in refusal or "no stack of body layers" in refusal
+        with pytest.raises(TlbenchError, match=f"architecture '{architecture}' cannot use transfer mode "
+                                               f"'{mode_name}': .*use finetune or zeroshot"):
+            prepare_for_mode(mode_name, spec, LOOKBACK, 1, HORIZON, source)
+        return
     seed_everything(0)
     model = prepare_for_mode(mode_name, spec, LOOKBACK, 1, HORIZON, source if mode.load_body else None)
     assert signature(model) == reference_signatures[architecture]  # the same in every mode

@@ -12,6 +12,7 @@ from benchmark.models.architectures import (
     head_layer_names,
     param_counts,
 )
+from benchmark.models import linear as _linear  # noqa: F401  registers nlinear and dlinear
 from benchmark.models.heads import HEADS, Head
 from benchmark.models.layers import Rescale
 from benchmark.models.transfer import (

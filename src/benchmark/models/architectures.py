@@ -18,6 +18,11 @@ loads unchanged (docs/models.md):
 * ``stateful=True``: a fixed batch of 1, a free time axis, every recurrent layer ``stateful``
   (state carried from one call to the next until ``reset_state``), for the stateful regime. Only architectures with
   ``stateful_capable`` (pure recurrent stacks) accept it.
+
+A *window map* (:func:`register_window_map`; the linear forecasters of
+:mod:`benchmark.models.linear`) is a whole forecaster ``[B, L, 1] -> [B, H]`` with no separate head:
+all its weights are body layers, it needs a fixed lookback, and it may refuse transfer modes
+(``refused_modes``) that :func:`benchmark.models.transfer.prepare_for_mode` and grid validation refuse.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from benchmark.registry import Registry
 
 # (spec, inputs [B, L, F], stateful) -> (sequence_output [B, L, U], last_state_output [B, U])
 BodyBuilder = Callable[[ModelSpec, Any, bool], tuple[Any, Any]]
+# (spec, inputs [B, L, 1], horizon) -> outputs [B, horizon]: body and head in one (no HEADS entry)
+WindowMapBuilder = Callable[[ModelSpec, Any, int], Any]
 
 INPUT_PROJECTION = "input_projection"
 WINDOW_NORM, WINDOW_RESTORE = "norm_window", "norm_restore"  # the window stage's layers
@@ -55,18 +62,29 @@ class Architecture:
     ``output_scale``: when set, a :class:`~benchmark.models.layers.Rescale` named
     ``head_rescale`` multiplies the output (the Sunspots recipe; 1.0 on z-scored data).
     ``stateful_capable``: whether the stateful regime may use it; ``why_not_stateful`` says why
-    not when it may not.
+    not when it may not. ``build_window_map``: set for a window map (then ``build_body`` is None);
+    ``refused_modes``: (transfer mode, why not and the fix) pairs; ``window_sized``: the weights'
+    shapes depend on lookback and horizon, so a pretrained model loads only with the cell's.
     """
 
     name: str
     default_layers: int
-    build_body: BodyBuilder
+    build_body: BodyBuilder | None
     test_params: Mapping[str, Any] = field(default_factory=dict)
     cudnn_note: str = ""
     output_scale: float | None = None
     description: str = ""
     stateful_capable: bool = True
     why_not_stateful: str = ""
+    build_window_map: WindowMapBuilder | None = None
+    refused_modes: tuple[tuple[str, str], ...] = ()
+    window_sized: bool = False
+
+    def refusal(self, mode: str) -> str | None:
+        """Why this architecture refuses transfer ``mode`` (None when it accepts it)."""
+        from benchmark.catalog import mode_refusal
+
+        return mode_refusal(self.name, mode, self.refused_modes)
 
     def n_layers(self, spec: ModelSpec) -> int:
         """Recurrent layers of the body: ``spec.layers`` or this architecture's default."""
@@ -91,6 +109,24 @@ def register_architecture(name: str, *, default_layers: int, test_params: Mappin
                                              stateful_capable=not why_not_stateful,
                                              why_not_stateful=why_not_stateful))
         return build_body
+
+    return decorator
+
+
+def register_window_map(name: str, *, default_layers: int, test_params: Mapping[str, Any],
+                        description: str, why_not_stateful: str,
+                        refused_modes: tuple[tuple[str, str], ...]) -> Callable[[WindowMapBuilder],
+                                                                                WindowMapBuilder]:
+    """Decorator: register a whole lookback -> horizon forecaster (no head, never stateful) as
+    architecture ``name``; ``default_layers`` is its number of body layers."""
+
+    def decorator(build: WindowMapBuilder) -> WindowMapBuilder:
+        ARCHITECTURES.add(name, Architecture(name=name, default_layers=default_layers, build_body=None,
+                                             test_params=dict(test_params), description=description,
+                                             stateful_capable=False, why_not_stateful=why_not_stateful,
+                                             build_window_map=build, refused_modes=tuple(refused_modes),
+                                             window_sized=True))
+        return build
 
     return decorator
 
@@ -171,8 +207,9 @@ def build_model(spec: ModelSpec, lookback: int | None, n_features: int, horizon:
     kept between calls (see the module docstring); refused for architectures that are not
     ``stateful_capable``. ``n_features > 1`` adds the ``input_projection`` layer.
     Unknown ``spec.architecture`` or ``spec.head`` raises :class:`UnknownNameError` listing the
-    known names. Layers: ``inputs``, [``norm_window``], [``input_projection``], ``body_0..``, ``head_*``,
-    [``norm_restore``] (the window stage of ``spec.normalisation``, when it has one).
+    known names (a window map ignores ``spec.head``: it is its own head). Layers: ``inputs``,
+    [``norm_window``], [``input_projection``], ``body_0..``, ``head_*``, [``norm_restore``] (the
+    window stage of ``spec.normalisation``, when it has one).
     """
     architecture = ARCHITECTURES.get(spec.architecture)
     head = HEADS.get(spec.head)
@@ -185,6 +222,9 @@ def build_model(spec: ModelSpec, lookback: int | None, n_features: int, horizon:
     if stateful and not architecture.stateful_capable:
         raise TlbenchError(f"architecture {spec.architecture!r} cannot be stateful: "
                            f"{architecture.why_not_stateful}.")
+    if architecture.build_window_map is not None and lookback is None:
+        raise TlbenchError(f"architecture {spec.architecture!r} maps a fixed window of lookback steps; "
+                           "build_model needs lookback as a positive integer, not None.")
     # A stateful model reads chunks of `lookback` in training but warms on whole histories and
     # then feeds one step at a time: its time axis is free.
     steps = None if lookback is None or stateful else int(lookback)
@@ -202,8 +242,11 @@ def build_model(spec: ModelSpec, lookback: int | None, n_features: int, horizon:
         kernel[0, 0] = 1.0
         x = keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(kernel),
                                name=INPUT_PROJECTION)(x)  # [B, L, F] -> [B, L, 1]
-    sequence_output, last_state_output = architecture.build_body(spec, x, stateful)  # [B, L, U], [B, U]
-    outputs = head.build(spec, sequence_output, last_state_output, int(horizon), stateful)  # [B, H]
+    if architecture.build_window_map is not None:
+        outputs = architecture.build_window_map(spec, x, int(horizon))  # [B, L, 1] -> [B, H], no head
+    else:
+        sequence_output, last_state_output = architecture.build_body(spec, x, stateful)  # [B, L, U], [B, U]
+        outputs = head.build(spec, sequence_output, last_state_output, int(horizon), stateful)  # [B, H]
     if architecture.output_scale is not None:
         outputs = Rescale(architecture.output_scale, name="head_rescale")(outputs)  # [B, H]
     if stage:

@@ -1,6 +1,7 @@
 """Custom Keras layers of the model zoo, all serialisable (``.keras`` files load in safe mode).
 
 :class:`Rescale`: the Sunspots notebook's output ``Lambda(lambda x: x * 400)`` as a real layer.
+:class:`MovingAverage`: DLinear's trend (edge-padded moving average).
 :class:`WindowNorm` and :class:`WindowDenorm`: the window stage of a normalisation
 (:mod:`benchmark.data.normalisation`) inside the model, so every caller (training, forecasts,
 recursive loops, zero-shot, the M4 protocol) gets it without knowing of it. None has weights.
@@ -100,3 +101,28 @@ class TakeFirst(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "steps": self.steps}
+
+
+@keras.saving.register_keras_serializable(package="tlbench")
+class MovingAverage(keras.layers.Layer):
+    """DLinear's trend: a centred moving average over time of ``kernel_size`` steps, the window's
+    ends padded by repeating its first and last values (LTSF-Linear's ``moving_avg``), so the
+    output keeps the input's length. ``[B, L, C] -> [B, L, C]``. No weights."""
+
+    def __init__(self, kernel_size: int = 25, **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_size = int(kernel_size)
+
+    def call(self, inputs):
+        front = (self.kernel_size - 1) // 2
+        end = self.kernel_size - 1 - front  # = front for an odd kernel, as in LTSF-Linear
+        padded = keras.ops.concatenate([keras.ops.repeat(inputs[:, :1, :], front, axis=1), inputs,
+                                        keras.ops.repeat(inputs[:, -1:, :], end, axis=1)],
+                                       axis=1)  # [B, L + kernel_size - 1, C]
+        return keras.ops.average_pool(padded, self.kernel_size, strides=1, padding="valid")  # [B, L, C]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "kernel_size": self.kernel_size}

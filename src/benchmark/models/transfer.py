@@ -18,8 +18,8 @@ import numpy as np
 
 from benchmark.config import ModelSpec, TrainingSpec, TransferSpec
 from benchmark.errors import TlbenchError
-from benchmark.models.architectures import (body_layer_names, build_model, head_layer_names,
-                                             window_stage_of)
+from benchmark.models.architectures import (ARCHITECTURES, body_layer_names, build_model,
+                                             head_layer_names, window_stage_of)
 from benchmark.models.compile import compile_model
 from benchmark.models.layers import TakeFirst
 from benchmark.registry import Registry
@@ -208,10 +208,14 @@ def prepare_for_mode(mode_name: str, spec: ModelSpec, lookback: int | None, n_fe
 
     ``[batch, lookback, n_features] -> [batch, horizon]`` (``stateful``: batch 1, state kept
     between calls; see :func:`~benchmark.models.architectures.build_model`). Raises TlbenchError
-    when the mode loads weights and ``pretrained`` is None.
+    when the architecture refuses the mode (``Architecture.refused_modes``) or the mode loads
+    weights and ``pretrained`` is None.
     """
     mode = TRANSFER_MODES.get(mode_name)
     name = f"{spec.architecture}_{mode.name}"
+    refusal = ARCHITECTURES.get(spec.architecture).refusal(mode.name)
+    if refusal:  # grid validation refuses the same pair before anything trains
+        raise TlbenchError(f"{refusal}.")
     if mode.load_body and pretrained is None:
         raise TlbenchError(f"transfer mode {mode.name!r} loads a pretrained body, but no pretrained "
                            "model was given; pretrain first (tlbench runs pretraining before the "
