@@ -51,8 +51,8 @@ def test_forecaster_callable_and_non_m4_source(tmp_path):
 
 
 def test_unknown_method_lists_baselines(tmp_path):
-    with pytest.raises(UnknownNameError, match="Unknown baseline 'arima'. Known: mean, naive"):
-        evaluate_source(DataSpec("sine", {}), "arima", tmp_path)
+    with pytest.raises(UnknownNameError, match="Unknown baseline 'prophet'. Known: arima, ets, mean, mstl, naive"):
+        evaluate_source(DataSpec("sine", {}), "prophet", tmp_path)
 
 
 # --------------------------------------------------------------------------- a model as forecaster

@@ -106,3 +106,69 @@ def test_the_source_section_shows_each_body_next_to_the_source_baselines():
     assert html.index("lstm/pretrained") < html.index("seasonal_naive") < html.index("naive2")  # by OWA
     assert "0.626" in html and "0.628" in html
     assert "No body of this grid" in source_section(rows.assign(kind="model"))
+
+
+WITH_STATISTICAL = pd.concat([SMOKE_LIKE, agg_frame([
+    ("ett/ETTh1:OT", 240, "baseline", "mstl", 0.15), ("ett/ETTh1:OT", 240, "baseline", "ets", 0.21),
+    ("ett/ETTh1:OT", 960, "baseline", "mstl", 0.25), ("ett/ETTh1:OT", 960, "baseline", "ets", 0.18)])],
+    ignore_index=True)
+
+
+def test_the_verdict_names_a_statistical_baseline_when_it_is_the_best():
+    table = verdicts.baseline_verdicts(WITH_STATISTICAL)
+    assert list(table["best_baseline"]) == ["mstl", "ets"]
+    assert table.iloc[0]["sentence"] == ("No model beats MSTL on ett/ETTh1:OT at 240 points: mstl MASE 0.15, "
+                                         "best model lstm/finetune 0.28.")
+    assert table.iloc[1]["sentence"].startswith("No model beats ETS (AutoETS) on ett/ETTh1:OT at 960 points")
+
+
+def test_every_registered_baseline_has_words():
+    from benchmark.baselines import BASELINES
+
+    assert set(BASELINES.names()) <= set(verdicts.BASELINE_WORDS)
+
+
+def test_skill_against_the_best_of_all_baselines_per_unit():
+    summary = verdicts.ratio_summary(WITH_STATISTICAL, reference=verdicts.BEST_BASELINE, seed=1)
+    finetune = summary.set_index("mode").loc["finetune"]
+    assert finetune["geomean_ratio"] == pytest.approx(math.sqrt((0.280 / 0.15) * (0.20 / 0.18)))
+    assert finetune["reference"] == verdicts.BEST_BASELINE
+
+
+def test_win_rates_and_comparisons_include_statistical_baselines():
+    assert {"mstl", "ets"} <= set(verdicts.win_rate_table(WITH_STATISTICAL).index)
+    rows, errors = comparison_rows()
+    errors["theta"] = errors["naive"] * 0.5  # better than naive: the best baseline now
+    rows = pd.concat([rows, pd.DataFrame([dict(target="t", target_size=240, architecture="baseline",
+                                               mode="theta", seed=0, cell_key="theta")])], ignore_index=True)
+    assert set(verdicts.forecast_comparisons(rows, errors)["against"]) == {"scratch", "theta"}
+
+
+def test_the_source_section_says_whether_the_body_beats_mstl():
+    from benchmark.report_verdicts import source_section, source_verdicts
+
+    rows = pd.DataFrame({"architecture": ["lstm", "baseline", "baseline"], "mode": ["pretrained", "mstl", "naive2"],
+                         "smape": [13.74, 13.76, 18.38], "owa": [0.626, 0.604, 1.0]})
+    rows = rows.assign(kind="source", target="m4/Hourly", target_size=414, horizon=48, lookback=168,
+                       normalisation="window", pretrain_seed=0, mase=float("nan"))
+    assert source_verdicts(rows) == ["The pretrained body lstm/pretrained (OWA 0.626) does not beat MSTL (0.604) "
+                                     "on m4/Hourly."]
+    assert "does not beat MSTL" in source_section(rows)
+    better = rows.assign(owa=[0.59, 0.604, 1.0])
+    assert source_verdicts(better)[0].startswith("The pretrained body lstm/pretrained (OWA 0.590) beats every")
+
+
+def test_report_pulls_the_statistical_source_rows_of_evaluate_source(settings, data_dir):
+    from benchmark.config import DataSpec
+    from benchmark.evaluation import evaluate_source, record_baseline_on_source
+    from benchmark.leaderboard import Leaderboard
+    from benchmark.report_verdicts import source_baselines
+
+    source = DataSpec("m4", {"group": "Hourly"})
+    result = evaluate_source(source, "theta", data_dir, allow_download=False, max_series=2)
+    record_baseline_on_source(settings, source, result)
+    board = Leaderboard(settings.results)
+    grid_rows = pd.DataFrame([dict(kind="source", target="m4/Hourly", mode="pretrained", architecture="lstm")])
+    found = source_baselines(board, grid_rows)
+    assert list(found["mode"]) == ["theta"] and found.iloc[0]["owa"] == pytest.approx(result["owa"])
+    assert source_baselines(board, grid_rows.assign(kind="model")).empty  # no body: nothing pulled

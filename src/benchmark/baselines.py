@@ -1,5 +1,6 @@
 """Statistical baselines every model is compared with: ``naive``, ``seasonal_naive``, ``naive2``
-(the M4 competition's reference method) and ``mean``, as a registry of :class:`Baseline` objects.
+(the M4 competition's reference method) and ``mean``, as a registry of :class:`Baseline` objects;
+:mod:`benchmark.statistical` adds statsforecast's ``ets``, ``theta``, ``mstl`` and ``arima``.
 
 Each baseline forecasts in two ways:
 
@@ -50,9 +51,31 @@ class Baseline:
     forecast: Callable[[np.ndarray, int, int], np.ndarray]
     one_step: Callable[[np.ndarray, int, int, int, int], np.ndarray]
     description: str = ""
+    #: ``origins(values, history_start, test_start, origins, horizon, season_length)`` ->
+    #: ``[n_origins, horizon]``, for baselines fitted once on the history (:mod:`benchmark.statistical`);
+    #: ``None``: :func:`forecast_at_origins` uses ``one_step`` / ``forecast``.
+    origins: Callable[[np.ndarray, int, int, np.ndarray, int, int], np.ndarray] | None = None
+    max_history: int | None = None  # the most history points it accepts (validation refuses more)
 
 
 BASELINES: Registry[Baseline] = Registry("baseline")
+
+
+def forecast_at_origins(baseline: Baseline, values: np.ndarray, history_start: int, test_start: int,
+                        origins: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
+    """``baseline``'s forecasts from every test origin ``t`` (``[n_origins, horizon]``), each from
+    ``values[history_start:t]`` only: the grid's baseline stage, on the models' test origins."""
+    values, origins = _as_1d(values), np.asarray(origins, int)
+    if baseline.origins is not None:
+        forecast = baseline.origins(values, history_start, test_start, origins, horizon, season_length)
+    elif horizon == 1:
+        end = int(origins.max()) + 1 if len(origins) else test_start
+        forecast = baseline.one_step(values, history_start, test_start, end, season_length)
+        forecast = np.asarray(forecast, float)[origins - test_start]
+    else:  # multi-step from every origin, with only the values before it
+        forecast = np.stack([baseline.forecast(values[history_start:t], horizon, season_length)
+                             for t in origins])
+    return np.asarray(forecast, float).reshape(len(origins), horizon)
 
 
 def _as_1d(values: np.ndarray) -> np.ndarray:
@@ -211,3 +234,6 @@ def _naive2_one_step(values, history_start, test_start, end, season_length):
 
 BASELINES.add("naive2", Baseline("naive2", _naive2_forecast, _naive2_one_step,
                                  "naive on the seasonally adjusted series (M4 Naive2)"))
+
+# ets, theta, mstl and arima (statsforecast, imported only when one is fitted) register themselves
+from benchmark import statistical  # noqa: E402,F401 - after BASELINES and Baseline exist

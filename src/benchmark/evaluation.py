@@ -31,6 +31,7 @@ from benchmark.data.sources import load_m4_test, load_source, parse_options, sou
 from benchmark.errors import DataError, TlbenchError
 from benchmark.metrics import mase, smape
 from benchmark.settings import Settings
+from benchmark.statistical import METHODS as STATISTICAL_METHODS, StatisticalForecaster
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,13 @@ def evaluate_source(source: DataSpec, method: str, data_dir: Path,
     protocol's figures are over all of them). Returns ``method``, ``source``, ``smape`` and
     ``mase`` (means over series), ``owa = 0.5 * (smape / smape_naive2 + mase / mase_naive2)``, the
     Naive2 scores ``smape_naive2``/``mase_naive2`` on the same series, ``n_series`` and ``horizon``.
+    A statistical baseline (``ets``, ``theta``, ``mstl``, ``arima``) is fitted per series in two
+    processes, each fit under the time limit; a series whose fit failed or timed out is scored
+    with Naive2's forecast and listed in ``failed_series`` (id -> why; empty when none failed).
     """
     horizon, season_length = protocol
+    if forecaster is None and method in STATISTICAL_METHODS:  # statsforecast fits: 2 processes
+        forecaster = StatisticalForecaster(method, season_length, workers=2)
     if forecaster is None:
         baseline = BASELINES.get(method)  # an unknown name lists the known baselines
 
@@ -104,6 +110,9 @@ def evaluate_source(source: DataSpec, method: str, data_dir: Path,
     scores = {"smape": [], "mase": [], "smape_naive2": [], "mase_naive2": []}
     series = train_test_series(source, data_dir, horizon, allow_download)[:max_series]
     predictions = _forecast_all(forecaster, series, horizon)  # [n_series, horizon]
+    failed = {series[i][0]: error for i, error in getattr(forecaster, "failures", {}).items()}
+    for i in getattr(forecaster, "failures", {}):  # a failed fit is scored as Naive2, and listed
+        predictions[i] = naive2.forecast(series[i][1], horizon, season_length)
     for (uid, history, future), prediction in zip(series, predictions):
         reference = naive2.forecast(history, horizon, season_length)
         scores["smape"].append(smape(future, prediction))
@@ -114,7 +123,8 @@ def evaluate_source(source: DataSpec, method: str, data_dir: Path,
     owa = 0.5 * (means["smape"] / means["smape_naive2"] + means["mase"] / means["mase_naive2"])
     return {"method": method, "source": source_label(source), "smape": means["smape"],
             "mase": means["mase"], "owa": float(owa), "smape_naive2": means["smape_naive2"],
-            "mase_naive2": means["mase_naive2"], "n_series": len(series), "horizon": horizon}
+            "mase_naive2": means["mase_naive2"], "n_series": len(series), "horizon": horizon,
+            "failed_series": failed}
 
 
 
@@ -317,3 +327,26 @@ def record_source_scores(settings: Settings, run_id: str, result: dict, strategy
                            f"{settings.tracking_uri} ({type(exc).__name__}: {exc}). Pass the "
                            "--tracking-uri the model was trained with.") from exc
     return metrics
+
+
+def record_baseline_on_source(settings: Settings, source: DataSpec, result: dict) -> str:
+    """``tlbench evaluate-source --method NAME``'s full-protocol result as one leaderboard row of
+    kind ``source`` (grid ``evaluate-source``, architecture ``baseline``, mode NAME), which every
+    grid report's source section shows next to the pretrained bodies. Returns the results location."""
+    from benchmark import __version__
+    from benchmark.config import ModelSpec, PretrainSpec, spec_hash
+    from benchmark.jobs import PretrainJob, RunContext, now
+    from benchmark.leaderboard import Leaderboard
+    from benchmark.stages import source_rows
+
+    stamp, method = now(), result["method"]
+    context = RunContext("evaluate-source", "evaluate-source", f"{stamp:%Y%m%dT%H%M%S}", f"{stamp:%Y-%m-%d}",
+                         "tlbench-evaluate", None, None)
+    key = spec_hash("evaluate-source", method, source, result["n_series"], __version__)
+    job = PretrainJob(key, ModelSpec(architecture="baseline", normalisation="none"), PretrainSpec(source=source),
+                      1, int(result["horizon"]), context)
+    # source_rows gives the "pretrained" entry the method's scores; that entry is the method's row
+    rows = [{**row, "mode": method, "cell_key": f"source-{key}-{method}", "pretrain_seed": None}
+            for row in source_rows(job, result, None) if row["mode"] == "pretrained"]
+    Leaderboard(settings.results).append(rows)
+    return settings.results

@@ -29,7 +29,8 @@ def headline_section(agg: pd.DataFrame, metric: str) -> str:
 
 
 def source_section(rows: pd.DataFrame) -> str:
-    """The pretrained bodies on their source's own protocol (M4), next to seasonal naive and Naive2."""
+    """The pretrained bodies on their source's own protocol (M4), next to seasonal naive, Naive2
+    and the statistical baselines (:func:`source_baselines`), with :func:`source_verdicts`."""
     source = rows.loc[rows["kind"] == "source"] if "kind" in rows.columns else rows.iloc[0:0]
     if source.empty:
         return ("<h2>The pretrained body on its source</h2><p class='note'>No body of this grid was scored on "
@@ -45,10 +46,43 @@ def source_section(rows: pd.DataFrame) -> str:
     shown = shown.sort_values(["target", "owa"], kind="stable")
     return ("<h2>The pretrained body on its source</h2>"
             "<p class='note'>Each body pretrained for this grid, scored on its source's own test "
-            "(M4 Hourly: 48 steps ahead, all 414 series; OWA relative to Naive2, below 1 beats it). "
+            "(M4 Hourly: 48 steps ahead, all 414 series; OWA relative to Naive2, below 1 beats it), next "
+            "to the statistical baselines scored there by <code>tlbench evaluate-source --method</code>. "
             "Transfer a body that loses to seasonal naive here with care.</p>"
+            + "".join(f"<p class='verdict'>{esc(line)}</p>" for line in source_verdicts(source))
             + table(shown, ["target", "model", "pretrain_seed", "normalisation", "lookback", "horizon",
                             "smape", "mase", "owa", "target_size"]))
+
+
+def source_verdicts(source: pd.DataFrame) -> list[str]:
+    """Per source target: does the best pretrained body beat the best baseline scored there (by
+    OWA), in words, e.g. ``The pretrained body (OWA 0.626) does not beat MSTL (0.604) on m4/Hourly.``"""
+    lines = []
+    for target, part in source.loc[source["owa"].notna()].groupby("target", sort=True):
+        bodies = part.loc[part["architecture"] != "baseline"].sort_values("owa", kind="stable")
+        baselines = part.loc[part["architecture"] == "baseline"].sort_values("owa", kind="stable")
+        if bodies.empty or baselines.empty:
+            continue
+        body, baseline = bodies.iloc[0], baselines.iloc[0]
+        words = verdicts.BASELINE_WORDS.get(baseline["mode"], str(baseline["mode"]))
+        verb = "beats every baseline, the best of them" if body["owa"] < baseline["owa"] else "does not beat"
+        lines.append(f"The pretrained body {body['architecture']}/{body['mode']} (OWA {body['owa']:.3f}) {verb} "
+                     f"{words} ({baseline['owa']:.3f}) on {target}.")
+    return lines
+
+
+def source_baselines(board, rows: pd.DataFrame) -> pd.DataFrame:
+    """The latest ``tlbench evaluate-source --method`` rows (grid ``evaluate-source``, kind
+    ``source``, architecture ``baseline``) of the sources that ``rows`` score a body on: what
+    the source section shows next to the bodies. ``board``: a :class:`benchmark.leaderboard.Leaderboard`."""
+    targets = rows.loc[rows["kind"] == "source", "target"].unique().tolist() if "kind" in rows.columns else []
+    if not targets:
+        return rows.iloc[0:0]
+    found = board.read(grid="evaluate-source", kind="source", architecture="baseline", target=targets)
+    if found.empty:
+        return found
+    found = found.sort_values("finished_at", kind="stable").drop_duplicates(["target", "mode"], keep="last")
+    return found.loc[~found["mode"].isin(rows.loc[rows["kind"] == "source", "mode"])]  # the grid's own first
 
 
 def win_rate_figure(rates: pd.DataFrame) -> Figure:
@@ -79,8 +113,9 @@ def evidence_sections(agg: pd.DataFrame, rows: pd.DataFrame, errors: Mapping[str
     sections = ["<h2>Skill against the baselines</h2>",
                 f"<p class='note'>Geometric mean over (target, size) of each model's mean {esc(metric)} divided "
                 "by the reference baseline's, with a bootstrap 95% interval over (target, size); skill = 1 - "
-                "ratio (above 0: better than the reference).</p>"]
-    for reference in ("seasonal_naive", "naive"):
+                f"ratio (above 0: better than the reference). {esc(verdicts.BEST_BASELINE)}: in each (target, "
+                "size), the baseline with the lowest mean there.</p>"]
+    for reference in (verdicts.BEST_BASELINE, "seasonal_naive", "naive"):  # best: of all the grid's baselines
         summary = verdicts.ratio_summary(agg, reference=reference, metric=metric)
         if len(summary):
             sections += [f"<h3>against {esc(reference)}</h3>",

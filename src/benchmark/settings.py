@@ -93,6 +93,7 @@ class Settings:
     heartbeat_seconds: int = 60  # how often a grid refreshes its parent run's heartbeat tag
     stale_grid_seconds: int = 900  # a RUNNING grid run silent this long died (on any machine)
     delete_superseded: bool = False  # delete, not only tag, older FINISHED runs of a recomputed cell
+    baseline_fit_seconds: float = 60.0  # time limit of one statistical baseline fit per series
     secret_values: frozenset[str] = field(default_factory=frozenset, repr=False)
 
     @classmethod
@@ -119,6 +120,14 @@ class Settings:
             values["allow_download"] = False
         if env.get("TLBENCH_DELETE_SUPERSEDED", "").lower() in ("1", "true", "yes"):
             values["delete_superseded"] = True
+        if env.get("TLBENCH_BASELINE_FIT_SECONDS"):  # benchmark.statistical: per-series fit time limit
+            try:
+                values["baseline_fit_seconds"] = float(env["TLBENCH_BASELINE_FIT_SECONDS"])
+            except ValueError:
+                from benchmark.errors import TlbenchError
+
+                raise TlbenchError(f"TLBENCH_BASELINE_FIT_SECONDS={env['TLBENCH_BASELINE_FIT_SECONDS']!r} must "
+                                   "be a number of seconds, e.g. 60") from None
         for name, variable in _HTTP_ENV.items():
             if env.get(variable):
                 try:
@@ -221,6 +230,8 @@ class Settings:
             env["TLBENCH_OFFLINE"] = "1"
         if self.delete_superseded:
             env["TLBENCH_DELETE_SUPERSEDED"] = "1"
+        if self.baseline_fit_seconds != Settings.baseline_fit_seconds:
+            env["TLBENCH_BASELINE_FIT_SECONDS"] = str(self.baseline_fit_seconds)
         env.update(self.mlflow_http_env())
         return env
 

@@ -495,13 +495,13 @@ def _record_failure(leaderboard: Leaderboard, job: CellJob, error: str) -> None:
 
 def run_baselines(job: BaselineJob, settings: Settings) -> list[CellOutcome]:
     """Rows of kind 'baseline' (architecture 'baseline', mode = the baseline's name, seed 0)."""
-    from benchmark.baselines import BASELINES
+    from benchmark.baselines import BASELINES, forecast_at_origins
     from benchmark.data.sources import source_label
     from benchmark.data.splits import scale_metrics, split_target, test_origins
     from benchmark.metrics import compute_metrics
-
-    cell = job.cell
-    label = source_label(cell.target)
+    from benchmark.statistical import set_fit_seconds
+    cell, label = job.cell, source_label(job.cell.target)
+    set_fit_seconds(settings.baseline_fit_seconds)
     values = load_data(cell.target, settings, cell.split)["y"].to_numpy(dtype=float)
     split = split_target(len(values), cell.target_size, cell.split, label)
     insample = values[split.history_start:split.val_start]
@@ -510,22 +510,22 @@ def run_baselines(job: BaselineJob, settings: Settings) -> list[CellOutcome]:
     origins = test_origins(split, cell.split)
     truth = values[origins[:, None] + np.arange(horizon)]  # [n_origins, horizon]
     leaderboard = Leaderboard(settings.results)
-    finished = leaderboard.finished_keys()
-    outcomes, rows = [], []
+    outcomes, rows, finished = [], [], leaderboard.finished_keys()
     for name in job.baselines:
         key, text = job.key(name), f"{label} n={cell.target_size} baseline/{name}"
         if key in finished:
             outcomes.append(CellOutcome(key, "skipped", text))
             continue
-        started = now()
-        baseline = BASELINES.get(name)
-        if horizon == 1:
-            forecast = baseline.one_step(values, split.history_start, split.test_start, split.end, m)
-            forecast = np.asarray(forecast, float)[origins - split.test_start]
-        else:  # multi-step from every origin, with only the values before it
-            forecast = np.stack([baseline.forecast(values[split.history_start:t], horizon, m)
-                                 for t in origins])
-        forecast = np.asarray(forecast, float).reshape(truth.shape)
+        started, baseline = now(), BASELINES.get(name)
+        try:  # a fit that fails or times out (benchmark.statistical) is this baseline's failure row
+            forecast = forecast_at_origins(baseline, values, split.history_start, split.test_start, origins,
+                                           horizon, m)
+        except TlbenchError as exc:
+            leaderboard.record_failure({**job.context.ledger_columns(cell, key), "target": label, "mode": name,
+                                        "target_size": int(cell.target_size), "architecture": "baseline",
+                                        "seed": 0, "error": str(exc)[:5000], "failed_at": now()})
+            outcomes.append(CellOutcome(key, "failed", text, error=str(exc)))
+            continue
         metrics = compute_metrics(truth, forecast, insample, m)
         metrics.update(scale_metrics(cell.split, split, values, truth, forecast))
         identity = {**identity_columns(job.context, cell, key, job.data_fingerprint), "kind": "baseline",

@@ -31,7 +31,10 @@ from benchmark import stats
 BASELINE, SCRATCH = "baseline", "scratch"
 #: How the report and the CLI name a baseline in a sentence.
 BASELINE_WORDS = {"naive": "the naive forecast", "seasonal_naive": "the seasonal naive forecast",
-                  "naive2": "Naive2", "mean": "the mean forecast"}
+                  "naive2": "Naive2", "mean": "the mean forecast", "ets": "ETS (AutoETS)",
+                  "theta": "Theta (AutoTheta)", "mstl": "MSTL", "arima": "ARIMA (AutoARIMA)"}
+#: :func:`ratio_summary`'s reference that is, per (target, size), the best of all baselines there.
+BEST_BASELINE = "best_baseline"
 #: The family-wise correction the forecast comparisons use (named in the report).
 CORRECTION = "Holm (family: every comparison of the grid)"
 SIGNIFICANCE = 0.05
@@ -106,15 +109,16 @@ def ratio_summary(agg: pd.DataFrame, reference: str = "seasonal_naive", metric: 
 
     Columns: architecture, mode, reference, n_units, geomean_ratio, ci_low, ci_high, skill
     (``1 - geomean_ratio``). Empty when the reference baseline is not in ``agg``.
+    ``reference`` :data:`BEST_BASELINE`: per (target, size), the baseline with the lowest mean.
     """
     if metric is None:
         metric = str(agg["metric"].iloc[0]) if "metric" in agg.columns and len(agg) else "mase"
     mean = f"{metric}_mean"
     columns = ["architecture", "mode", "reference", "n_units", "geomean_ratio", "ci_low", "ci_high", "skill"]
-    ref = agg.loc[(agg["architecture"] == BASELINE) & (agg["mode"] == reference)]
+    ref = agg.loc[(agg["architecture"] == BASELINE) & ((agg["mode"] == reference) | (reference == BEST_BASELINE))]
     if ref.empty:
         return pd.DataFrame(columns=columns)
-    ref = ref.set_index(["target", "target_size"])[mean]
+    ref = ref.groupby(["target", "target_size"])[mean].min()  # one row each, or the best of them
     models = agg.loc[agg["architecture"] != BASELINE]
     rows = []
     for (architecture, mode), part in models.groupby(["architecture", "mode"], sort=True):
