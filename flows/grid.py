@@ -9,6 +9,7 @@ in child runs of ``batch_size`` cells (``flows.engine.PoolEngine``, docs/orchest
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -17,21 +18,40 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from pydantic import Field
 
 from benchmark.config import load_grid, profile_names
-from benchmark.grid import GridResult, run_grid
+from benchmark.grid import GridResult, local_report_url, run_grid
 from benchmark.settings import Settings, apply_mlflow_http_policy
 from flows.engine import make_engine
 
 
-def _publish(result: GridResult) -> None:
-    if result.aggregate is not None:
-        agg = result.aggregate.sort_values(["target", "target_size", "rank"])
-        columns = [c for c in ("target", "target_size", "architecture", "mode", "mase_mean",
-                               "smape_mean", "mae_mean", "rank", "improvement_vs_scratch_pct",
-                               "n_seeds") if c in agg.columns]
-        table = agg[columns].round(4).astype(object).where(agg[columns].notna(), None)
-        create_table_artifact(table.to_dict(orient="records"), key="leaderboard",
-                              description=f"grid {result.grid} ({result.grid_id})")
-    counts = result.counts()
+def _flow_run_name() -> str:
+    """The flow run's name while it starts: ``grid-<grid>-<UTC time>`` (the grid's name, or its
+    YAML file's stem); :func:`_rename` then gives it the grid's run id."""
+    from prefect.runtime import flow_run
+
+    grid = str(flow_run.parameters.get("grid", "grid"))
+    label = Path(grid).stem if grid.endswith((".yaml", ".yml")) else grid
+    return f"grid-{label}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+
+
+def _rename(result: GridResult) -> None:
+    """Name the flow run as the grid's MLflow parent run is named, ``grid-<grid>-<run id>``, so
+    the dashboard's run and the MLflow run are found by the same words. Presentation: never raises."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(flow_run.get_id(), name=f"grid-{result.grid}-{result.run_id}")
+    except Exception:  # noqa: BLE001 - the results are recorded; a name is not worth failing for
+        get_run_logger().warning("could not rename the flow run", exc_info=True)
+
+
+def summary_markdown(result: GridResult, ui_report: str | None = None) -> str:
+    """The grid's summary artifact (markdown): the verdict, the cells per outcome, where the
+    leaderboard and the report are (a link on a tracking server; for a local store the file's
+    path and ``ui_report``, the report on ``tlbench ui``: Prefect renders no ``file://``
+    link), and each failed cell."""
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(result.counts().items())) or "none"
     lines = [f"# Grid `{result.grid}` run `{result.run_id}`", "",
              *(f"**Verdict:** {line}" + "  " for line in result.verdict), "",
              f"- cells: {counts}", f"- wall time: {result.wall_seconds:.1f} s",
@@ -40,23 +60,40 @@ def _publish(result: GridResult) -> None:
     if result.report_url:  # the copy stored with the grid's MLflow run, on the tracking server
         lines.append(f"- report: [HTML report]({result.report_url}) (MLflow run "
                      f"`{result.parent_run_id}`, artifacts `report/`)")
+    elif result.report_path:  # a local tracking store: no URL another machine can open
+        where = f"[HTML report]({ui_report})" if ui_report else "the HTML report"
+        lines.append(f"- report: `{Path(result.report_path).resolve()}` on the machine that ran the grid; "
+                     f"run `tlbench ui` there to open {where} (MLflow run `{result.parent_run_id}`, "
+                     "artifacts `report/`)")
+    lines += [f"- FAILED {outcome.label}: {outcome.error}" for outcome in result.failed]
+    return "\n".join(lines)
+
+
+def _publish(result: GridResult, ui_report: str | None = None) -> None:
+    if result.aggregate is not None:
+        agg = result.aggregate.sort_values(["target", "target_size", "rank"])
+        columns = [c for c in ("target", "target_size", "architecture", "mode", "mase_mean",
+                               "smape_mean", "mae_mean", "rank", "improvement_vs_scratch_pct",
+                               "n_seeds") if c in agg.columns]
+        table = agg[columns].round(4).astype(object).where(agg[columns].notna(), None)
+        create_table_artifact(table.to_dict(orient="records"), key="leaderboard",
+                              description=f"grid {result.grid} ({result.grid_id})")
+    if result.report_url:
         create_link_artifact(result.report_url, link_text="HTML report (MLflow)", key="grid-report",
                              description=f"grid {result.grid} run {result.run_id}: the report stored "
                                          "with the grid's MLflow run")
-    elif result.report_path:  # a local tracking store: no URL another machine can open
-        lines.append(f"- report: `report/{Path(result.report_path).name}` in the artifacts of MLflow run "
-                     f"`{result.parent_run_id}` (local store: open it with `tlbench ui` on "
-                     f"`{Path(result.report_path).parent.parent}`'s machine; copy at `{result.report_path}`)")
-    for outcome in result.failed:
-        lines.append(f"- FAILED {outcome.label}: {outcome.error}")
-    create_markdown_artifact("\n".join(lines), key="grid-summary")
+    elif ui_report:
+        create_link_artifact(ui_report, link_text="HTML report (run `tlbench ui` first)", key="grid-report",
+                             description=f"grid {result.grid} run {result.run_id}: the report stored with the "
+                                         f"grid's MLflow run in a local store; file {result.report_path}")
+    create_markdown_artifact(summary_markdown(result, ui_report), key="grid-summary")
 
 
 #: The profiles shipped with the package, offered as choices by the dashboard's form.
 GridProfile = Literal[tuple(profile_names())]
 
 
-@flow(name="benchmark-grid", log_prints=True)
+@flow(name="benchmark-grid", log_prints=True, flow_run_name=_flow_run_name)
 def benchmark_grid(grid: Union[Annotated[GridProfile, Field(title="profile")],
                                Annotated[str, Field(title="grid YAML path")]] = "smoke", overrides: list[str] | None = None,
                    execution: Literal["local", "pool", "served"] = "local",
@@ -101,7 +138,8 @@ def benchmark_grid(grid: Union[Annotated[GridProfile, Field(title="profile")],
     spec = load_grid(grid, overrides or [])
     with make_engine(execution, concurrency, batch_size, timeout_s=pool_timeout_s) as engine:
         result = run_grid(spec, built, engine, label=grid)
-    _publish(result)
+    _rename(result)
+    _publish(result, local_report_url(result, spec, built))
     logger.info("grid %s (%s): %s in %.1f s", result.grid, execution, result.counts(),
                 result.wall_seconds)
     if result.failed and fail_on_cell_errors:

@@ -108,3 +108,16 @@ def test_log_lines_name_the_prefect_run_they_come_from():
     assert formatter.format(record) == "INFO prefect.task_runs [cell-lstm-finetune-n960-s0]: Finished in state Completed()"
     plain = logging.LogRecord("tlbench", logging.INFO, __file__, 1, "hello", None, None)
     assert formatter.format(plain) == "INFO tlbench: hello"
+
+
+def test_help_opens_with_whole_sentences(capsys):
+    """``tlbench --help`` says what the tool does in sentences that end (it once stopped at the
+    module docstring's first line, mid-sentence)."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    description = " ".join(out.split("\n\n", 1)[1].split("positional arguments", 1)[0].split())
+    assert description.startswith("tlbench benchmarks transfer learning") and description.endswith(".")
+    assert description.count("(") == description.count(")")
+    assert not description.endswith((",", ":", "the", "a", "and"))

@@ -118,6 +118,46 @@ def test_transfer_benefit_figure_has_one_log_panel_per_architecture_and_a_line_p
                                               "seasonal_naive (baseline)"]
 
 
+def test_transfer_benefit_axis_is_set_by_the_models_and_naive_and_marks_far_baselines_off_scale(
+        leaderboard_rows):
+    """A mean-forecast baseline at MASE 6 would squeeze every mode into one band: the axis stays on
+    the models, the naive forecast and the best baseline, and the mean's entry says off-scale."""
+    mean_rows = leaderboard_rows.loc[leaderboard_rows["mode"] == "naive"].assign(
+        mode="mean", mase=[6.0, 6.5, 7.0], cell_key=lambda f: f["cell_key"] + "-mean")
+    agg = aggregate(pd.concat([leaderboard_rows, mean_rows], ignore_index=True))
+    fig = transfer_benefit_figure(agg)
+    models = agg.loc[agg["architecture"] != "baseline"]
+    low, high = next(ax for ax in fig.axes if ax.get_title()).get_ylim()
+    assert high < 2.0 and low > 0.9  # models about 1.1-1.7, naive 1.45, seasonal naive 1.25
+    assert low < models["mase_mean"].min() and high > max(models["mase_mean"].max(), 1.45)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "mean (baseline, off-scale: 6-7)" in labels
+    assert "naive (baseline)" in labels and "seasonal_naive (baseline)" in labels
+    # without the far baseline nothing is marked, and the axis is the same
+    plain = transfer_benefit_figure(aggregate(leaderboard_rows))
+    assert not [t for t in plain.legends[0].get_texts() if "off-scale" in t.get_text()]
+    assert next(ax for ax in plain.axes if ax.get_title()).get_ylim() == (low, high)
+
+
+def test_run_ids_link_to_the_mlflow_ui_only_for_a_server(leaderboard_rows, tmp_path):
+    """``mlflow_run_id`` in the best-cells table: a link when the rows carry the run's page on a
+    tracking server (``write_grid_report`` adds it), a plain id with the ``tlbench ui`` hint
+    otherwise."""
+    from benchmark.report import RUN_URL
+
+    urls = leaderboard_rows.assign(**{RUN_URL: [f"http://127.0.0.1:5000/#/experiments/1/runs/{r}"
+                                                if isinstance(r, str) else None
+                                                for r in leaderboard_rows["mlflow_run_id"]]})
+    linked = write_report(urls, tmp_path / "server", "linked").read_text(encoding="utf-8")
+    best = best_cells(leaderboard_rows)
+    for run in best["mlflow_run_id"]:
+        assert f"<a href='http://127.0.0.1:5000/#/experiments/1/runs/{run}'>{run}</a>" in linked
+    assert "tlbench ui" not in linked
+    plain = write_report(leaderboard_rows, tmp_path / "local", "plain").read_text(encoding="utf-8")
+    assert "<a href" not in plain and f"<td>{best['mlflow_run_id'].iloc[0]}</td>" in plain
+    assert "<code>tlbench ui</code>" in plain
+
+
 def test_training_time_figure_plots_every_mode_on_log_axes(leaderboard_rows):
     agg = aggregate(leaderboard_rows)
     agg.loc[agg["mode"] == "frozen", "train_seconds_mean"] = 0.0  # a mode that trains nothing
@@ -458,15 +498,29 @@ def test_report_renders_in_headless_chromium_without_errors(report, browser):
     benefit = facts["benefit"]
     assert (benefit["width"], benefit["height"]) == decoded.size  # the browser decoded our PNG
     assert benefit["visible"] and benefit["shownWidth"] > 400 and benefit["shownHeight"] > 150
-    # skill vs seasonal naive and vs naive: 2 architectures x 3 modes each; win rates: 6 models + 2
+    # skill vs the best baseline, vs seasonal naive and vs naive: 2 architectures x 3 modes each; win rates: 6 models + 2
     # baselines, with the heat map; winners: 3 sizes x 2 architectures; horizon: 2 architectures x 2
     # transfer modes; best cells: 3 sizes; aggregate: 3 sizes x (2 architectures x 3 modes + 2 baselines)
-    assert facts["tableRows"] == [6, 6, 8, 6, 4, 3, 24]
+    assert facts["tableRows"] == [6, 6, 6, 8, 6, 4, 3, 24]
     rates = next(i for i in facts["images"] if i["id"] == "win-rates")
     assert rates["complete"] and rates["width"] > 200 and rates["height"] > 150
     assert "finetune" in facts["text"] and "seasonal_naive" in facts["text"]
     if os.environ.get("TLBENCH_REPORT_SCREENSHOT"):  # to look at it: a path for the PNG
         page.screenshot(Path(os.environ["TLBENCH_REPORT_SCREENSHOT"]))
+
+
+@needs_chromium
+def test_report_tables_fit_a_1600_px_window(report, browser):
+    """Every table, the aggregated leaderboard the widest, fits a 1,600 px window: no sideways
+    scroll for the page or any table (headers wrap their long column names)."""
+    page = browser.open(report.as_uri())
+    browser.send("Emulation.setDeviceMetricsOverride", {"width": 1600, "height": 1000, "deviceScaleFactor": 1,
+                                                        "mobile": False}, page.session)
+    widths = page.evaluate("""(() => ({page: [document.documentElement.scrollWidth, document.documentElement.clientWidth],
+        tables: [...document.querySelectorAll('table')].map(t => [t.scrollWidth, t.parentElement.clientWidth])}))()""")
+    assert widths["page"][0] <= widths["page"][1], widths
+    assert all(width <= room for width, room in widths["tables"]), widths
+    assert len(widths["tables"]) >= 7
 
 
 @needs_chromium

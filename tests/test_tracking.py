@@ -115,7 +115,22 @@ def test_experiments_open_in_model_training_mode_new_and_existing(server_run):
     assert Tracker(settings, "tracking-made-before-the-tag").ensure_store() == old
     tags = tracker.client.get_experiment(old).tags
     assert tags["mlflow.experimentKind"] == "custom_model_development"
-    view = json.loads(tags["mlflow.sharedViewState.tlbench-modes"])  # the saved runs view
+    # the saved runs view, in the envelope MLflow's own *Save view* writes (else its Views menu
+    # skips it): {name, createdAt, updatedAt, state}, the state a JSON string
+    envelope = json.loads(tags["mlflow.sharedViewState.tlbench-modes"])
+    assert sorted(envelope) == ["createdAt", "name", "state", "updatedAt"]
+    assert envelope["name"] == "tlbench: modes by size (mean over seeds)"
+    assert isinstance(envelope["createdAt"], int) and isinstance(envelope["state"], str)
+    view = json.loads(envelope["state"])
+    assert view["columnWidths"] == {"attributes.`Run Name`": 300}  # whole run names in the list
+    # an unchanged view is not rewritten on the next grid run (its createdAt stays)
+    Tracker(settings, "tracking-made-before-the-tag").ensure_store()
+    again = tracker.client.get_experiment(old).tags["mlflow.sharedViewState.tlbench-modes"]
+    assert json.loads(again)["createdAt"] == envelope["createdAt"]
+    # a view of an older tlbench (the bare state, no envelope) is replaced by the envelope
+    tracker.client.set_experiment_tag(old, "mlflow.sharedViewState.tlbench-modes", envelope["state"])
+    Tracker(settings, "tracking-made-before-the-tag").ensure_store()
+    assert "name" in json.loads(tracker.client.get_experiment(old).tags["mlflow.sharedViewState.tlbench-modes"])
     assert view["groupBy"]["groupByKeys"] == [{"mode": "tag", "groupByData": "target_size"},
                                               {"mode": "tag", "groupByData": "mode"}]
     assert view["searchFilter"] == "tags.`tlbench.kind` = 'cell'" and "metrics.`mase`" in view["selectedColumns"]
@@ -145,6 +160,19 @@ def test_pretrained_body_is_registered_and_cells_say_which_version(server_run):
     rows = result.leaderboard
     finetune = rows[rows["mode"] == "finetune"].iloc[0]
     assert finetune["pretrained_version"] == f"{name}/{current.version}"
+    # the body's logged model is linked to its registered version (its page then shows the
+    # version, not "Not registered"), and a cell's logged model carries its lineage in its
+    # description, which is what the logged model's page shows
+    [pretrain] = tracker.client.search_runs([tracker.experiment_id], "tags.`tlbench.kind` = 'pretrain'")
+    body = tracker.client.get_logged_model(pretrain.outputs.model_outputs[0].model_id)
+    assert current.source == f"models:/{body.model_id}"
+    links = json.loads(body.tags["mlflow.modelVersions"])  # the store's own entry, not a second one
+    assert [(link["name"], str(link["version"])) for link in links] == [(name, current.version)]
+    cell = next(r for r in runs if r.data.tags["mode"] == "finetune")
+    model = tracker.client.get_logged_model(cell.outputs.model_outputs[0].model_id)
+    note = model.tags["mlflow.note.content"]
+    assert note.startswith("**Lineage**") and f"- pretrained_model: `{name}`" in note
+    assert f"- pretrained_version: `{current.version}`" in note
 
 
 def test_pinned_registry_version_is_used_instead_of_pretraining(server_run, tmp_path):

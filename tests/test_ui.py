@@ -3,10 +3,16 @@ and a real ``prefect server`` on 127.0.0.1 over a finished tiny grid, their page
 headless Chromium (the DevTools harness of ``test_report``), checked on the rendered text:
 
 * the experiment opens in model-training mode (its runs list, not the GenAI traces overview;
-  a control experiment tagged ``genai_development`` shows that the check can fail);
-* a cell run shows its logged model and its training/validation/test datasets;
-* the grid's parent run's description holds the verdict and the link to its report;
+  a control experiment tagged ``genai_development`` shows that the check can fail), and the link
+  tlbench gives lands a fresh browser there; the saved view is listed in the *Views* menu and
+  shows whole run names;
+* a cell run shows its logged model and its training/validation/test datasets; the logged
+  model's page shows its lineage, and the pretrained body's says its registered version;
+* the grid's parent run's description holds the verdict and the link to its report; the report
+  fits a 1,600 px window and links each best cell's run;
 * the Prefect ad-hoc form (the deployment's custom-run form) offers the profile names;
+* a ``benchmark_grid`` flow run over a SQLite store is named ``grid-<grid>-<run id>`` and its
+  summary artifact is markdown that links the local report and names ``tlbench ui``;
 * the pool-mode parent's ``grid-cells`` table artifact lists its cells with state and worker
   (published by ``flows.engine.CellTable`` inside a real flow run over the real ledger; the
   child runs are described, not run: a real pool run is the slow ``test_prefect_pool``).
@@ -20,6 +26,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -126,8 +133,21 @@ def parent():
     CellTable().publish(children, settings)
     return str(flow_run.get_id())
 
-print(json.dumps({"deployment_id": str(deployment_id), "flow_run_id": parent(),
-                  "cells": [job.names.run_name for job in jobs]}))
+pool_run = parent()
+# The real flow over a SQLite store, on a copy of the grid's results: every cell is already in the
+# leaderboard, so nothing trains; the report is written and the summary published.
+import shutil
+results = Path(args["results"]).parent / "results-sqlite"
+shutil.copytree(args["results"], results)
+state = benchmark_grid("smoke", args["overrides"], "local", 1, data_dir=args["data_dir"], results=str(results),
+                       tracking_uri=f"sqlite:///{results.parent / 'sqlite-mlflow' / 'mlflow.db'}",
+                       return_state=True)
+result = state.result()
+print(json.dumps({"deployment_id": str(deployment_id), "flow_run_id": pool_run,
+                  "cells": [job.names.run_name for job in jobs],
+                  "grid_flow_run_id": str(state.state_details.flow_run_id), "grid_run_id": result.run_id,
+                  "report_path": str(result.report_path), "counts": result.counts(),
+                  "parent_run_id": result.parent_run_id}))
 """
 
 
@@ -156,10 +176,10 @@ class Browser:
         self.shots = shots
         shots.mkdir(parents=True, exist_ok=True)
 
-    def open(self, url: str, height: int = 1000):
+    def open(self, url: str, height: int = 1000, width: int = 1400):
         page = self.chromium.open("about:blank")
         self.chromium.send("Emulation.setDeviceMetricsOverride",
-                           {"width": 1400, "height": height, "deviceScaleFactor": 1, "mobile": False},
+                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
                            page.session)
         self.chromium.send("Page.navigate", {"url": url}, page.session)
         return page
@@ -188,6 +208,15 @@ class Browser:
               e => e.innerText && e.innerText.trim() === {json.dumps(text)});
             const el = els[els.length - 1];
             if (el) {{ el.click(); return true; }} return false; }})()""")
+
+    def press(self, page, selector: str) -> None:
+        """A real mouse press and release at the centre of ``selector`` (menus that open on
+        pointer events ignore ``element.click()``)."""
+        box = page.evaluate(f"""(() => {{ const r = document.querySelector({json.dumps(selector)})
+            .getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()""")
+        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+            self.chromium.send("Input.dispatchMouseEvent", {"type": kind, "x": box[0], "y": box[1], "button": "left",
+                                                            "clickCount": 1}, page.session)
 
     def shot(self, page, name: str) -> Path:
         data = self.chromium.send("Page.captureScreenshot", {"format": "png"}, page.session)["data"]
@@ -230,7 +259,7 @@ def _cell_run(settings, mode: str, seed: int = 0):
 
 @needs_chromium
 def test_experiment_opens_in_model_training_mode(finished_grid, browser):
-    from benchmark.tracking import runs_view_url
+    from benchmark.tracking import VIEW_NAME, runs_view_url
 
     settings, result, server = finished_grid
     assert result.counts() == {"finished": 5}  # 4 cells and the baseline
@@ -254,12 +283,29 @@ def test_experiment_opens_in_model_training_mode(finished_grid, browser):
     # saved view: cell runs grouped by size and mode, the seeds' average, best MASE first.
     page = browser.open(runs_view_url(server.url, tracker.experiment_id))
     browser.wait_text(page, "Group: target_size: 120, mode: finetune", "Group: target_size: 120, mode: scratch",
-                      "lstm·finetune·120·s0", "(average)", "Sort: mase", name="mlflow-saved-view")
+                      "lstm·finetune·120·s0", "(average)", "Sort: mase", VIEW_NAME, name="mlflow-saved-view")
     time.sleep(1)
     text = browser.text(page)
     browser.shot(page, "mlflow-1-saved-view")
     assert "Model registry" in text and "Evaluation runs" not in text and "Judges" not in text
     assert "grid-smoke" not in text and "pretrain-" not in text  # the view's filter: cell runs only
+    # whole run names: no run-name cell clips its text (the view's name-column width)
+    clipped = page.evaluate("""[...document.querySelectorAll('.ag-cell')].filter(c => c.innerText.includes('·s'))
+        .map(c => [c.innerText.trim(), [c, ...c.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1)])""")
+    assert clipped and not [name for name, cut in clipped if cut], clipped
+    # the Views menu lists the saved view (the trigger shows its name: the open view is a listed one)
+    assert page.evaluate("document.querySelector('[data-testid=saved-views-trigger]').innerText").strip() == VIEW_NAME
+    before = browser.text(page).count(VIEW_NAME)
+    browser.press(page, "[data-testid=saved-views-trigger]")
+    menu = browser.wait_text(page, "SAVED VIEWS", "Save as new view", name="mlflow-views-menu")
+    browser.shot(page, "mlflow-1b-views-menu")
+    assert "No saved views yet" not in menu and menu.count(VIEW_NAME) == before + 1, menu[:2000]  # its item
+    # the link tlbench gives (the grid run's description, the CLI) lands a fresh browser on the
+    # model-training runs list, not the GenAI overview that the bare experiment URL opens
+    page = browser.open(tracker.experiment_url())
+    text = browser.wait_text(page, "grid-smoke", "Model registry", name="mlflow-experiment-link")
+    browser.shot(page, "mlflow-0-experiment-link")
+    assert "Evaluation runs" not in text and "Judges" not in text
     # one size: the cell runs of that size, best MASE first (filter and sort in the URL)
     page = browser.open(runs_view_url(server.url, tracker.experiment_id, 120))
     browser.wait_text(page, "lstm·finetune·120·s0", "lstm·scratch·120·s1", "Sort: mase", name="mlflow-runs")
@@ -300,6 +346,21 @@ def test_cell_run_shows_its_logged_model_and_datasets(finished_grid, browser):
         if (el) el.scrollIntoView(); })()""")
     time.sleep(1)
     browser.shot(page, "mlflow-2b-cell-run-logged-model")
+    # the logged model's own page: its lineage (the body's registry version) in its description
+    eid = tracker.experiment_id
+    page = browser.open(f"{server.url}/#/experiments/{eid}/models/{model.model_id}?workflowType=machine_learning")
+    text = browser.wait_text(page, "Lineage", "pretrained_model", "pretrained-lstm-m4-hourly",
+                             f"pretrained_version: {model.tags['pretrained_version']}", name="mlflow-logged-model")
+    browser.shot(page, "mlflow-2c-logged-model-lineage")
+    # the body's logged model: registered, linked to its version (not "Not registered")
+    [pretrain] = tracker.client.search_runs([eid], "tags.`tlbench.kind` = 'pretrain'")
+    body = pretrain.outputs.model_outputs[0].model_id
+    page = browser.open(f"{server.url}/#/experiments/{eid}/models/{body}?workflowType=machine_learning")
+    text = browser.wait_text(page, "Model versions", "pretrained-lstm-m4-hourly", name="mlflow-body-model")
+    time.sleep(2)
+    text = browser.text(page)
+    browser.shot(page, "mlflow-2d-body-registered")
+    assert "Not registered" not in text, text[:2000]
 
 
 @needs_chromium
@@ -317,10 +378,20 @@ def test_grid_run_description_holds_the_verdict_and_the_report_link(finished_gri
     browser.click_text(page, "Show more")
     browser.wait_text(page, "HTML report", name="mlflow-grid-run-more")
     browser.shot(page, "mlflow-3-grid-run")
+    assert f"[All runs of this experiment (model training)]({tracker.experiment_url()})" in note
     page = browser.open(result.report_url)  # the link the Prefect artifact carries
     browser.wait_text(page, "report/report.html", "forecast_120.png", name="mlflow-report-artifact")
     time.sleep(3)
     browser.shot(page, "mlflow-4-report-artifact")
+    # the report itself at 1,600 px: no table overflows, each best cell's run id links to its run
+    page = browser.open(Path(result.report_path).as_uri(), width=1600)
+    browser.wait_text(page, "Aggregated leaderboard", name="report")
+    facts = page.evaluate("""(() => ({page: [document.documentElement.scrollWidth, document.documentElement.clientWidth],
+        tables: [...document.querySelectorAll('table')].map(t => [t.scrollWidth, t.parentElement.clientWidth]),
+        links: [...document.querySelectorAll('td a')].map(a => [a.innerText, a.getAttribute('href')])}))()""")
+    assert facts["page"][0] <= facts["page"][1] and all(w <= room for w, room in facts["tables"]), facts
+    best = result.leaderboard.query("mode == 'finetune' or mode == 'scratch'")["mlflow_run_id"]
+    assert facts["links"] and all(run in set(best) and href == tracker.run_url(run) for run, href in facts["links"])
 
 
 # --------------------------------------------------------------------------- Prefect
@@ -341,6 +412,29 @@ def test_prefect_form_offers_the_profiles(prefect_objects, prefect_server, brows
     browser.shot(page, "prefect-1-run-form")
     options = page.evaluate("[...document.querySelectorAll('select option')].map(o => o.value || o.text)")
     assert [o for o in options if o in profile_names()] == profile_names(), options
+
+
+@needs_chromium
+def test_grid_flow_run_is_named_and_its_summary_is_markdown(prefect_objects, prefect_server, browser):
+    flow_run = prefect_objects["grid_flow_run_id"]
+    assert _api(prefect_server, f"flow_runs/{flow_run}")["name"] == f"grid-smoke-{prefect_objects['grid_run_id']}"
+    [summary] = _api(prefect_server, "artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run]},
+                                                                        "key": {"any_": ["grid-summary"]}}})
+    report = Path(prefect_objects["report_path"])
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(prefect_objects["counts"].items()))
+    assert f"- cells: {counts}\n" in summary["data"] and "{" not in summary["data"], summary["data"]
+    # a SQLite store: the report's path, and its link on `tlbench ui` (Prefect renders no file:// link)
+    url = re.search(r"\[HTML report\]\((http://127\.0\.0\.1:5000/#/experiments/\d+/runs/([0-9a-f]+)/artifacts/"
+                    r"report/report\.html\?workflowType=machine_learning)\)", summary["data"])
+    assert url and url.group(2) == prefect_objects["parent_run_id"], summary["data"]
+    assert f"`{report}`" in summary["data"] and "run `tlbench ui` there" in summary["data"]
+    page = browser.open(f"{prefect_server}/artifacts/artifact/{summary['id']}")
+    text = browser.wait_text(page, f"cells: {counts}", str(report), "tlbench ui", "HTML report",
+                             name="prefect-summary")
+    browser.shot(page, "prefect-2-grid-summary")
+    links = page.evaluate("[...document.querySelectorAll('a')].map(a => a.getAttribute('href'))")
+    assert url.group(1) in links, links
+    assert "'finished'" not in text
 
 
 @needs_chromium

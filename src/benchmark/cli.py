@@ -170,7 +170,8 @@ def cmd_evaluate_source(args: argparse.Namespace) -> int:
     pretrained model too, whose scores are recorded on its MLflow run (when it has one)."""
     from benchmark.config import DataSpec
     from benchmark.evaluation import (ModelForecaster, evaluate_source, load_source_model,
-                                      record_source_scores)
+                                      record_baseline_on_source, record_source_scores)
+    from benchmark.statistical import METHODS as STATISTICAL_METHODS, set_fit_seconds
 
     settings = _settings(args)
     known = {"m4-hourly": DataSpec("m4", {"group": "Hourly"})}
@@ -178,16 +179,16 @@ def cmd_evaluate_source(args: argparse.Namespace) -> int:
         raise TlbenchError(f"Unknown source {args.source!r}. Known: {', '.join(sorted(known))}.")
     source = known[args.source]
     loaded = load_source_model(args.model, settings) if args.model else None  # fail before scoring
+    set_fit_seconds(settings.baseline_fit_seconds)  # the statistical baselines' per-series limit
     options = {"allow_download": settings.allow_download, "max_series": args.max_series}
     result = evaluate_source(source, args.method, settings.data_dir, **options)
     naive2 = {**result, "method": "naive2", "smape": result["smape_naive2"],
               "mase": result["mase_naive2"], "owa": 1.0}
     rows = [result] + ([naive2] if args.method != "naive2" else [])
     if loaded is None:
-        if args.json:
-            print(json.dumps(result))
-        else:
-            print(_source_table(args.source, rows))
+        if args.max_series is None and args.method in STATISTICAL_METHODS:  # shown in grid reports' source section
+            result["recorded_in"] = record_baseline_on_source(settings, source, result)
+        print(json.dumps(result) if args.json else _source_table(args.source, rows))
         return 0
 
     forecaster = ModelForecaster(loaded.model, normalisation=loaded.normalisation)
@@ -224,6 +225,9 @@ def _source_table(source: str, rows: list[dict]) -> str:
              "(OWA relative to naive2)"]
     lines += [f"  {str(row['method']):<{width}}  sMAPE {row['smape']:.3f}  MASE {row['mase']:.3f}  "
               f"OWA {row['owa']:.3f}" for row in rows]
+    lines += [f"  {row['method']}: {len(row['failed_series'])} fit(s) failed, scored as naive2: "
+              + "; ".join(f"{uid}: {why}" for uid, why in row["failed_series"].items())
+              for row in rows if row.get("failed_series")]
     return "\n".join(lines)
 
 
@@ -356,8 +360,14 @@ def _add_grid(parser: argparse.ArgumentParser) -> None:
                         help="override a spec value, e.g. --set training.max_epochs=3 (repeatable)")
 
 
+#: ``tlbench --help``'s opening: whole sentences (the module docstring's first line stops mid-sentence).
+DESCRIPTION = ("tlbench benchmarks transfer learning for recurrent time-series forecasters: it runs grids "
+               "of cells (architecture x transfer mode x target size x seed), records every result in "
+               "MLflow and a Parquet leaderboard, and reports which mode wins at which size.")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tlbench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="tlbench", description=DESCRIPTION)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 

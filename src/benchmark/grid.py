@@ -83,6 +83,17 @@ def default_experiment(spec: GridSpec, settings: Settings) -> str:
     return settings.experiment or f"tlbench-{spec.name}"
 
 
+def local_report_url(result: GridResult, spec: GridSpec, settings: Settings) -> str | None:
+    """A local store's grid report as ``tlbench ui`` serves it on that machine (None on a tracking
+    server, whose ``result.report_url`` anyone can open, or without a report)."""
+    from benchmark.tracking import LOCAL_UI, Tracker
+
+    if result.report_url or not result.report_path:
+        return None
+    return Tracker(settings, default_experiment(spec, settings)).run_url(result.parent_run_id, "report/report.html",
+                                                                         local_ui=LOCAL_UI)
+
+
 def run_grid(spec: GridSpec, settings: Settings, engine: Engine | None = None,
              label: str = "grid spec", on_progress: Progress | None = None) -> GridResult:
     """Run a whole grid: validate, plan, pretrain what is missing, run the baselines and every

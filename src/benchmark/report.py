@@ -6,7 +6,8 @@ architecture) and the training time per mode. :func:`write_report` puts them, th
 leaderboard, the winners per size and the transfer horizon into one ``report.html`` whose images
 are embedded as base64 ``data:`` URIs: no scripts, fonts, style sheets or links to anything
 outside the file (a Content-Security-Policy in the page makes the browser refuse any that slip
-in). The PNG files are written beside it too.
+in), except the best cells' ``mlflow_run_id``, a plain link to the run in the MLflow UI when the
+grid was tracked on a server. The PNG files are written beside it too.
 
 Figures are built with ``matplotlib.figure.Figure`` directly (never pyplot), so cells and reports
 running in threads can draw at once without sharing global state. They never use mathtext either
@@ -51,6 +52,14 @@ _BASELINE = "baseline"
 _SCRATCH = "scratch"
 _PANEL_SIZE = (4.6, 3.4)  # inches per panel (width, height)
 _BASELINE_STYLES = ((0, (5, 3)), (0, (1, 2)), (0, (6, 2, 1, 2)), (0, (3, 3, 1, 3, 1, 3)))
+#: The baselines that always set the transfer-benefit chart's y-axis (with the models and the best
+#: baseline at each size); any other baseline beyond that range is drawn clipped and marked off-scale.
+_AXIS_BASELINES = ("naive",)
+#: A cell's MLflow run page (leaderboard rows of a grid on a tracking server carry it).
+RUN_URL = "mlflow_run_url"
+#: The report's additions to the page style: long column names wrap in headers, so the widest
+#: table (the aggregated leaderboard) fits a 1,600 px window.
+_REPORT_CSS = "th { white-space: normal; overflow-wrap: anywhere; vertical-align: bottom; min-width: 3.2em; }"
 
 
 # --------------------------------------------------------------------------- per-cell figures
@@ -174,7 +183,10 @@ def transfer_benefit_figure(agg: pd.DataFrame, metric: str = "mase") -> Figure:
     the half-width of the 95% t-interval over seeds (``{metric}_ci95``, or computed from
     ``{metric}_std`` and ``n_seeds``; none with a single seed). Baselines (the same in every
     panel of a target) are grey dashed reference lines through their value at each size. Modes
-    are nudged a little sideways so their error bars do not hide each other. ``agg`` is the
+    are nudged a little sideways so their error bars do not hide each other. The y-axis of a
+    target's row is set by the models (with their error bars), the naive forecast and the best
+    baseline at each size (:func:`_benefit_ylim`); a baseline beyond it (the mean forecast, often)
+    is clipped at the edge and its legend entry says off-scale, with its range. ``agg`` is the
     output of :func:`benchmark.ranking.aggregate`.
     """
     from benchmark import stats
@@ -197,13 +209,20 @@ def transfer_benefit_figure(agg: pd.DataFrame, metric: str = "mase") -> Figure:
     nudge = np.exp(0.04 * (np.arange(len(modes)) - (len(modes) - 1) / 2))
     for row, target in enumerate(targets):
         sizes = sorted(int(s) for s in agg.loc[agg["target"] == target, "target_size"].unique())
+        low, high = _benefit_ylim(models.loc[models["target"] == target], baselines.loc[baselines["target"] == target],
+                                  mean)
         for column, architecture in enumerate(architectures):
             ax = axes[row, column]
             for i, name in enumerate(sorted(baselines.loc[baselines["target"] == target, "mode"].unique())):
                 part = baselines.loc[(baselines["target"] == target) & (baselines["mode"] == name)]
                 part = part.sort_values("target_size")
-                ax.plot(part["target_size"], part[mean], linestyle=_BASELINE_STYLES[i % len(_BASELINE_STYLES)],
-                        color="#8c8c8c", linewidth=1.1, marker="_", markersize=9, label=f"{name} (baseline)")
+                values = part[mean].to_numpy(dtype=float)
+                off = bool(np.any((values > high) | (values < low)))
+                label = (f"{name} (baseline, off-scale: {np.nanmin(values):.3g}-{np.nanmax(values):.3g})" if off
+                         else f"{name} (baseline)")
+                ax.plot(part["target_size"], np.clip(values, low, high),
+                        linestyle=_BASELINE_STYLES[i % len(_BASELINE_STYLES)], color="#8c8c8c", linewidth=1.1,
+                        marker="^" if off else "_", markersize=6 if off else 9, label=label, clip_on=False)
             panel = models.loc[(models["target"] == target) & (models["architecture"] == architecture)]
             for i, mode in enumerate(modes):
                 part = panel.loc[panel["mode"] == mode].sort_values("target_size")
@@ -220,8 +239,29 @@ def transfer_benefit_figure(agg: pd.DataFrame, metric: str = "mase") -> Figure:
             ax.set_title(f"{architecture} · {target}", fontsize=9, parse_math=False)
             if column == 0:
                 ax.set_ylabel(f"{metric} (mean over seeds; lower is better)", fontsize=8)
+        if np.isfinite([low, high]).all():
+            axes[row, 0].set_ylim(low, high)  # the row shares its y axis
     return _finish(fig, f"Transfer benefit: {metric} against target size (error bars: 95% CI over seeds)",
                    _shared_legend(fig, axes))
+
+
+def _benefit_ylim(models: pd.DataFrame, baselines: pd.DataFrame, mean: str) -> tuple[float, float]:
+    """The y range of one target's transfer-benefit panels: the model means with their error bars
+    (``_half``), the baselines of :data:`_AXIS_BASELINES` and the best (lowest) baseline at each
+    size, plus 8% padding. A baseline far above the models (the mean forecast) would otherwise
+    squeeze every mode into one band. (nan, nan) when there is nothing to scale by."""
+    half = np.nan_to_num(models["_half"].to_numpy(dtype=float))
+    values = [models[mean].to_numpy(dtype=float) - half, models[mean].to_numpy(dtype=float) + half,
+              baselines.loc[baselines["mode"].isin(_AXIS_BASELINES), mean].to_numpy(dtype=float)]
+    if not baselines.empty:
+        values.append(baselines.groupby("target_size")[mean].min().to_numpy(dtype=float))
+    finite = np.concatenate(values)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return math.nan, math.nan
+    low, high = float(finite.min()), float(finite.max())
+    pad = 0.08 * (high - low) if high > low else 0.05 * max(abs(high), 1e-9)
+    return low - pad, high + pad
 
 
 def training_time_figure(agg: pd.DataFrame) -> Figure:
@@ -428,8 +468,8 @@ def _render(title: str, rows: pd.DataFrame, agg: pd.DataFrame, best: pd.DataFram
                  "<p class='note'>The (architecture, mode) with the lowest mean "
                  f"{esc(metric)} at each size among the models, shown by its median seed; the verdict at the "
                  "top says whether it beats the baselines.</p>",
-                 table(best, ["target", "target_size", "architecture", "mode", "seed", metric, "group_mean",
-                               "mlflow_run_id"])]
+                 _linked_runs(table(best, ["target", "target_size", "architecture", "mode", "seed", metric,
+                                           "group_mean", "mlflow_run_id"]), best)]
     for element_id in images:
         if element_id.startswith("forecast-"):
             sections.append(image(images, element_id, "Observed (dark) and forecast (red) over the test segment."))
@@ -445,8 +485,25 @@ def _render(title: str, rows: pd.DataFrame, agg: pd.DataFrame, best: pd.DataFram
     return ("<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
             f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">\n"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
-            f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+            f"<title>{esc(title)}</title>\n<style>{CSS}{_REPORT_CSS}</style>\n</head>\n<body>\n"
             + "\n".join(sections) + "\n</body>\n</html>\n")
+
+
+def _linked_runs(html_table: str, best: pd.DataFrame) -> str:
+    """The best-cells table with each ``mlflow_run_id`` a link to its run in the MLflow UI (rows
+    with a :data:`RUN_URL`, i.e. tracked on a server), then a note on how to open the runs."""
+    urls = {}
+    if RUN_URL in best.columns:
+        urls = {run: url for run, url in zip(best["mlflow_run_id"], best[RUN_URL])
+                if isinstance(run, str) and isinstance(url, str) and url.startswith(("http://", "https://"))}
+    for run, url in urls.items():  # run ids are unique hex strings: one cell each
+        html_table = html_table.replace(f"<td>{esc(run)}</td>", f"<td><a href='{esc(url)}'>{esc(run)}</a></td>")
+    if urls:
+        note = "<em>mlflow_run_id</em> links to the cell's run in the MLflow UI."
+    else:
+        note = ("<em>mlflow_run_id</em>: the cell's MLflow run in a local tracking store; <code>tlbench ui</code> "
+                "serves it (then search the id in the experiment's runs).")
+    return html_table + f"<p class='note'>{note}</p>"
 
 
 def _provenance(rows: pd.DataFrame, metric: str) -> str:
@@ -516,6 +573,13 @@ def write_grid_report(rows: pd.DataFrame, settings: Settings, grid: str, tracker
     from benchmark.leaderboard import Leaderboard
 
     errors = Leaderboard(settings.results).read_errors(rows["cell_key"].tolist())
+    from benchmark.report_verdicts import source_baselines  # the source section's statistical baselines
+
+    extra = source_baselines(Leaderboard(settings.results), rows)
+    rows = pd.concat([rows, extra], ignore_index=True) if len(extra) else rows
+    if tracker is not None and "mlflow_run_id" in rows.columns:  # links from the report to the runs
+        rows = rows.assign(**{RUN_URL: [tracker.run_url(run) if isinstance(run, str) else None
+                                        for run in rows["mlflow_run_id"]]})
     path = write_report(rows, out_dir or report_dir(settings, grid), f"tlbench report: grid {grid}",
                         forecasts, agg=agg, errors=errors)
     if tracker is not None and parent_run_id:

@@ -37,6 +37,10 @@ import mlflow
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+from benchmark.mlflow_views import (  # noqa: F401 - re-exported: the UI's saved view and links
+    EXPERIMENT_KIND, LOCAL_UI, TAG_EXPERIMENT_KIND, TAG_MODEL_VERSIONS, TAG_NOTE, TAG_SHARED_VIEW, UI_WORKSPACE,
+    VIEW_COLUMNS, VIEW_FILTER, VIEW_GROUP_BY, VIEW_KEY, VIEW_NAME, VIEW_NAME_COLUMN, VIEW_ORDER,
+    experiment_tags, lineage_note, runs_view_filter, runs_view_state, runs_view_url, same_tag)
 from benchmark.settings import REDACTED, Settings, redact  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
@@ -56,18 +60,6 @@ TAG_SUPERSEDED = "tlbench.superseded"  # on an older FINISHED run of a cell: the
 _SECRET_PATTERN = re.compile(r"(secret|password|passwd|token|api[_-]?key|credential|auth)", re.I)
 
 PIP_REQUIREMENTS = ["tensorflow>=2.21,<2.22", "keras>=3"]
-
-#: The experiment tag MLflow 3's UI reads to choose its layout: ``custom_model_development`` opens
-#: the runs list of model training (not the GenAI traces overview).
-TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
-EXPERIMENT_KIND = "custom_model_development"
-#: A run's description (markdown), shown on its page and as the runs list's description.
-TAG_NOTE = "mlflow.note.content"
-#: The UI's side bar offers GenAI or model-training pages (kept per browser, GenAI by default);
-#: this query selects model training in the links tlbench prints.
-UI_WORKSPACE = "workflowType=machine_learning"
-
-
 
 def looks_secret(name: str) -> bool:
     """True for parameter or tag names that look like credentials: those are never logged."""
@@ -134,7 +126,7 @@ class Tracker:
                 experiment = self.client.get_experiment_by_name(self.experiment_name)
         self._experiment_id = experiment.experiment_id
         for key, value in experiment_tags().items():  # experiments made before these tags
-            if experiment.tags.get(key) != value:
+            if not same_tag(experiment.tags.get(key), value):
                 self.client.set_experiment_tag(self._experiment_id, key, value)
         return self._experiment_id
 
@@ -239,7 +231,8 @@ class Tracker:
         run's final status themselves); the run links to it as an output. ``signature`` rather
         than ``input_example`` (the latter crashes in 3.17) and explicit ``pip_requirements``
         (inferring them costs about 12 s per model). ``tags`` go on the logged model (lineage:
-        the pretrained body's registry version).
+        the pretrained body's registry version), and, as a list, into its description, which
+        is what the logged model's page shows.
         """
         import mlflow.keras
         from mlflow.entities import LoggedModelOutput
@@ -247,6 +240,8 @@ class Tracker:
 
         signature = infer_signature(x_example, model.predict(x_example, verbose=0))
         clean = {k: self._clean(v, 5000) for k, v in (tags or {}).items() if not looks_secret(k)}
+        if clean:  # the logged model's page shows its description, not its tags
+            clean[TAG_NOTE] = lineage_note(clean)
         logged = self.client.create_logged_model(self.experiment_id, name=name, source_run_id=run_id,
                                                  tags=clean, model_type="keras")
         mlflow.keras.log_model(model, name=name, model_id=logged.model_id, signature=signature,
@@ -276,14 +271,29 @@ class Tracker:
 
     # ------------------------------------------------------------------ links
 
-    def run_url(self, run_id: str, artifact: str | None = None) -> str | None:
+    def run_url(self, run_id: str, artifact: str | None = None, local_ui: str | None = None) -> str | None:
         """The run's page (or an artifact's view on it) in the tracking server's UI, for a server
-        (http/https) tracking URI; None for a local store (no URL anyone else can open)."""
+        (http/https) tracking URI; for a local store None (no URL anyone else can open), or with
+        ``local_ui`` (e.g. :data:`LOCAL_UI`) the page on the UI that serves it there (``tlbench ui``)."""
+        base = self._ui_base(local_ui)
+        if base is None:
+            return None
+        page = f"{base}/#/experiments/{self.experiment_id}/runs/{run_id}"
+        return f"{page}/artifacts/{artifact}?{UI_WORKSPACE}" if artifact else f"{page}?{UI_WORKSPACE}"
+
+    def experiment_url(self) -> str | None:
+        """The experiment's runs list in the UI's model-training workspace (what a fresh browser
+        should land on: without ``workflowType`` it opens the GenAI overview); None for a local
+        store."""
+        base = self._ui_base()
+        return None if base is None else f"{base}/#/experiments/{self.experiment_id}/runs?{UI_WORKSPACE}"
+
+    def _ui_base(self, local_ui: str | None = None) -> str | None:
+        """The tracking server's address (credentials redacted), else ``local_ui``, else None."""
         base = self.settings.tracking_uri.rstrip("/")
         if not base.startswith(("http://", "https://")):
-            return None
-        page = f"{redact(base, self.settings.secret_values)}/#/experiments/{self.experiment_id}/runs/{run_id}"
-        return f"{page}/artifacts/{artifact}?{UI_WORKSPACE}" if artifact else f"{page}?{UI_WORKSPACE}"
+            base = local_ui.rstrip("/") if local_ui else None
+        return redact(base, self.settings.secret_values) if base else None
 
     def describe_run(self, run_id: str, markdown: str) -> None:
         """Set a run's description (markdown) as the UI shows it."""
@@ -310,6 +320,8 @@ class Tracker:
         if report:
             link = url or f"#/experiments/{self.experiment_id}/runs/{run_id}/artifacts/{report}?{UI_WORKSPACE}"
             lines += ["", f"[HTML report]({link}) (Artifacts: `{report}`)"]
+        if self.experiment_url():  # a full URL: the UI's own links drop the workspace choice
+            lines += ["", f"[All runs of this experiment (model training)]({self.experiment_url()})"]
         self.describe_run(run_id, "\n".join(lines))
         return url
 
@@ -344,7 +356,21 @@ class Tracker:
         version = self.client.create_model_version(name, source=source, run_id=run_id, model_id=model_id,
                                                    tags={k: str(v) for k, v in tags.items()})
         self.client.set_registered_model_alias(name, alias, version.version)
+        if model_id:
+            self._link_model_version(model_id, name, str(version.version))
         return str(version.version)
+
+    def _link_model_version(self, model_id: str, name: str, version: str) -> None:
+        """Make sure the logged model's ``mlflow.modelVersions`` tag lists ``{name, version}`` (its
+        page then shows the registered version, not "Not registered"): MLflow 3.17's stores add it
+        themselves, a store that does not (or an older one) gets it here."""
+        import json
+
+        existing = self.client.get_logged_model(model_id).tags.get(TAG_MODEL_VERSIONS)
+        versions = json.loads(existing) if existing else []
+        if not any(v.get("name") == name and str(v.get("version")) == version for v in versions):
+            versions.append({"name": name, "version": version})
+            self.client.set_logged_model_tags(model_id, {TAG_MODEL_VERSIONS: json.dumps(versions)})
 
     def find_model_version(self, name: str, tag: str, value: str) -> str | None:
         """The newest version of ``name`` whose tag ``tag`` equals ``value`` (None if none)."""
@@ -472,56 +498,6 @@ class Tracker:
         """``{name: id}`` of the experiments whose name starts with ``prefix`` (nothing created)."""
         return {e.name: e.experiment_id for e in self.client.search_experiments(max_results=1000)
                 if e.name.startswith(prefix)}
-
-
-#: The runs-list view that answers "which mode wins at which size, across seeds": cell runs only,
-#: best MASE first, grouped by target size and mode with the seeds' average, MASE/sMAPE/MAE and the
-#: seed as columns. MLflow 3.17 opens a view saved on the experiment (the tag
-#: ``mlflow.sharedViewState.<key>``, as its *Views* > *Save view* writes it) from
-#: ``#/experiments/<id>/runs?viewStateShareKey=<key>``; tlbench saves it on every experiment it makes.
-VIEW_KEY = "tlbench-modes"
-TAG_SHARED_VIEW = "mlflow.sharedViewState."
-VIEW_FILTER = "tags.`tlbench.kind` = 'cell'"
-VIEW_ORDER = "metrics.`mase`"
-VIEW_COLUMNS = {"Metrics": ("mase", "smape", "mae"), "Tags": ("seed",)}
-VIEW_GROUP_BY = ("target_size", "mode")
-
-
-def runs_view_state() -> str:
-    """The saved view's state as the MLflow UI stores it (JSON)."""
-    import json
-
-    columns = [f"{kind.lower()}.`{name}`" for kind, names in VIEW_COLUMNS.items() for name in names]
-    return json.dumps({
-        "searchFilter": VIEW_FILTER, "orderByKey": VIEW_ORDER, "orderByAsc": True,
-        "selectedColumns": [*columns, "attributes.`Dataset`"],
-        "groupBy": {"aggregateFunction": "average",
-                    "groupByKeys": [{"mode": "tag", "groupByData": key} for key in VIEW_GROUP_BY]}})
-
-
-def experiment_tags() -> dict[str, str]:
-    """The tags of every tlbench experiment: model-training kind, and the saved runs view."""
-    return {TAG_EXPERIMENT_KIND: EXPERIMENT_KIND, TAG_SHARED_VIEW + VIEW_KEY: runs_view_state()}
-
-
-def runs_view_filter(target_size: int | None = None) -> str:
-    """The search filter of the cell runs (of one target size)."""
-    size = f" and tags.target_size = '{int(target_size)}'" if target_size is not None else ""
-    return VIEW_FILTER + size
-
-
-def runs_view_url(base_url: str, experiment_id: str, target_size: int | None = None) -> str:
-    """The experiment's runs list on an MLflow UI at ``base_url`` in the model-training workspace:
-    the saved view (grouped by size and mode), or with ``target_size`` the cell runs of that size,
-    best MASE first (the URL then carries the filter and sort, which a saved view cannot take)."""
-    from urllib.parse import urlencode
-
-    if target_size is None:
-        query = urlencode({"viewStateShareKey": VIEW_KEY, "workflowType": "machine_learning"})
-    else:
-        query = urlencode({"searchFilter": runs_view_filter(target_size), "orderByKey": VIEW_ORDER,
-                           "orderByAsc": "true", "workflowType": "machine_learning"})
-    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
 
 
 class Heartbeat:
