@@ -279,8 +279,12 @@ def test_shipped_protocol_profiles_validate(settings):
         assert {c.model.normalisation for c in plan.cells} == {"last_value", "window", "global"}
         assert {c.split.lookback for c in plan.cells} == {96, 336}
         assert all(c.training.min_steps > 0 for c in plan.cells)
-        scratch = [c for c in plan.cells if c.mode == "scratch"]
+        scratch = [c for c in plan.cells if c.mode == "scratch" and c.architecture == "lstm"]
         assert len(scratch) == 2 * 2 * 3 * 3 + 2 * 2 * 3  # targets x sizes x (3 normalisations + L336) x seeds
+        # the linear references: scratch only, last_value, both lookbacks
+        linear = [c for c in plan.cells if c.architecture in ("nlinear", "dlinear")]
+        assert len(linear) == 2 * 2 * 2 * 2 * 3  # architectures x targets x sizes x lookbacks x seeds
+        assert {(c.mode, c.model.normalisation) for c in linear} == {("scratch", "last_value")}
         assert {(c.split.lookback, c.model.normalisation) for c in plan.cells if c.mode != "scratch"} == \
             {(96, "last_value")}
 
