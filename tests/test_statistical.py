@@ -231,6 +231,20 @@ def test_evaluate_source_theta_reproduces_m4_published_theta(data_dir, tmp_path)
     assert result["n_series"] == 414 and result["failed_series"] == {} and result["recorded_in"]
     assert result["smape"] == pytest.approx(18.138, rel=0.01)
     assert result["mase"] == pytest.approx(2.455, rel=0.01)
+    # a pretraining's source scoring adds the reference methods once per results location: the row
+    # evaluate-source wrote counts, a missing one is scored and recorded, a second call adds nothing
+    from benchmark.config import DataSpec
+    from benchmark.evaluation import ensure_source_references
+    from benchmark.leaderboard import Leaderboard
+    from benchmark.settings import Settings
+
+    settings = Settings(data_dir=data_dir, results=str(tmp_path / "r"), allow_download=False).resolved()
+    source = DataSpec("m4", {"group": "Hourly"})
+    assert ensure_source_references(settings, source, (48, 24), methods=("theta", "naive")) == ["naive"]
+    assert ensure_source_references(settings, source, (48, 24), methods=("theta", "naive")) == []
+    rows = Leaderboard(settings.results).read(grid="evaluate-source", kind="source")
+    assert sorted(rows["mode"]) == ["naive", "theta"]
+    assert rows.loc[rows["mode"] == "naive", "smape"].iloc[0] == pytest.approx(43.0, rel=0.1)
 
 
 def test_the_fit_time_limit_is_a_setting():

@@ -101,8 +101,7 @@ def run_pretraining(job: PretrainJob, settings: Settings) -> PretrainedRef:
 
     Reuse, in order: a pinned registry version or alias; the local cache when its checksum
     verifies (a corrupted file is rebuilt, never loaded); a registry version tagged with this
-    key (pretrained on another machine or night). Only then is a model trained.
-    """
+    key (pretrained on another machine or night). Only then is a model trained."""
     tracker = Tracker(settings, job.context.experiment)
     name = registry_name(job.model, job.pretrain.source)
     folder = pretrained_dir(settings, job.key)
@@ -171,11 +170,11 @@ SOURCE_PROTOCOLS = {("m4", "Hourly"): (48, 24)}
 
 def _score_on_source(job: PretrainJob, settings: Settings, tracker: Tracker, model, run_id: str) -> None:
     """Score a freshly pretrained body on its source's own protocol (M4 Hourly: 48 steps, all
-    series), log ``m4_smape``/``m4_mase``/``m4_owa`` on its run and write ``source`` rows (the
-    body, seasonal naive and Naive2) to the leaderboard, so nobody transfers a body without
-    seeing how good it is. A source without a protocol, or a subset (``max_series``), is skipped."""
+    series), log ``m4_smape``/``m4_mase``/``m4_owa`` on its run and write ``source`` rows (the body,
+    seasonal naive, Naive2 and, once per results location, MSTL: ``evaluation.SOURCE_REFERENCES``)
+    so nobody transfers a body unaware. A source without a protocol, or a subset, is skipped."""
     from benchmark.data.sources import parse_options
-    from benchmark.evaluation import ModelForecaster, evaluate_source, source_metrics
+    from benchmark.evaluation import ModelForecaster, ensure_source_references, evaluate_source, source_metrics
 
     options, _ = parse_options(job.pretrain.source)
     protocol = SOURCE_PROTOCOLS.get((job.pretrain.source.source, getattr(options, "group", None)))
@@ -192,6 +191,7 @@ def _score_on_source(job: PretrainJob, settings: Settings, tracker: Tracker, mod
         tracker.log_metrics(run_id, source_metrics(scored))
         tracker.set_tags(run_id, {"m4_eval": forecaster.strategy(horizon)})
         Leaderboard(settings.results).append(source_rows(job, scored, run_id))
+        ensure_source_references(settings, job.pretrain.source, protocol)  # logs its own failure
     except Exception:  # noqa: BLE001 - the body is trained and registered; its score can be redone
         log.warning("could not score the pretrained body %s on its source", job.key, exc_info=True)
 
