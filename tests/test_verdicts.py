@@ -90,6 +90,10 @@ def test_forecast_comparisons_find_the_real_difference_and_only_it():
     frozen = table.loc[(table["mode"] == "frozen") & (table["against"] == "scratch")]
     assert (frozen["p_value"] == 1.0).all() and not frozen["significant"].any()
     assert frozen["note"].str.contains("identical").all()
+    # scratch too is tested against the best baseline (a scratch-only grid's verdict gets its p),
+    # never against itself
+    scratch = table.loc[table["mode"] == "scratch"]
+    assert set(scratch["against"]) == {"naive"} and list(scratch["seed"]) == [0, 1, 2, "pooled"]
     # Holm: adjusted p-values are never below the raw ones
     assert (table["p_holm"] >= table["p_value"] - 1e-15).all()
 

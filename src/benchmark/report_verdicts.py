@@ -132,9 +132,9 @@ def evidence_sections(agg: pd.DataFrame, rows: pd.DataFrame, errors: Mapping[str
     comparisons = verdicts.forecast_comparisons(rows, errors) if errors else pd.DataFrame()
     if comparisons.empty:
         sections.append("<p class='note'>No per-origin errors to compare (rows written before they "
-                        "were kept, or no transfer mode in the grid).</p>")
+                        "were kept, or no model or no baseline in the grid).</p>")
         return sections
-    sections += [f"<p class='note'>Each transfer mode against its scratch and against the best baseline, on the "
+    sections += [f"<p class='note'>Each model against the best baseline, and each transfer mode against its scratch, on the "
                  "squared per-origin errors of the test segment: Diebold-Mariano with the Harvey-Leybourne-"
                  "Newbold small-sample correction, autocovariance lags set by the horizon, per seed and "
                  "pooled over seeds (each origin's error averaged over seeds). Multiple comparisons: "

@@ -154,8 +154,9 @@ def win_rate_table(agg: pd.DataFrame, metric: str | None = None) -> pd.DataFrame
 
 def forecast_comparisons(rows: pd.DataFrame, errors: Mapping[str, np.ndarray],
                          alpha: float = SIGNIFICANCE) -> pd.DataFrame:
-    """Diebold-Mariano tests of every transfer mode against its scratch and against the best
-    baseline of its (target, size), per seed and pooled over seeds, Holm-corrected over all.
+    """Diebold-Mariano tests of every model (scratch included) against the best baseline of its
+    (target, size), and of every transfer mode against its scratch, per seed and pooled over
+    seeds, Holm-corrected over all.
 
     ``rows``: leaderboard rows (one per cell and baseline; ``architecture`` already folded with
     its variants, ``cell_key`` set). ``errors``: ``cell_key -> [n_origins, horizon]`` forecast
@@ -178,10 +179,10 @@ def forecast_comparisons(rows: pd.DataFrame, errors: Mapping[str, np.ndarray],
             best_baseline = baselines.loc[baselines["mode"] == min(scores, key=scores.get)].iloc[0]
         models = part.loc[part["architecture"] != BASELINE]
         for (architecture, mode), cells in models.groupby(["architecture", "mode"], sort=True):
-            if mode == SCRATCH:
-                continue
-            scratch = models.loc[(models["architecture"] == architecture) & (models["mode"] == SCRATCH)]
-            references = [(SCRATCH, {int(r.seed): errors[r.cell_key] for r in scratch.itertuples()})]
+            references = []  # scratch is tested against the best baseline only
+            if mode != SCRATCH:
+                scratch = models.loc[(models["architecture"] == architecture) & (models["mode"] == SCRATCH)]
+                references.append((SCRATCH, {int(r.seed): errors[r.cell_key] for r in scratch.itertuples()}))
             if best_baseline is not None:
                 references.append((best_baseline["mode"], errors[best_baseline["cell_key"]]))
             ours = {int(r.seed): errors[r.cell_key] for r in cells.itertuples()}
