@@ -42,6 +42,27 @@ def test_fork_is_refused_with_the_reason():
         ProcessEngine(2, start_method="fork")
 
 
+def _started(seconds: float, settings) -> float:
+    """A job of the engine tests: when it started (epoch seconds), after sleeping ``seconds``."""
+    start = time.time()
+    time.sleep(seconds)
+    return start
+
+
+def test_a_map_started_while_another_runs_gets_the_next_free_worker():
+    # A grid's pretraining is mapped while its scratch cells already fill the workers; the pool
+    # runs jobs first in, first out, so the cells must not all be queued ahead of it.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ProcessEngine(2) as engine, ThreadPoolExecutor(1) as side:
+        cells = side.submit(engine.map, "cell", _started, [0.5] * 8, None)
+        time.sleep(0.3)  # the cells' map is under way
+        [pretraining] = engine.map("pretrain", _started, [0.0], None)
+        cell_starts = sorted(cells.result())
+    assert len(cell_starts) == 8
+    assert pretraining < cell_starts[3], "the pretraining waited behind the cells queued after it"
+
+
 def _workers(pid: int, expected: int = 2, timeout: float = 60) -> list[int]:
     """The engine's worker processes: children of ``pid`` started by multiprocessing's spawn
     (not its resource tracker). Polled until ``expected`` are seen or ``timeout`` passes: a child

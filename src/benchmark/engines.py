@@ -23,7 +23,7 @@ import logging
 import multiprocessing
 import os
 import weakref
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -168,9 +168,9 @@ class ProcessEngine:
             return []
         if stage in self.in_process:
             return [fn(item, settings) for item in items]
-        futures: list[Future] = [self._executor().submit(fn, item, settings) for item in items]
+        futures: list[Future] = []
         try:
-            return [future.result() for future in futures]
+            return self._fed(fn, items, settings, futures)
         except BrokenProcessPool as exc:
             done = sum(1 for f in futures if f.done() and not f.cancelled() and f.exception() is None)
             self.close(wait=False)
@@ -181,6 +181,25 @@ class ProcessEngine:
             for future in futures:
                 future.cancel()
             raise
+
+    def _fed(self, fn: Callable[[Any, Settings], Any], items: list[Any], settings: Settings,
+             futures: list[Future]) -> list[Any]:
+        """``fn`` over ``items`` with at most one job per worker in the pool at a time (the next
+        is submitted when one ends), appending each future to ``futures`` as it is submitted.
+
+        The pool runs jobs first in, first out: a map that queued all its jobs at once would put a
+        concurrent map's jobs behind every one of them (a grid's pretraining, which its transfer
+        cells wait for, behind all its scratch cells). Fed like this, concurrent maps share the
+        workers in turn, as the Prefect engine's task runs do."""
+        pool, waiting = self._executor(), set()
+        for item in items:
+            if len(waiting) >= self.workers:
+                done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()  # a job's exception (or a dead worker) ends the map now
+            futures.append(pool.submit(fn, item, settings))
+            waiting.add(futures[-1])
+        return [future.result() for future in futures]
 
     def submit(self, fn: Callable[[Any, Settings], Any], item: Any, settings: Settings) -> Future:
         """One job in a worker: ``fn(item, settings)``'s future (for a caller that schedules jobs
