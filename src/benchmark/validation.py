@@ -293,6 +293,25 @@ def protocol_problems(spec: GridSpec) -> list[str]:
         problems.append(f"grid.protocols: {', '.join(reversed_lags)} feeds the windows newest first, "
                         "which a recursive forecast or the stateful regime cannot; use the stateless "
                         "regime and forecast: direct")
+    problems.extend(_pinned_axis_problems(spec, known))
+    return problems
+
+
+def _pinned_axis_problems(spec: GridSpec, protocols: list) -> list[str]:
+    """An axis value a protocol would silently overwrite: a forecast other than the one it requires
+    (``split.forecast`` or ``forecasts``), a normalisation other than the one it pins
+    (``normalisations``). Each would run as the pinned value under a label that says otherwise."""
+    problems: list[str] = []
+    for protocol in protocols:
+        axes = (("forecasts", "split.forecast", spec.forecasts or (spec.split.forecast,), protocol.forecast),
+                ("normalisations", None, spec.normalisations, protocol.model.get("normalisation")))
+        for axis, scalar, values, pinned in axes:
+            others = [v for v in values if pinned is not None and v != pinned]
+            if others:
+                where = f"grid.{axis}" if getattr(spec, axis) or scalar is None else f"grid.{scalar}"
+                problems.append(f"{where}: protocol {protocol.name} pins {axis[:-1]} {pinned!r}, so "
+                                f"{', '.join(map(repr, others))} would run as {pinned!r}; drop "
+                                f"{'them' if len(others) > 1 else 'it'} or use another protocol")
     return problems
 
 

@@ -233,6 +233,12 @@ def test_protocol_axis_expands_into_variants_with_pinned_fields():
     ({"split": {"protocol": "ett_standard"}, "target_sizes": [9000]}, "larger than protocol 'ett_standard' allows"),
     ({"protocols": ["notebook"], "forecasts": ["recursive"]}, "newest first"),
     ({"training": {"monitor": "val_mae"}}, "monitor: 'val_mae' is unknown"),
+    ({"split": {"protocol": "ett_standard"}, "forecasts": ["direct", "recursive"]},
+     "grid.forecasts: protocol ett_standard pins forecast 'direct', so 'recursive' would run as 'direct'"),
+    ({"split": {"protocol": "ett_standard", "forecast": "recursive"}},
+     "grid.split.forecast: protocol ett_standard pins forecast 'direct'"),
+    ({"protocols": ["notebook"], "normalisations": ["window", "minmax", "global"]},
+     "grid.normalisations: protocol notebook pins normalisation 'minmax', so 'window', 'global' would run"),
 ])
 def test_bad_protocol_input_is_refused_before_training(data, message):
     from benchmark.validation import validate_grid
