@@ -53,8 +53,14 @@ def _summary(rows, keys: list[str]):
 
 
 def _methods(rows):
-    rows = rows[rows["protocol"] == "ett_standard"]
-    return rows.assign(method=rows["architecture"].where(rows["kind"] == "model", "baseline") + " " + rows["mode"])
+    """The protocol's rows, each named ``architecture · normalisation · lookback mode`` (the
+    report's folded variants, :func:`benchmark.ranking.fold_variants`, less the protocol every row
+    shares), or ``baseline <method>``; a body scored on its source is left out."""
+    from benchmark.ranking import VARIANT_SEPARATOR, fold_variants
+
+    rows = rows[(rows["protocol"] == "ett_standard") & (rows["kind"] != "source")]
+    folded = fold_variants(rows)["architecture"].str.replace(f"{VARIANT_SEPARATOR}ett_standard", "", regex=False)
+    return rows.assign(method=folded.where(rows["kind"] == "model", "baseline") + " " + rows["mode"])
 
 
 def wide(rows) -> str:
