@@ -59,6 +59,9 @@ _MIN_SECRET_LENGTH = 6  # shorter values ("1", "true") would redact half of ever
 _HTTP_ENV = {"mlflow_max_retries": "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
              "mlflow_backoff_factor": "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
              "mlflow_timeout": "MLFLOW_HTTP_REQUEST_TIMEOUT"}
+#: Every number read from the environment: setting -> (variable, type, what a valid value is).
+_NUMBER_ENV = {**{name: (variable, int, "a whole number") for name, variable in _HTTP_ENV.items()},
+               "baseline_fit_seconds": ("TLBENCH_BASELINE_FIT_SECONDS", float, "a number of seconds, e.g. 60")}
 _BACKOFF_MAX = 120.0  # urllib3's cap on one wait
 #: Local folder names beside the MLflow store when the results live on an object store.
 _OBJECT_STORE_FOLDERS = {"pretrained": "pretrained-cache"}
@@ -120,22 +123,14 @@ class Settings:
             values["allow_download"] = False
         if env.get("TLBENCH_DELETE_SUPERSEDED", "").lower() in ("1", "true", "yes"):
             values["delete_superseded"] = True
-        if env.get("TLBENCH_BASELINE_FIT_SECONDS"):  # benchmark.statistical: per-series fit time limit
-            try:
-                values["baseline_fit_seconds"] = float(env["TLBENCH_BASELINE_FIT_SECONDS"])
-            except ValueError:
-                from benchmark.errors import TlbenchError
-
-                raise TlbenchError(f"TLBENCH_BASELINE_FIT_SECONDS={env['TLBENCH_BASELINE_FIT_SECONDS']!r} must "
-                                   "be a number of seconds, e.g. 60") from None
-        for name, variable in _HTTP_ENV.items():
+        for name, (variable, kind, valid) in _NUMBER_ENV.items():
             if env.get(variable):
                 try:
-                    values[name] = int(env[variable])
+                    values[name] = kind(env[variable])
                 except ValueError:
                     from benchmark.errors import TlbenchError
 
-                    raise TlbenchError(f"{variable}={env[variable]!r} must be a whole number") from None
+                    raise TlbenchError(f"{variable}={env[variable]!r} must be {valid}") from None
         values["secret_values"] = frozenset(
             value for name, value in env.items()
             if SECRET_ENV_NAME.search(name) and isinstance(value, str) and len(value) >= _MIN_SECRET_LENGTH)
