@@ -5,7 +5,8 @@ prints, per target and target size, every (architecture, mode) and baseline unde
 ``ett_standard`` protocol: ``mse_z`` / ``mae_z`` (the papers' z-scale) and ``mae`` (original
 scale) as the mean over seeds with the standard deviation and the seed count, plus the epochs
 trained. ``--wide`` prints instead one table per target size with a column per (target, horizon):
-``mse_z ± sd / mae_z``, the layout of docs/protocols.md. Not a test.
+``mse_z ± sd / mae_z``, the layout of docs/protocols.md; ``--dm`` the reports' Diebold-Mariano
+tests (pooled over seeds, Holm per grid). Not a test.
 
     python benchmarks/ett_table.py --results results-h24 --results results-h96 --wide
 """
@@ -86,16 +87,40 @@ def wide(rows) -> str:
     return "\n".join(out)
 
 
+def dm_table(rows, board) -> str:
+    """The report's Diebold-Mariano tests, pooled over seeds (Holm over each grid's comparisons,
+    as in that grid's report): every model against the best baseline, every transfer mode against
+    its scratch."""
+    from benchmark.ranking import fold_variants
+    from benchmark.verdicts import forecast_comparisons
+
+    out = ["| grid | target | size | method | against | better? | p_holm |", "|---|---|---:|---|---|---|---:|"]
+    for grid, part in rows[(rows["protocol"] == "ett_standard") & (rows["kind"] != "source")].groupby("grid"):
+        part = fold_variants(part)
+        tests = forecast_comparisons(part, board.read_errors(part["cell_key"].tolist()))
+        for t in tests.loc[tests["seed"].astype(str) == "pooled"].itertuples(index=False):
+            method = t.architecture.replace(" · ett_standard", "") + " " + t.mode
+            verdict = ("better" if t.mean_loss_difference < 0 else "worse") if t.significant else "no difference"
+            out.append(f"| {grid} | {t.target.split('/')[-1].split(':')[0]} | {t.target_size} | {method} | "
+                       f"{t.against} | {verdict} | {t.p_holm:.2g} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", action="append", help="results location (repeatable; default results)")
     parser.add_argument("--wide", action="store_true", help="one table per size, a column per target and horizon")
+    parser.add_argument("--dm", action="store_true", help="the reports' Diebold-Mariano tests, pooled over seeds")
     args = parser.parse_args()
     import pandas as pd
 
     from benchmark.leaderboard import Leaderboard
 
-    rows = pd.concat([Leaderboard(r).read() for r in args.results or ["results"]], ignore_index=True)
+    boards = [Leaderboard(r) for r in args.results or ["results"]]
+    if args.dm:
+        print("\n\n".join(dm_table(board.read(), board) for board in boards))
+        return
+    rows = pd.concat([board.read() for board in boards], ignore_index=True)
     print(wide(rows) if args.wide else tables(rows))
 
 
