@@ -390,7 +390,7 @@ def run_cell(job: CellJob, settings: Settings) -> CellOutcome:
             tracker.end_run(run_id, "FAILED", error=error)
         except Exception:  # noqa: BLE001 - MLflow is down: the failure row still goes in; the
             log.warning("could not mark MLflow run %s FAILED", run_id, exc_info=True)  # rerun closes it
-        _record_failure(leaderboard, job, error)
+        _record_failure(leaderboard, job, job.cell_key, error, **names.columns())
         return CellOutcome(job.cell_key, "failed", names.label, mlflow_run_id=run_id, error=error)
     try:
         tracker.end_run(run_id, "FINISHED")
@@ -482,12 +482,13 @@ def model_row(job: CellJob, result: CellResult, started: dt.datetime, run_id: st
                       pretrained_version=pretrained.registry_version if pretrained else None)
 
 
-def _record_failure(leaderboard: Leaderboard, job: CellJob, error: str) -> None:
+def _record_failure(leaderboard: Leaderboard, job: CellJob | BaselineJob, key: str, error: str, **columns) -> None:
+    """The failure row of a cell or baseline (``key`` of ``job``), or a logged error."""
     try:
-        leaderboard.record_failure({**job.context.ledger_columns(job.cell, job.cell_key), **job.names.columns(),
-                                    "error": error[:5000], "failed_at": now()})
-    except Exception:  # noqa: BLE001 - the failure is already in MLflow and the log
-        log.exception("could not record the failure of %s", job.cell_key)
+        leaderboard.record_failure({**job.context.ledger_columns(job.cell, key), **columns, "error": error[:5000],
+                                    "failed_at": now()})
+    except Exception:  # noqa: BLE001 - the failure is already in the outcome, MLflow and the log
+        log.exception("could not record the failure of %s", key)
 
 
 # --------------------------------------------------------------------------- baselines
@@ -521,9 +522,8 @@ def run_baselines(job: BaselineJob, settings: Settings) -> list[CellOutcome]:
             forecast = forecast_at_origins(baseline, values, split.history_start, split.test_start, origins,
                                            horizon, m)
         except TlbenchError as exc:
-            leaderboard.record_failure({**job.context.ledger_columns(cell, key), "target": label, "mode": name,
-                                        "target_size": int(cell.target_size), "architecture": "baseline",
-                                        "seed": 0, "error": str(exc)[:5000], "failed_at": now()})
+            _record_failure(leaderboard, job, key, str(exc), target=label, mode=name,
+                            target_size=int(cell.target_size), architecture="baseline", seed=0)
             outcomes.append(CellOutcome(key, "failed", text, error=str(exc)))
             continue
         metrics = compute_metrics(truth, forecast, insample, m)
