@@ -89,15 +89,16 @@ def wide(rows) -> str:
 
 def dm_table(rows, board) -> str:
     """The report's Diebold-Mariano tests, pooled over seeds (Holm over each grid's comparisons,
-    as in that grid's report): every model against the best baseline, every transfer mode against
-    its scratch."""
-    from benchmark.ranking import fold_variants
-    from benchmark.verdicts import forecast_comparisons
+    as in that grid's report): every model against the best baseline its verdict names (by mse_z,
+    the protocol's metric), every transfer mode against its scratch."""
+    from benchmark.ranking import aggregate, fold_variants
+    from benchmark.report_verdicts import comparisons_for
 
     out = ["| grid | target | size | method | against | better? | p_holm |", "|---|---|---:|---|---|---|---:|"]
     for grid, part in rows[(rows["protocol"] == "ett_standard") & (rows["kind"] != "source")].groupby("grid"):
         part = fold_variants(part)
-        tests = forecast_comparisons(part, board.read_errors(part["cell_key"].tolist()))
+        agg = aggregate(part)
+        tests = comparisons_for(agg, part, board.read_errors(part["cell_key"].tolist()), str(agg["metric"].iloc[0]))
         for t in tests.loc[tests["seed"].astype(str) == "pooled"].itertuples(index=False):
             method = t.architecture.replace(" · ett_standard", "") + " " + t.mode
             verdict = ("better" if t.mean_loss_difference < 0 else "worse") if t.significant else "no difference"

@@ -54,6 +54,18 @@ def test_smoke_grid_runs_through_prefect_and_prints_the_leaderboard(smoke_run):
     assert "benchmark-grid" in text and "seasonal_naive" in text and "finetune" in text
 
 
+def test_the_reports_verdict_carries_the_test_of_the_best_model_against_the_best_baseline(smoke_run):
+    root, env, first, _ = smoke_run
+    report = Path(first.stdout.split("report: ", 1)[1].split()[0])
+    verdict = report.read_text(encoding="utf-8").split("<ul class='verdict'>", 1)[1].split("</ul>", 1)[0]
+    items = verdict.split("<li>")[1:]
+    # one seed per cell in the smoke grid: the test is that seed's, against the baseline the sentence names
+    assert len(items) == 2, verdict
+    for item in items:
+        named = item.split("Diebold-Mariano against ", 1)[1].split(",", 1)[0]
+        assert f" {named} " in item.split(";", 1)[0] and "seed 0: Holm p " in item, item
+
+
 def test_leaderboard_holds_one_row_per_cell_plus_baselines(smoke_run):
     from benchmark.leaderboard import Leaderboard
 

@@ -441,6 +441,34 @@ def test_aggregate_uses_wilcoxon_with_many_seeds_and_another_metric():
     assert math.isnan(agg.loc["scratch", "skill_vs_seasonal_naive"])  # no seasonal naive rows
 
 
+def test_a_grid_is_ranked_by_its_protocols_metric():
+    from benchmark.data.protocols import PROTOCOLS
+    from benchmark.ranking import ranking_metric
+
+    # MASE and mse_z disagree: scratch has the lower MASE, finetune the lower mse_z (the papers' number)
+    frame = results_frame({(720, "lstm", "scratch"): [1.0, 1.0], (720, "lstm", "finetune"): [1.1, 1.1],
+                           (720, "baseline", "naive"): [1.2]})
+    frame = frame.assign(mse_z=frame["mode"].map({"scratch": 0.04, "finetune": 0.03, "naive": 0.035}),
+                         mae_z=0.1, protocol="ett_standard")
+    assert PROTOCOLS.get("ett_standard").metric == "mse_z" and PROTOCOLS.get("tlbench").metric == "mase"
+    assert ranking_metric(frame) == "mse_z"
+    ranked = aggregate(frame)
+    assert winners(ranked).iloc[0]["best_mode"] == "finetune"
+    agg = ranked.set_index("mode")
+    assert (agg["metric"] == "mse_z").all() and agg.loc["finetune", "rank"] == 1
+    assert agg.loc["finetune", "mse_z_mean"] == pytest.approx(0.03) and agg.loc["naive", "rank"] == 2
+    assert agg.loc["finetune", "improvement_vs_scratch_pct"] == pytest.approx(25.0)
+    # the default protocol, mixed protocols, a source row aside, or no protocol column: MASE
+    assert ranking_metric(frame.assign(protocol="tlbench")) == "mase"
+    assert ranking_metric(frame.assign(protocol=["tlbench"] + ["ett_standard"] * (len(frame) - 1))) == "mase"
+    source = frame.iloc[[0]].assign(kind="source", protocol="tlbench")
+    assert ranking_metric(pd.concat([frame.assign(kind="model"), source])) == "mse_z"
+    assert ranking_metric(results_frame(HAND)) == "mase"
+    # frames without the protocol-scale columns still aggregate: those columns are NaN
+    plain = aggregate(results_frame(HAND))
+    assert plain["mse_z_mean"].isna().all() and (plain["metric"] == "mase").all()
+
+
 def test_aggregate_of_nothing_and_bad_metric():
     empty = aggregate(results_frame({}).reindex(columns=[*SCHEMA.names]))
     assert empty.empty and list(empty.columns) == aggregate_columns()

@@ -98,6 +98,40 @@ def test_forecast_comparisons_find_the_real_difference_and_only_it():
     assert (table["p_holm"] >= table["p_value"] - 1e-15).all()
 
 
+def test_the_verdict_says_whether_the_best_model_beats_the_best_baseline_significantly():
+    rows, errors = comparison_rows()
+    # by mean MASE, finetune is the best model and naive the best baseline (the verdict's pair)
+    agg = agg_frame([("t", 240, "lstm", "scratch", 1.0), ("t", 240, "lstm", "finetune", 0.6),
+                     ("t", 240, "lstm", "frozen", 1.0), ("t", 240, "baseline", "naive", 0.7),
+                     ("t", 240, "baseline", "mean", 2.0)])
+    chosen = verdicts.verdict_baselines(agg)
+    assert chosen == {("t", 240): "naive"}
+    comparisons = verdicts.forecast_comparisons(rows, errors, baselines=chosen)
+    table = verdicts.baseline_verdicts(agg, comparisons=comparisons)
+    pooled = comparisons.loc[(comparisons["mode"] == "finetune") & (comparisons["against"] == "naive")
+                             & (comparisons["seed"] == "pooled")].iloc[0]
+    row = table.iloc[0]
+    assert row["p_holm"] == pooled["p_holm"]
+    verdict = "significant" if pooled["significant"] else "not significant"
+    assert row["sentence"] == ("lstm/finetune beats every baseline on t at 240 points: MASE 0.6 against naive 0.7 "
+                               f"(skill 14.3%); Diebold-Mariano against naive, pooled over 3 seeds: "
+                               f"Holm p {pooled['p_holm']:.2g}, {verdict}.")
+    assert verdicts.headline(agg, comparisons=comparisons) == [row["sentence"]]
+    # without comparisons the sentence is the bare one, and p_holm NaN
+    bare = verdicts.baseline_verdicts(agg).iloc[0]
+    assert bare["sentence"].endswith("(skill 14.3%).") and math.isnan(bare["p_holm"])
+
+
+def test_comparisons_test_against_the_baseline_the_verdict_names():
+    rows, errors = comparison_rows()
+    # naive has the lower absolute error, but the verdict (by its ranking metric) named the mean forecast
+    named = verdicts.forecast_comparisons(rows, errors, baselines={("t", 240): "mean"})
+    assert set(named["against"]) == {"scratch", "mean"}
+    # a name the rows do not have falls back to the lowest absolute error
+    assert set(verdicts.forecast_comparisons(rows, errors, baselines={("t", 240): "theta"})["against"]) == \
+        {"scratch", "naive"}
+
+
 def test_the_source_section_shows_each_body_next_to_the_source_baselines():
     from benchmark.report_verdicts import source_section
 
@@ -155,11 +189,22 @@ def test_the_source_section_says_whether_the_body_beats_mstl():
                          "smape": [13.74, 13.76, 18.38], "owa": [0.626, 0.604, 1.0]})
     rows = rows.assign(kind="source", target="m4/Hourly", target_size=414, horizon=48, lookback=168,
                        normalisation="window", pretrain_seed=0, mase=float("nan"))
-    assert source_verdicts(rows) == ["The pretrained body lstm/pretrained (OWA 0.626) does not beat MSTL (0.604) "
-                                     "on m4/Hourly."]
-    assert "does not beat MSTL" in source_section(rows)
+    assert source_verdicts(rows) == ["The pretrained body lstm/pretrained (OWA 0.626) beats Naive2 (1.000) but not "
+                                     "MSTL (0.604) on m4/Hourly."]
+    assert "but not MSTL (0.604)" in source_section(rows)
     better = rows.assign(owa=[0.59, 0.604, 1.0])
-    assert source_verdicts(better)[0].startswith("The pretrained body lstm/pretrained (OWA 0.590) beats every")
+    assert source_verdicts(better) == ["The pretrained body lstm/pretrained (OWA 0.590) beats every baseline, the "
+                                       "best of them MSTL (0.604), on m4/Hourly."]
+    worse = pd.concat([rows, rows.iloc[[1]].assign(mode="seasonal_naive", owa=0.627)]).assign(
+        owa=[1.2, 0.604, 1.0, 0.627])
+    assert source_verdicts(worse) == ["The pretrained body lstm/pretrained (OWA 1.200) does not beat MSTL (0.604), "
+                                      "seasonal naive forecast (0.627) or Naive2 (1.000) on m4/Hourly."]
+    # the first section says it too, after the target verdicts: was the body worth transferring
+    from benchmark.report_verdicts import headline_section
+
+    first = headline_section(SMOKE_LIKE, "mase", rows=rows)
+    assert first.index("No model beats the naive forecast") < first.index("The pretrained body lstm/pretrained "
+                                                                          "(OWA 0.626) beats Naive2")
 
 
 def test_report_pulls_the_statistical_source_rows_of_evaluate_source(settings, data_dir):

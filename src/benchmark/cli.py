@@ -122,8 +122,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         agg = aggregate(rows)
         for line in headline(agg):
             print(f"verdict: {line}")
-        columns = [c for c in ("target", "target_size", "architecture", "mode", "mase_mean", "mase_ci95",
-                               "smape_mean", "mae_mean", "mse_mean", "mape_mean", "rank",
+        metric = str(agg["metric"].iloc[0]) if len(agg) else "mase"  # the rows' protocol's (ett_standard: mse_z)
+        shown = dict.fromkeys((f"{metric}_mean", f"{metric}_ci95", "mase_mean", "smape_mean", "mae_mean",
+                               "mse_mean", "mape_mean"))
+        columns = [c for c in ("target", "target_size", "architecture", "mode", *shown, "rank",
                                "improvement_vs_scratch_pct", "p_value_vs_scratch", "n_seeds")
                    if c in agg.columns]
         print(format_table(agg.sort_values(["target", "target_size", "rank"]), columns, max_rows=args.max_rows))
@@ -244,7 +246,7 @@ def cmd_protocols(args: argparse.Namespace) -> int:
 
     for name in PROTOCOLS:
         protocol = PROTOCOLS.get(name)
-        print(f"{name}: {protocol.description}")
+        print(f"{name}: {protocol.description}; ranked by {protocol.metric}")
         for flaw in protocol.flaws:
             print(f"    flaw: {flaw}")
     return 0

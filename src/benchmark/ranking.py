@@ -18,7 +18,13 @@ import pandas as pd
 
 from benchmark.config import VARIANT_DEFAULTS, is_variant_default, variant_label
 from benchmark.errors import TlbenchError
-from benchmark.metrics import METRIC_NAMES as METRICS
+from benchmark.metrics import METRIC_NAMES, Z_METRIC_NAMES
+
+#: Every metric :func:`aggregate` summarises: the original-scale ones every row has, then the
+#: protocol-scale ones (NaN, or absent in hand-made frames, outside the protocols that score them).
+METRICS = (*METRIC_NAMES, *Z_METRIC_NAMES)
+#: The ranking metric of rows under several protocols, or under one without a metric of its own.
+DEFAULT_METRIC = "mase"
 
 logger = logging.getLogger(__name__)
 
@@ -54,20 +60,37 @@ def fold_variants(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.assign(architecture=pd.Series(labels, index=rows.index, dtype="str"))
 
 
-def aggregate_columns(metric: str = "mase") -> list[str]:
+def ranking_metric(rows: pd.DataFrame) -> str:
+    """The metric ``rows`` are ranked and judged by: the ``metric`` of their evaluation protocol
+    (:class:`benchmark.data.protocols.Protocol`; ``ett_standard``: ``mse_z``, the papers' number)
+    when every target row (bodies on their source aside) is under the same one, else
+    :data:`DEFAULT_METRIC`. Rows without a ``protocol`` column are under the default protocol."""
+    from benchmark.data.protocols import DEFAULT_PROTOCOL, PROTOCOLS
+
+    if "protocol" not in rows.columns or rows.empty:
+        return DEFAULT_METRIC
+    targets = rows.loc[rows["kind"] != "source"] if "kind" in rows.columns else rows
+    names = set(targets["protocol"].fillna(DEFAULT_PROTOCOL).astype(str))
+    if len(names) != 1 or next(iter(names)) not in PROTOCOLS:
+        return DEFAULT_METRIC
+    return PROTOCOLS.get(next(iter(names))).metric
+
+
+def aggregate_columns(metric: str = DEFAULT_METRIC) -> list[str]:
     """The columns of :func:`aggregate`'s result, in order."""
     per_metric = [f"{m}_{s}" for m in METRICS for s in ("mean", "std")]
     return [*GROUP, "metric", "n_seeds", *per_metric, f"{metric}_ci95", "rank", "improvement_vs_scratch_pct",
             "p_value_vs_scratch", "test_vs_scratch", "skill_vs_seasonal_naive", "train_seconds_mean"]
 
 
-def aggregate(df: pd.DataFrame, metric: str = "mase") -> pd.DataFrame:
+def aggregate(df: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     """One row per (target, target_size, architecture, mode), statistics over seeds; a
     non-default regime or feature set counts as an architecture of its own (:func:`fold_variants`).
 
     For every metric ``m``: ``m_mean`` and ``m_std`` (ddof=1; NaN with one seed); for ``metric``
     also ``{metric}_ci95``, the half-width of the 95% t-interval of the mean. ``metric`` names
-    the ranking metric; ``n_seeds`` the distinct seeds. ``rank``: 1 = lowest mean ``metric``
+    the ranking metric (default: :func:`ranking_metric` of ``df``, the protocol's); ``n_seeds``
+    the distinct seeds. ``rank``: 1 = lowest mean ``metric``
     within (target, target_size), baselines included (ties share the best rank).
     ``improvement_vs_scratch_pct = 100 * (scratch_mean - mean) / scratch_mean`` against the
     ``scratch`` mode of the same (target, target_size, architecture); ``p_value_vs_scratch`` and
@@ -80,9 +103,10 @@ def aggregate(df: pd.DataFrame, metric: str = "mase") -> pd.DataFrame:
     """
     from benchmark import stats  # scipy costs ~1 s to import; writers never need it
 
+    metric = ranking_metric(df) if metric is None else metric
     if metric not in METRICS:
         raise TlbenchError(f"Unknown metric {metric!r}. Known: {', '.join(METRICS)}.")
-    needed = [*GROUP, "seed", *METRICS, "train_seconds"]
+    needed = [*GROUP, "seed", *METRIC_NAMES, "train_seconds"]
     missing = [c for c in needed if c not in df.columns]
     if missing:
         raise TlbenchError(f"aggregate() needs leaderboard rows; missing column(s) {', '.join(missing)} "
@@ -92,6 +116,8 @@ def aggregate(df: pd.DataFrame, metric: str = "mase") -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype=_AGG_DTYPES.get(c, "float64")) for c in columns})
     if "kind" in df.columns:  # a body scored on its source is no cell of a target (report: its own section)
         df = df.loc[df["kind"] != "source"]
+    absent = {m: math.nan for m in Z_METRIC_NAMES if m not in df.columns}
+    df = df.assign(**absent) if absent else df  # frames from before the protocol scales
     df = fold_variants(df)
     group = list(GROUP)
     _warn_mixed_settings(df, group)
@@ -163,7 +189,7 @@ def _warn_mixed_settings(df: pd.DataFrame, group: list[str]) -> None:
 
 def _ranking_metric(agg: pd.DataFrame, metric: str | None) -> str:
     if metric is None:
-        metric = str(agg["metric"].iloc[0]) if "metric" in agg.columns and len(agg) else "mase"
+        metric = str(agg["metric"].iloc[0]) if "metric" in agg.columns and len(agg) else DEFAULT_METRIC
     if f"{metric}_mean" not in agg.columns:
         raise TlbenchError(f"The aggregate has no column {metric}_mean: pass the output of aggregate()")
     return metric

@@ -308,7 +308,7 @@ def training_time_figure(agg: pd.DataFrame) -> Figure:
 # --------------------------------------------------------------------------- best cells
 
 
-def best_cells(rows: pd.DataFrame, metric: str = "mase") -> pd.DataFrame:
+def best_cells(rows: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     """The leaderboard row to show as "the best cell" of each (target, target_size).
 
     The best (architecture, mode) is the one with the lowest mean ``metric`` over its seeds (the
@@ -319,15 +319,16 @@ def best_cells(rows: pd.DataFrame, metric: str = "mase") -> pd.DataFrame:
     artifact is) plus ``group_mean``, sorted by target and size; empty when there are no
     model rows. Regime/feature variants compete as architectures of their own
     (:func:`benchmark.ranking.fold_variants`; their ``architecture`` comes back with the
-    variant label).
+    variant label). ``metric``: default :func:`benchmark.ranking.ranking_metric` of ``rows``.
     """
+    from benchmark.ranking import fold_variants, ranking_metric
+
+    metric = ranking_metric(rows) if metric is None else metric
     needed = ["target", "target_size", "architecture", "mode", "seed", metric]
     missing = [c for c in needed if c not in rows.columns]
     if missing:
         raise TlbenchError(f"best_cells() needs leaderboard rows (Leaderboard.read()); missing "
                            f"column(s) {', '.join(missing)}")
-    from benchmark.ranking import fold_variants
-
     rows = fold_variants(rows)
     models = rows.loc[rows["architecture"] != _BASELINE]
     if "kind" in models.columns:
@@ -353,7 +354,7 @@ def best_cells(rows: pd.DataFrame, metric: str = "mase") -> pd.DataFrame:
 
 def write_report(rows: pd.DataFrame, out_dir: Path, title: str,
                  forecasts: Mapping[Any, tuple[Sequence, np.ndarray, np.ndarray]] | None = None,
-                 metric: str = "mase", agg: pd.DataFrame | None = None,
+                 metric: str | None = None, agg: pd.DataFrame | None = None,
                  errors: Mapping[str, np.ndarray] | None = None) -> Path:
     """Write ``out_dir/report.html`` (self-contained) and its PNGs beside it; returns the HTML path.
 
@@ -373,13 +374,15 @@ def write_report(rows: pd.DataFrame, out_dir: Path, title: str,
     """
     from benchmark.report_verdicts import verdict_figures
 
-    from benchmark.ranking import aggregate, fold_variants
+    from benchmark.ranking import aggregate, fold_variants, ranking_metric
 
     if rows is None or len(rows) == 0:
         raise TlbenchError(f"No leaderboard rows to report on for {title!r}: run the grid first, or "
                            "loosen the filters (tlbench leaderboard shows what there is)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if metric is None:  # the caller's aggregate's, else the rows' protocol's (ett_standard: mse_z)
+        metric = str(agg["metric"].iloc[0]) if agg is not None and len(agg) else ranking_metric(rows)
     best = best_cells(rows, metric)
     rows = fold_variants(rows)  # after best_cells, which folds them itself
     agg = aggregate(rows, metric) if agg is None else agg
@@ -431,11 +434,12 @@ def _png_bytes(fig: Figure) -> bytes:
 def _render(title: str, rows: pd.DataFrame, agg: pd.DataFrame, best: pd.DataFrame,
             images: Mapping[str, tuple[str, bytes]], metric: str, errors: Mapping[str, np.ndarray]) -> str:
     from benchmark.ranking import transfer_horizon, winners
-    from benchmark.report_verdicts import evidence_sections, headline_section, source_section
+    from benchmark.report_verdicts import comparisons_for, evidence_sections, headline_section, source_section
 
     wins, horizon = winners(agg, metric), transfer_horizon(agg)
     mean, ci = f"{metric}_mean", f"{metric}_ci95"
-    sections = [f"<h1>{esc(title)}</h1>", headline_section(agg, metric), _provenance(rows, metric),
+    comparisons = comparisons_for(agg, rows, errors, metric)
+    sections = [f"<h1>{esc(title)}</h1>", headline_section(agg, metric, comparisons, rows), _provenance(rows, metric),
                 source_section(rows)]
 
     sections += ["<h2>Transfer benefit</h2>", image(images, "transfer-benefit", (
@@ -443,7 +447,7 @@ def _render(title: str, rows: pd.DataFrame, agg: pd.DataFrame, best: pd.DataFram
         "panel per architecture. Error bars: 95% t-interval of the mean over seeds (none with one seed). "
         "Grey dashed lines: baselines at each size. Lower is better."))]
 
-    sections += evidence_sections(agg, rows, errors, metric, images)
+    sections += evidence_sections(agg, comparisons, metric, images)
     sections += ["<h2>Best mode per architecture and size</h2>",
                  "<p class='note'>Per target, size and architecture: the mode with the lowest mean "
                  f"{esc(metric)}, its improvement over training from scratch and whether that is significant "

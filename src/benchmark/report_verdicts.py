@@ -18,20 +18,36 @@ from benchmark.pages import esc, image, table
 WIN_RATES_FILE = "win_rates.png"
 
 
-def headline_section(agg: pd.DataFrame, metric: str) -> str:
-    """The verdict sentences, first thing on the page."""
-    lines = verdicts.headline(agg, metric)
+def comparisons_for(agg: pd.DataFrame, rows: pd.DataFrame, errors: Mapping[str, np.ndarray],
+                    metric: str) -> pd.DataFrame:
+    """The report's Diebold-Mariano comparisons (:func:`benchmark.verdicts.forecast_comparisons`),
+    each model tested against the baseline its verdict names; empty without per-origin errors."""
+    if not errors:
+        return pd.DataFrame()
+    return verdicts.forecast_comparisons(rows, errors, baselines=verdicts.verdict_baselines(agg, metric))
+
+
+def headline_section(agg: pd.DataFrame, metric: str, comparisons: pd.DataFrame | None = None,
+                     rows: pd.DataFrame | None = None) -> str:
+    """The verdict sentences, first thing on the page, each with its Diebold-Mariano test when
+    ``comparisons`` (:func:`comparisons_for`) has it; then, when ``rows`` hold a body scored on its
+    source, whether that body beats the source's best baseline (:func:`source_verdicts`), so the
+    first screen says whether the body was worth transferring."""
+    lines = verdicts.headline(agg, metric, comparisons)
+    if rows is not None:
+        lines += source_verdicts(_source_rows(rows))
     items = "".join(f"<li>{esc(line)}</li>" for line in lines) or "<li>(no finished cells)</li>"
     return ("<h2 id='verdict'>Verdict</h2><ul class='verdict'>" + items + "</ul>"
-            "<p class='note'>Every model (architecture/mode, mean over seeds) against every baseline on the "
-            "same test origins. A transfer mode that beats scratch but not the naive forecast has not "
-            "earned its place.</p>")
+            f"<p class='note'>Every model (architecture/mode, mean {esc(metric)} over seeds) against every "
+            "baseline on the same test origins; the test of the best model against the best baseline is "
+            "a Diebold-Mariano test on squared per-origin errors (see below). A transfer mode that beats "
+            "scratch but not the naive forecast has not earned its place.</p>")
 
 
 def source_section(rows: pd.DataFrame) -> str:
     """The pretrained bodies on their source's own protocol (M4), next to seasonal naive, Naive2
     and the statistical baselines (:func:`source_baselines`), with :func:`source_verdicts`."""
-    source = rows.loc[rows["kind"] == "source"] if "kind" in rows.columns else rows.iloc[0:0]
+    source = _source_rows(rows)
     if source.empty:
         return ("<h2>The pretrained body on its source</h2><p class='note'>No body of this grid was scored on "
                 "its source (a subset of the source, a pinned version, or no transfer mode); run "
@@ -54,21 +70,40 @@ def source_section(rows: pd.DataFrame) -> str:
                             "smape", "mase", "owa", "target_size"]))
 
 
+def _source_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows.loc[rows["kind"] == "source"] if "kind" in rows.columns else rows.iloc[0:0]
+
+
 def source_verdicts(source: pd.DataFrame) -> list[str]:
-    """Per source target: does the best pretrained body beat the best baseline scored there (by
-    OWA), in words, e.g. ``The pretrained body (OWA 0.626) does not beat MSTL (0.604) on m4/Hourly.``"""
+    """Per source target: which baselines scored there the best pretrained body beats and which it
+    does not (by OWA), in words, e.g. ``The pretrained body lstm/pretrained (OWA 0.626) beats Naive2
+    (1.000) but not MSTL (0.604) on m4/Hourly.``"""
     lines = []
     for target, part in source.loc[source["owa"].notna()].groupby("target", sort=True):
         bodies = part.loc[part["architecture"] != "baseline"].sort_values("owa", kind="stable")
         baselines = part.loc[part["architecture"] == "baseline"].sort_values("owa", kind="stable")
+        baselines = baselines.drop_duplicates("mode")
         if bodies.empty or baselines.empty:
             continue
-        body, baseline = bodies.iloc[0], baselines.iloc[0]
-        words = verdicts.BASELINE_WORDS.get(baseline["mode"], str(baseline["mode"]))
-        verb = "beats every baseline, the best of them" if body["owa"] < baseline["owa"] else "does not beat"
+        body = bodies.iloc[0]
+        beaten = baselines.loc[baselines["owa"] > body["owa"]]
+        unbeaten = baselines.loc[baselines["owa"] <= body["owa"]]
+        if unbeaten.empty:
+            verb = f"beats every baseline, the best of them {_named(beaten.iloc[:1], 'and')},"
+        elif beaten.empty:
+            verb = f"does not beat {_named(unbeaten, 'or')}"
+        else:
+            verb = f"beats {_named(beaten, 'and')} but not {_named(unbeaten, 'or')}"
         lines.append(f"The pretrained body {body['architecture']}/{body['mode']} (OWA {body['owa']:.3f}) {verb} "
-                     f"{words} ({baseline['owa']:.3f}) on {target}.")
+                     f"on {target}.")
     return lines
+
+
+def _named(baselines: pd.DataFrame, conjunction: str) -> str:
+    """``MSTL (0.604), seasonal naive (0.627) or Naive2 (1.000)``: baselines in words with their OWA."""
+    names = [f"{verdicts.BASELINE_WORDS.get(b.mode, str(b.mode)).removeprefix('the ')} ({b.owa:.3f})"
+             for b in baselines.itertuples()]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {conjunction} {names[-1]}"
 
 
 def source_baselines(board, rows: pd.DataFrame) -> pd.DataFrame:
@@ -106,10 +141,10 @@ def win_rate_figure(rates: pd.DataFrame) -> Figure:
     return fig
 
 
-def evidence_sections(agg: pd.DataFrame, rows: pd.DataFrame, errors: Mapping[str, np.ndarray],
-                      metric: str, images: Mapping[str, tuple[str, bytes]]) -> list[str]:
+def evidence_sections(agg: pd.DataFrame, comparisons: pd.DataFrame, metric: str,
+                      images: Mapping[str, tuple[str, bytes]]) -> list[str]:
     """Skill against the baselines, win rates (with the heat map in ``images['win-rates']``) and
-    the Diebold-Mariano comparisons (when per-origin errors are given)."""
+    the Diebold-Mariano ``comparisons`` (:func:`comparisons_for`)."""
     sections = ["<h2>Skill against the baselines</h2>",
                 f"<p class='note'>Geometric mean over (target, size) of each model's mean {esc(metric)} divided "
                 "by the reference baseline's, with a bootstrap 95% interval over (target, size); skill = 1 - "
@@ -129,12 +164,12 @@ def evidence_sections(agg: pd.DataFrame, rows: pd.DataFrame, errors: Mapping[str
         sections.append(image(images, "win-rates", "Pairwise win rates: green, the row wins."))
         sections.append(table(rates.reset_index(), ["method", *rates.columns]))
     sections.append("<h2>Forecast comparisons (Diebold-Mariano)</h2>")
-    comparisons = verdicts.forecast_comparisons(rows, errors) if errors else pd.DataFrame()
     if comparisons.empty:
         sections.append("<p class='note'>No per-origin errors to compare (rows written before they "
                         "were kept, or no model or no baseline in the grid).</p>")
         return sections
-    sections += [f"<p class='note'>Each model against the best baseline, and each transfer mode against its scratch, on the "
+    sections += [f"<p class='note'>Each model against the best baseline (the verdict's, by mean {esc(metric)}), and "
+                 "each transfer mode against its scratch, on the "
                  "squared per-origin errors of the test segment: Diebold-Mariano with the Harvey-Leybourne-"
                  "Newbold small-sample correction, autocovariance lags set by the horizon, per seed and "
                  "pooled over seeds (each origin's error averaged over seeds). Multiple comparisons: "

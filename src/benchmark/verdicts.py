@@ -48,14 +48,20 @@ def _number(value: float) -> str:
     return f"{value:.4g}" if math.isfinite(value) else "n/a"
 
 
-def baseline_verdicts(agg: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
+def baseline_verdicts(agg: pd.DataFrame, metric: str | None = None,
+                      comparisons: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per (target, target_size): the best model and the best baseline by mean ``metric`` (the
     aggregate's ranking metric by default), whether the model beats every baseline, its skill
     against the best baseline (``1 - model / baseline``) and the ``sentence`` that says it.
 
     Columns: target, target_size, metric, best_model, model_mean, best_baseline, baseline_mean,
-    model_beats_baselines, skill_vs_best_baseline, sentence. A size with no model rows (or no
+    model_beats_baselines, skill_vs_best_baseline, p_holm, sentence. A size with no model rows (or no
     baseline rows) says so in its sentence and has ``model_beats_baselines`` False (or True).
+    ``comparisons`` (:func:`forecast_comparisons`, tested against these best baselines: pass
+    :func:`verdict_baselines`): the Diebold-Mariano test of the best model against the best
+    baseline (pooled over seeds where there are several) ends the sentence and gives ``p_holm``,
+    so the verdict says whether the difference is real, e.g. ``...; Diebold-Mariano against naive,
+    pooled over 3 seeds: Holm p 0.0001, significant.``
     """
     if metric is None:
         metric = str(agg["metric"].iloc[0]) if "metric" in agg.columns and len(agg) else "mase"
@@ -86,20 +92,53 @@ def baseline_verdicts(agg: pd.DataFrame, metric: str | None = None) -> pd.DataFr
             else:
                 sentence = (f"No model beats {words} {where}: {baseline['mode']} {label} "
                             f"{_number(baseline[mean])}, best model {_method(model)} {_number(model[mean])}.")
+        test = _verdict_test(comparisons, target, size, model, baseline)
+        if test is not None:
+            sentence = f"{sentence[:-1]}; {test[1]}."
         rows.append(dict(target=target, target_size=int(size), metric=metric,
                          best_model=_method(model) if model is not None else None,
                          model_mean=float(model[mean]) if model is not None else math.nan,
                          best_baseline=baseline["mode"] if baseline is not None else None,
                          baseline_mean=float(baseline[mean]) if baseline is not None else math.nan,
-                         model_beats_baselines=beats, skill_vs_best_baseline=skill, sentence=sentence))
+                         model_beats_baselines=beats, skill_vs_best_baseline=skill,
+                         p_holm=test[0] if test is not None else math.nan, sentence=sentence))
     columns = ["target", "target_size", "metric", "best_model", "model_mean", "best_baseline",
-               "baseline_mean", "model_beats_baselines", "skill_vs_best_baseline", "sentence"]
+               "baseline_mean", "model_beats_baselines", "skill_vs_best_baseline", "p_holm", "sentence"]
     return pd.DataFrame(rows, columns=columns)
 
 
-def headline(agg: pd.DataFrame, metric: str | None = None) -> list[str]:
+def _verdict_test(comparisons: pd.DataFrame | None, target, size, model, baseline) -> tuple[float, str] | None:
+    """``(Holm p, clause)`` of the Diebold-Mariano test of ``model`` against ``baseline`` in
+    ``comparisons``: the pooled row, or the one seed's; None when there is none."""
+    if comparisons is None or comparisons.empty or model is None or baseline is None:
+        return None
+    found = comparisons.loc[(comparisons["target"] == target) & (comparisons["target_size"] == int(size))
+                            & (comparisons["architecture"] == model["architecture"])
+                            & (comparisons["mode"] == model["mode"]) & (comparisons["against"] == baseline["mode"])]
+    pooled = found.loc[found["seed"].astype(str) == "pooled"]
+    if len(pooled) != 1 and len(found) != 1:
+        return None
+    test = (pooled if len(pooled) == 1 else found).iloc[0]
+    seeds = int(found["seed"].astype(str).ne("pooled").sum())
+    over = f"pooled over {seeds} seeds" if len(pooled) == 1 else f"seed {test['seed']}"
+    p_holm = float(test["p_holm"])
+    if not math.isfinite(p_holm):
+        why = test["note"] if isinstance(test["note"], str) and test["note"] else "n/a"
+        return p_holm, f"Diebold-Mariano against {baseline['mode']}, {over}: no test ({why})"
+    verdict = "significant" if bool(test["significant"]) else "not significant"
+    return p_holm, f"Diebold-Mariano against {baseline['mode']}, {over}: Holm p {p_holm:.2g}, {verdict}"
+
+
+def verdict_baselines(agg: pd.DataFrame, metric: str | None = None) -> dict[tuple[str, int], str]:
+    """``{(target, size): best baseline by mean metric}``: the baseline each verdict names, for
+    :func:`forecast_comparisons` to test the models against."""
+    table = baseline_verdicts(agg, metric) if len(agg) else pd.DataFrame(columns=["best_baseline"])
+    return {(t.target, int(t.target_size)): t.best_baseline for t in table.itertuples() if t.best_baseline}
+
+
+def headline(agg: pd.DataFrame, metric: str | None = None, comparisons: pd.DataFrame | None = None) -> list[str]:
     """The verdict sentences of :func:`baseline_verdicts`, one per (target, size)."""
-    return baseline_verdicts(agg, metric)["sentence"].tolist() if len(agg) else []
+    return baseline_verdicts(agg, metric, comparisons)["sentence"].tolist() if len(agg) else []
 
 
 def ratio_summary(agg: pd.DataFrame, reference: str = "seasonal_naive", metric: str | None = None,
@@ -152,8 +191,8 @@ def win_rate_table(agg: pd.DataFrame, metric: str | None = None) -> pd.DataFrame
     return frame.loc[order, order].rename_axis(index="method", columns="against")
 
 
-def forecast_comparisons(rows: pd.DataFrame, errors: Mapping[str, np.ndarray],
-                         alpha: float = SIGNIFICANCE) -> pd.DataFrame:
+def forecast_comparisons(rows: pd.DataFrame, errors: Mapping[str, np.ndarray], alpha: float = SIGNIFICANCE,
+                         baselines: Mapping[tuple[str, int], str] | None = None) -> pd.DataFrame:
     """Diebold-Mariano tests of every model (scratch included) against the best baseline of its
     (target, size), and of every transfer mode against its scratch, per seed and pooled over
     seeds, Holm-corrected over all.
@@ -161,7 +200,9 @@ def forecast_comparisons(rows: pd.DataFrame, errors: Mapping[str, np.ndarray],
     ``rows``: leaderboard rows (one per cell and baseline; ``architecture`` already folded with
     its variants, ``cell_key`` set). ``errors``: ``cell_key -> [n_origins, horizon]`` forecast
     errors on the test segment (the same origins for every row of a (target, size)). The best
-    baseline is the one with the lowest mean absolute per-origin error. Squared-error loss.
+    baseline is ``baselines[(target, size)]`` where given (the verdicts' own, by the ranking
+    metric: :func:`verdict_baselines`), else the one with the lowest mean absolute per-origin
+    error. Squared-error loss.
 
     Columns: target, target_size, architecture, mode, against (``scratch`` or the baseline's
     name), seed (an int, or ``pooled``), n_origins, mean_loss_difference (negative: the mode is
@@ -172,11 +213,14 @@ def forecast_comparisons(rows: pd.DataFrame, errors: Mapping[str, np.ndarray],
     have = rows.loc[rows["cell_key"].isin(list(errors))]
     out = []
     for (target, size), part in have.groupby(["target", "target_size"], sort=True):
-        baselines = part.loc[part["architecture"] == BASELINE]
+        candidates = part.loc[part["architecture"] == BASELINE]
         best_baseline = None
-        if len(baselines):
-            scores = {r.mode: float(np.nanmean(np.abs(errors[r.cell_key]))) for r in baselines.itertuples()}
-            best_baseline = baselines.loc[baselines["mode"] == min(scores, key=scores.get)].iloc[0]
+        named = (baselines or {}).get((target, int(size)))
+        if named in set(candidates["mode"]):
+            best_baseline = candidates.loc[candidates["mode"] == named].iloc[0]
+        elif len(candidates):
+            scores = {r.mode: float(np.nanmean(np.abs(errors[r.cell_key]))) for r in candidates.itertuples()}
+            best_baseline = candidates.loc[candidates["mode"] == min(scores, key=scores.get)].iloc[0]
         models = part.loc[part["architecture"] != BASELINE]
         for (architecture, mode), cells in models.groupby(["architecture", "mode"], sort=True):
             references = []  # scratch is tested against the best baseline only

@@ -75,6 +75,9 @@ class Protocol:
     than lying outside it (ett_standard) or being absent (notebook). ``max_target_size``: the
     largest target size the cut allows. ``test_segment``: protocols with the same one score the
     same test targets and may share a grid. ``flaws``: what a faithful rerun keeps on purpose.
+    ``metric``: the metric a grid under this protocol is ranked and judged by (its verdicts, the
+    report, ``tlbench leaderboard``; :func:`benchmark.ranking.ranking_metric`): ``mase`` by
+    default, ``mse_z`` where the protocol's literature reports it (``ett_standard``).
     """
 
     name: str
@@ -93,6 +96,7 @@ class Protocol:
     max_target_size: int | None = None
     test_segment: str = "tail"
     flaws: tuple[str, ...] = ()
+    metric: str = "mase"
 
     def training_points(self, target_size: int, val_fraction: float) -> int:
         """Points of the training part for ``target_size`` (before windowing)."""
@@ -135,7 +139,7 @@ for _protocol in (
                                        "test_end": _TEST_END},
              forecast="direct", scales=("original", "z"),
              z_reference="before_validation", holds_out_validation=False,
-             max_target_size=_TRAIN_END, test_segment="ett_months"),
+             max_target_size=_TRAIN_END, test_segment="ett_months", metric="mse_z"),
 ):
     PROTOCOLS.add(_protocol.name, _protocol)
 
