@@ -382,6 +382,39 @@ def test_compact_merges_each_partition_into_one_file_and_keeps_every_row(tmp_pat
     assert lb.compact()["files_merged"] == 0  # nothing left to merge
 
 
+def test_a_reader_beside_a_compaction_sees_every_row_and_warns_of_nothing(tmp_path, monkeypatch, caplog):
+    # The race seen at the end of a grid run: the progress line's read lists the cell files, the
+    # grid's compaction then moves them to the archive, and the read finds them gone (it used to
+    # skip every one with a warning and count 0 cells done).
+    lb = Leaderboard(str(tmp_path))
+    write_grid_of_rows(lb)  # 15 files in 3 partitions
+    corrupt = tmp_path / "cells" / "run_date=2024-05-02" / "grid=beta" / "zz-corrupt.parquet"
+    corrupt.write_bytes(b"PAR1 garbage")
+    expected = Leaderboard(str(tmp_path)).finished_keys()
+    caplog.clear()
+    listed = Leaderboard._fragments
+    races = []
+
+    def list_then_compact(self, subdir, schema, expression):
+        found = listed(self, subdir, schema, expression)
+        if subdir == "cells" and not races:  # once: a compaction from another process, between list and read
+            races.append(None)
+            races[0] = Leaderboard(str(tmp_path)).compact()
+        return found
+
+    monkeypatch.setattr(Leaderboard, "_fragments", list_then_compact)
+    reader = Leaderboard(str(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="benchmark.leaderboard"):
+        keys = reader.finished_keys()
+    assert races and races[0]["files_merged"] == 15  # the files it listed really moved
+    assert keys == expected and len(keys) == 15
+    # the damaged file is still reported, once; the moved ones are not
+    assert [Path(p).name for p, _ in reader.skipped] == ["zz-corrupt.parquet"]
+    # (once by the compaction, once by the reader; never a moved file)
+    assert [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()] == [
+        f"leaderboard: skipping {corrupt}: {reader.skipped[0][1]}"] * 2
+
+
 # ---------------------------------------------------------------- statistics
 
 

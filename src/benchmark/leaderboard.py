@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 _PARTITIONING = ds.partitioning(pa.schema([(c, pa.string()) for c in PARTITION_COLUMNS]), flavor="hive")
 _HIDDEN_PREFIXES = [".", "_"]
+#: How many more times a read lists its folder when files it listed were gone (a compaction ran).
+RELISTS = 3
 _ERRORS = "errors"  # per-origin forecast errors, one file per cell (Leaderboard.write_errors)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.=+-]")
 
@@ -80,6 +82,7 @@ class Leaderboard:
                                "path or a URI pyarrow understands (file:///abs/path, s3://bucket/prefix).") from exc
         self.root = self.root.rstrip("/") or "/"
         self.skipped: list[tuple[str, str]] = []
+        self._vanished = False  # a file listed by the current read was gone when it was read
 
     def __repr__(self) -> str:
         return f"Leaderboard({self.location!r})"
@@ -287,6 +290,7 @@ class Leaderboard:
             counts["files_merged"] += len(done)
             counts["files_written"] += 1
             counts["rows"] += merged.num_rows
+        self._report_skipped()
         logger.info("leaderboard at %s: compacted %s", self.location, counts)
         return counts
 
@@ -362,10 +366,21 @@ class Leaderboard:
 
     def _scan(self, subdir: str, schema: pa.Schema, expression: pc.Expression | None,
               columns: list[str] | None = None) -> pa.Table:
-        """Read ``subdir`` as a hive-partitioned dataset, skipping (and reporting) bad files."""
-        self.skipped = []
-        fragments, scan_schema, fmt = self._fragments(subdir, schema, expression)
-        return self._read_fragments(fragments, scan_schema, fmt, columns, expression)
+        """Read ``subdir`` as a hive-partitioned dataset, skipping (and reporting) bad files.
+
+        A file that is gone by the time it is read was moved to the archive by a compaction (or
+        :meth:`quarantine`) running meanwhile, its rows already in the merged file: the folder is
+        listed and read again, up to :data:`RELISTS` times, instead of reporting it, so a reader
+        beside a compaction (the progress line at a grid's end) sees every row and warns of nothing.
+        """
+        for attempt in range(RELISTS + 1):
+            self.skipped, self._vanished = [], False
+            fragments, scan_schema, fmt = self._fragments(subdir, schema, expression)
+            table = self._read_fragments(fragments, scan_schema, fmt, columns, expression)
+            if not self._vanished:
+                break
+        self._report_skipped()
+        return table
 
     def _fragments(self, subdir: str, schema: pa.Schema, expression: pc.Expression | None):
         """``(fragments that match schema and the partition part of expression, scan schema, format)``.
@@ -412,10 +427,16 @@ class Leaderboard:
         return self.root + shown[len(self.location):] if self.location != self.root else shown
 
     def _skip(self, path: str, reason: str) -> None:
-        shown = self._display(path)
+        """Note a file the read leaves out (reported by :meth:`_report_skipped`); one that no
+        longer exists marks the read for another listing (:meth:`_scan`)."""
+        if self.filesystem.get_file_info(path).type == pafs.FileType.NotFound:
+            self._vanished = True
         reason = " ".join(reason.split())  # pyarrow messages span lines
-        logger.warning("leaderboard: skipping %s: %s", shown, reason)
-        self.skipped.append((shown, reason))
+        self.skipped.append((self._display(path), reason))
+
+    def _report_skipped(self) -> None:
+        for shown, reason in self.skipped:
+            logger.warning("leaderboard: skipping %s: %s", shown, reason)
 
 
 def _safe_name(cell_key: str) -> str:
