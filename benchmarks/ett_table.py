@@ -88,7 +88,8 @@ def wide(rows) -> str:
 
 
 def dm_table(rows, board) -> str:
-    """The report's Diebold-Mariano tests, pooled over seeds (Holm over each grid's comparisons,
+    """The report's Diebold-Mariano tests, pooled over seeds, or the one seed's where a
+    comparison has only one (Holm over each grid's comparisons,
     as in that grid's report): every model against the best baseline its verdict names (by mse_z,
     the protocol's metric), every transfer mode against its scratch."""
     from benchmark.ranking import aggregate, fold_variants
@@ -99,7 +100,10 @@ def dm_table(rows, board) -> str:
         part = fold_variants(part)
         agg = aggregate(part)
         tests = comparisons_for(agg, part, board.read_errors(part["cell_key"].tolist()), str(agg["metric"].iloc[0]))
-        for t in tests.loc[tests["seed"].astype(str) == "pooled"].itertuples(index=False):
+        pooled = tests["seed"].astype(str) == "pooled"
+        keys = ["target", "target_size", "architecture", "mode", "against"]
+        alone = ~tests.set_index(keys).index.isin(tests.loc[pooled].set_index(keys).index)  # one seed, no pool
+        for t in tests.loc[pooled | alone].itertuples(index=False):
             method = t.architecture.replace(" · ett_standard", "") + " " + t.mode
             verdict = ("better" if t.mean_loss_difference < 0 else "worse") if t.significant else "no difference"
             out.append(f"| {grid} | {t.target.split('/')[-1].split(':')[0]} | {t.target_size} | {method} | "

@@ -98,6 +98,21 @@ def test_forecast_comparisons_find_the_real_difference_and_only_it():
     assert (table["p_holm"] >= table["p_value"] - 1e-15).all()
 
 
+def test_a_mode_without_seeds_of_its_own_is_held_against_every_seed_of_scratch():
+    rows, errors = comparison_rows()
+    # zeroshot: one body, no training, so one row; its errors are seed 0's scratch errors halved
+    errors["zeroshot"] = errors["scratch-0"] * 0.5
+    rows = pd.concat([rows, pd.DataFrame([dict(target="t", target_size=240, architecture="lstm", mode="zeroshot",
+                                               seed=0, cell_key="zeroshot")])], ignore_index=True)
+    table = verdicts.forecast_comparisons(rows, errors)
+    zeroshot = table.loc[(table["mode"] == "zeroshot") & (table["against"] == "scratch")]
+    assert list(zeroshot["seed"]) == [0, 1, 2, "pooled"]  # not seed 0 alone
+    pooled = zeroshot.loc[zeroshot["seed"] == "pooled"].iloc[0]
+    scratch_sq = np.mean([np.square(errors[f"scratch-{s}"]) for s in range(3)], axis=0)
+    assert pooled["mean_loss_difference"] == pytest.approx(np.mean(np.square(errors["zeroshot"]) - scratch_sq))
+    assert pooled["significant"] and pooled["mean_loss_difference"] < 0
+
+
 def test_the_verdict_says_whether_the_best_model_beats_the_best_baseline_significantly():
     rows, errors = comparison_rows()
     # by mean MASE, finetune is the best model and naive the best baseline (the verdict's pair)

@@ -245,15 +245,23 @@ def forecast_comparisons(rows: pd.DataFrame, errors: Mapping[str, np.ndarray], a
 
 
 def _tests(ours: Mapping[int, np.ndarray], reference):
-    """``(seed, DieboldMarianoResult)`` per seed against a per-seed (dict) or a single (array)
-    reference, then pooled: each origin's squared error averaged over the seeds both sides have."""
-    seeds = sorted(ours) if not isinstance(reference, Mapping) else sorted(set(ours) & set(reference))
-    pick = (lambda s: reference[s]) if isinstance(reference, Mapping) else (lambda s: reference)
+    """``(seed, DieboldMarianoResult)`` per seed, then pooled: each origin's squared error averaged
+    over the seeds first. Against a single (array) reference: every seed of ``ours``. Against a
+    per-seed (dict) reference: the seeds both sides have, except that a mode with one seed against
+    a reference with several (``zeroshot``: one body and no training, so no seeds of its own) is
+    held against every seed of the reference, as a baseline is held against every seed of a mode."""
+    if not isinstance(reference, Mapping):
+        seeds, mine, theirs = sorted(ours), ours.__getitem__, (lambda s: reference)
+    elif len(ours) == 1 and len(reference) > 1:
+        (only,) = ours.values()
+        seeds, mine, theirs = sorted(reference), (lambda s: only), reference.__getitem__
+    else:
+        seeds, mine, theirs = sorted(set(ours) & set(reference)), ours.__getitem__, reference.__getitem__
     for seed in seeds:
-        yield seed, stats.diebold_mariano(_shaped(ours[seed]), _shaped(pick(seed)))
+        yield seed, stats.diebold_mariano(_shaped(mine(seed)), _shaped(theirs(seed)))
     if len(seeds) > 1:  # each origin's squared error averaged over the seeds, then one test
-        pooled_ours = np.mean([np.square(_shaped(ours[s])) for s in seeds], axis=0)
-        pooled_ref = np.mean([np.square(_shaped(pick(s))) for s in seeds], axis=0)
+        pooled_ours = np.mean([np.square(_shaped(mine(s))) for s in seeds], axis=0)
+        pooled_ref = np.mean([np.square(_shaped(theirs(s))) for s in seeds], axis=0)
         yield "pooled", stats.diebold_mariano(pooled_ours, pooled_ref, loss="precomputed")
 
 
