@@ -100,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from benchmark.leaderboard import Leaderboard
-    from benchmark.ranking import aggregate, format_table
+    from benchmark.ranking import DEFAULT_METRIC, aggregate, format_table
 
     settings = _settings(args)
     board = Leaderboard(settings.results)
@@ -122,7 +122,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         agg = aggregate(rows)
         for line in headline(agg):
             print(f"verdict: {line}")
-        metric = str(agg["metric"].iloc[0]) if len(agg) else "mase"  # the rows' protocol's (ett_standard: mse_z)
+        metric = str(agg["metric"].iloc[0]) if len(agg) else DEFAULT_METRIC  # the protocol's (ett_standard: mse_z)
         shown = dict.fromkeys((f"{metric}_mean", f"{metric}_ci95", "mase_mean", "smape_mean", "mae_mean",
                                "mse_mean", "mape_mean"))
         columns = [c for c in ("target", "target_size", "architecture", "mode", *shown, "rank",

@@ -100,7 +100,7 @@ def source_verdicts(source: pd.DataFrame) -> list[str]:
 
 
 def _named(baselines: pd.DataFrame, conjunction: str) -> str:
-    """``MSTL (0.604), seasonal naive (0.627) or Naive2 (1.000)``: baselines in words with their OWA."""
+    """``MSTL (0.604), seasonal naive forecast (0.628) or Naive2 (1.000)``: baselines in words with their OWA."""
     names = [f"{verdicts.BASELINE_WORDS.get(b.mode, str(b.mode)).removeprefix('the ')} ({b.owa:.3f})"
              for b in baselines.itertuples()]
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {conjunction} {names[-1]}"
