@@ -98,6 +98,24 @@ def test_forecast_comparisons_find_the_real_difference_and_only_it():
     assert (table["p_holm"] >= table["p_value"] - 1e-15).all()
 
 
+def test_holm_counts_one_test_per_comparison_and_corrects_the_seeds_behind_it_apart():
+    from benchmark import stats
+
+    rows, errors = comparison_rows()
+    rows = rows.loc[~((rows["mode"] == "frozen") & (rows["seed"] > 0))]  # frozen: one seed left
+    table = verdicts.forecast_comparisons(rows, errors)
+    pooled = table["seed"].astype(str) == "pooled"
+    alone = (table["mode"] == "frozen") & (table["against"] == "naive")  # one seed against one baseline
+    assert alone.sum() == 1
+    deciding, seeds = table.loc[pooled | alone], table.loc[~pooled & ~alone]
+    # one test per comparison decides: 4 pooled (finetune and frozen against scratch, finetune and
+    # scratch against naive) and frozen's one against naive; 3 seeds behind each pooled one
+    assert len(deciding) == 5 and len(seeds) == 12
+    assert np.allclose(deciding["p_holm"], stats.holm(deciding["p_value"].to_numpy()).adjusted)
+    assert np.allclose(seeds["p_holm"], stats.holm(seeds["p_value"].to_numpy()).adjusted)
+    assert (table["significant"] == (table["p_holm"] <= verdicts.SIGNIFICANCE)).all()
+
+
 def test_a_mode_without_seeds_of_its_own_is_held_against_every_seed_of_scratch():
     rows, errors = comparison_rows()
     # zeroshot: one body, no training, so one row; its errors are seed 0's scratch errors halved

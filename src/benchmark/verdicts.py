@@ -15,7 +15,7 @@ the per-seed rows) and per-origin forecast errors; no files, no logging. What ea
 * :func:`forecast_comparisons`: Diebold-Mariano tests (HLN-corrected) of each transfer mode's
   per-origin errors against its scratch and against the best baseline, per seed and pooled over
   seeds (each origin's squared error averaged over the seeds first, which keeps the time order
-  the test assumes), with Holm's correction over the whole family of a grid.
+  the test assumes), with Holm's correction over the grid's comparisons (:data:`CORRECTION`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ BASELINE_WORDS = {"naive": "the naive forecast", "seasonal_naive": "the seasonal
 #: :func:`ratio_summary`'s reference that is, per (target, size), the best of all baselines there.
 BEST_BASELINE = "best_baseline"
 #: The family-wise correction the forecast comparisons use (named in the report).
-CORRECTION = "Holm (family: every comparison of the grid)"
+CORRECTION = ("Holm over the grid's comparisons, one test each (pooled over seeds, or the one seed's); "
+              "the per-seed tests behind a pooled one form a family of their own")
 SIGNIFICANCE = 0.05
 
 
@@ -195,7 +196,10 @@ def forecast_comparisons(rows: pd.DataFrame, errors: Mapping[str, np.ndarray], a
                          baselines: Mapping[tuple[str, int], str] | None = None) -> pd.DataFrame:
     """Diebold-Mariano tests of every model (scratch included) against the best baseline of its
     (target, size), and of every transfer mode against its scratch, per seed and pooled over
-    seeds, Holm-corrected over all.
+    seeds, Holm-corrected (:data:`CORRECTION`): the family that decides is one test per
+    comparison, the pooled one (or the one seed's where there is one seed), which the verdicts
+    quote; the per-seed tests behind a pooled one say how the seeds agree and are corrected in a
+    family of their own, so three views of one comparison do not count as three hypotheses.
 
     ``rows``: leaderboard rows (one per cell and baseline; ``architecture`` already folded with
     its variants, ``cell_key`` set). ``errors``: ``cell_key -> [n_origins, horizon]`` forecast
@@ -237,9 +241,15 @@ def forecast_comparisons(rows: pd.DataFrame, errors: Mapping[str, np.ndarray], a
                                     mean_loss_difference=result.mean_difference,
                                     statistic=result.statistic, p_value=result.p_value, note=result.note))
     frame = pd.DataFrame(out, columns=[c for c in columns if c not in ("p_holm", "significant")])
-    corrected = stats.holm(frame["p_value"].to_numpy(float), alpha) if len(frame) else None
-    frame["p_holm"] = corrected.adjusted if corrected is not None else []
-    frame["significant"] = corrected.reject if corrected is not None else []
+    frame["p_holm"], frame["significant"] = np.nan, False
+    comparison = ["target", "target_size", "architecture", "mode", "against"]
+    pooled = (frame["seed"].astype(str) == "pooled").to_numpy()
+    has_pool = frame.set_index(comparison).index.isin(frame.loc[pooled].set_index(comparison).index)
+    for family in (pooled | ~has_pool, ~pooled & has_pool):  # the deciding tests; the seeds behind a pool
+        if family.any():
+            corrected = stats.holm(frame.loc[family, "p_value"].to_numpy(float), alpha)
+            frame.loc[family, "p_holm"], frame.loc[family, "significant"] = corrected.adjusted, corrected.reject
+    frame["significant"] = frame["significant"].astype(bool)
     frame["seed"] = frame["seed"].astype(object)
     return frame[columns]
 
