@@ -145,10 +145,17 @@ def test_the_verdict_says_whether_the_best_model_beats_the_best_baseline_signifi
                              & (comparisons["seed"] == "pooled")].iloc[0]
     row = table.iloc[0]
     assert row["p_holm"] == pooled["p_holm"]
-    verdict = "significant" if pooled["significant"] else "not significant"
+    assert pooled["significant"] and pooled["mean_loss_difference"] > 0  # naive's errors are the smaller ones
     assert row["sentence"] == ("lstm/finetune beats every baseline on t at 240 points: MASE 0.6 against naive 0.7 "
                                f"(skill 14.3%); Diebold-Mariano against naive, pooled over 3 seeds: "
-                               f"Holm p {pooled['p_holm']:.2g}, {verdict}.")
+                               f"Holm p {pooled['p_holm']:.2g}, naive significantly better.")
+    # the direction is the test's own: a verdict by MASE and a test on squared errors may disagree, and
+    # the sentence then says so rather than calling the MASE winner significant
+    flipped = verdicts.baseline_verdicts(agg, comparisons=comparisons.assign(
+        mean_loss_difference=-comparisons["mean_loss_difference"])).iloc[0]
+    assert flipped["sentence"].endswith(", lstm/finetune significantly better.")
+    quiet = verdicts.baseline_verdicts(agg, comparisons=comparisons.assign(significant=False)).iloc[0]
+    assert quiet["sentence"].endswith(", no significant difference.")
     assert verdicts.headline(agg, comparisons=comparisons) == [row["sentence"]]
     # without comparisons the sentence is the bare one, and p_holm NaN
     bare = verdicts.baseline_verdicts(agg).iloc[0]

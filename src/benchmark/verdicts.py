@@ -61,8 +61,9 @@ def baseline_verdicts(agg: pd.DataFrame, metric: str | None = None,
     ``comparisons`` (:func:`forecast_comparisons`, tested against these best baselines: pass
     :func:`verdict_baselines`): the Diebold-Mariano test of the best model against the best
     baseline (pooled over seeds where there are several) ends the sentence and gives ``p_holm``,
-    so the verdict says whether the difference is real, e.g. ``...; Diebold-Mariano against naive,
-    pooled over 3 seeds: Holm p 0.0001, significant.``
+    so the verdict says whether the difference is real and which way (on squared errors), e.g.
+    ``...; Diebold-Mariano against naive, pooled over 3 seeds: Holm p 0.0001, lstm/scratch
+    significantly better.``
     """
     if metric is None:
         metric = str(agg["metric"].iloc[0]) if "metric" in agg.columns and len(agg) else "mase"
@@ -126,7 +127,10 @@ def _verdict_test(comparisons: pd.DataFrame | None, target, size, model, baselin
     if not math.isfinite(p_holm):
         why = test["note"] if isinstance(test["note"], str) and test["note"] else "n/a"
         return p_holm, f"Diebold-Mariano against {baseline['mode']}, {over}: no test ({why})"
-    verdict = "significant" if bool(test["significant"]) else "not significant"
+    if not bool(test["significant"]):
+        verdict = "no significant difference"
+    else:  # the test's own direction (squared errors), which a MASE verdict need not share
+        verdict = f"{_method(model) if test['mean_loss_difference'] < 0 else baseline['mode']} significantly better"
     return p_holm, f"Diebold-Mariano against {baseline['mode']}, {over}: Holm p {p_holm:.2g}, {verdict}"
 
 
