@@ -254,6 +254,48 @@ def test_eight_concurrent_cells_lose_nothing(store, mlflow_server, tmp_path):
         assert {a.path for a in tracker.client.list_artifacts(run_id)} == {"forecast.png", "note.txt"}
 
 
+def test_cells_logging_the_same_new_dataset_at_once_all_record_it(tmp_path):
+    # Cells of one (target, size) log identical datasets. MLflow looks a dataset up and then inserts
+    # it in one transaction, so two cells logging it together race: the slower insert broke the
+    # unique constraint and failed its cell (seen once in CI's 80-cell load test). Four runs at a
+    # time, started together, each round with datasets nobody has logged yet.
+    from benchmark.tracking import DatasetRef
+
+    settings = Settings(tracking_uri=f"sqlite:///{tmp_path / 'race.db'}", mlflow_dir=tmp_path / "mlflow",
+                        artifact_location=(tmp_path / "art").as_uri(), results=str(tmp_path / "results")).resolved()
+    Tracker(settings, "race").ensure_store()
+    trackers = [Tracker(settings, "race") for _ in range(4)]
+    errors, logged = [], []
+    for round_ in range(12):
+        data = [DatasetRef(context, f"t round {round_} {context}", str(tmp_path), np.full((8, 4, 1), round_, np.float32),
+                           np.full((8, 1), i, np.float32)) for i, context in enumerate(("training", "validation", "test"))]
+        runs = [t.start_run(f"cell-{round_}-{i}", "cell", {}, {}) for i, t in enumerate(trackers)]
+        start = threading.Barrier(len(trackers))
+
+        def log(tracker, run_id):
+            start.wait()
+            try:
+                tracker.log_datasets(run_id, data)
+                logged.append(run_id)
+            except Exception as exc:  # noqa: BLE001
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=log, args=pair) for pair in zip(trackers, runs)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert errors == []
+    assert len(logged) == 48
+    tracker = trackers[0]
+    for run_id in logged:
+        inputs = tracker.get_run(run_id).inputs.dataset_inputs
+        assert sorted(i.dataset.name.rsplit(" ", 1)[1] for i in inputs) == ["test", "training", "validation"]
+    # the four runs of a round name the same three datasets, with the same digests
+    seen = {(i.dataset.name, i.dataset.digest) for run_id in logged for i in tracker.get_run(run_id).inputs.dataset_inputs}
+    assert len(seen) == 36
+
+
 def test_failed_cell_ends_failed_with_its_error_and_stale_runs_are_closed(server_run, tmp_path):
     settings, _ = server_run
     other = Settings(data_dir=settings.data_dir, results=str(tmp_path / "results"),

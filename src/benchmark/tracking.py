@@ -57,6 +57,12 @@ TAG_HEARTBEAT = "tlbench.heartbeat"  # a grid run's last sign of life (unix seco
 TAG_CLOSED_REASON = "tlbench.closed_reason"  # why tlbench ended a run it did not finish itself
 TAG_SUPERSEDED = "tlbench.superseded"  # on an older FINISHED run of a cell: the run that counts now
 
+#: What a store answers when two runs insert the same new dataset at once (SQLite, PostgreSQL,
+#: MySQL): MLflow looks the dataset up, then inserts it, in one transaction, so when two cells of
+#: one (target, size) log their identical data together the slower insert fails and is rolled back.
+_DATASET_RACE = re.compile(r"UNIQUE constraint failed: datasets|duplicate key value|Duplicate entry", re.I)
+#: How many times :meth:`Tracker.log_datasets` logs again after losing that race.
+DATASET_RETRIES = 3
 _SECRET_PATTERN = re.compile(r"(secret|password|passwd|token|api[_-]?key|credential|auth)", re.I)
 
 PIP_REQUIREMENTS = ["tensorflow>=2.21,<2.22", "keras>=3"]
@@ -252,7 +258,9 @@ class Tracker:
     def log_datasets(self, run_id: str, datasets: list["DatasetRef"]) -> None:
         """The data a run trained, validated and was tested on, as MLflow datasets (the run page's
         "Datasets"), each with its context (``training``, ``validation``, ``test``), source, name
-        (which says the time range) and a digest of the arrays themselves."""
+        (which says the time range) and a digest of the arrays themselves. Cells of one (target,
+        size) log identical datasets: one that loses the insert race to another run (the store's
+        unique constraint, :data:`_DATASET_RACE`) logs again and links to the row that won."""
         import warnings
 
         import mlflow.data
@@ -266,8 +274,18 @@ class Tracker:
                                                  targets=ref.targets, name=self._clean(ref.name, 500))
             inputs.append(DatasetInput(dataset._to_mlflow_entity(),
                                        tags=[InputTag("mlflow.data.context", ref.context)]))
-        if inputs:
-            self.client.log_inputs(run_id, inputs)
+        if not inputs:
+            return
+        for attempt in range(DATASET_RETRIES + 1):
+            try:
+                self.client.log_inputs(run_id, inputs)
+                return
+            except mlflow.exceptions.MlflowException as exc:
+                if attempt == DATASET_RETRIES or not _DATASET_RACE.search(str(exc)):
+                    raise
+                # another run committed the same dataset first: logging again links to its row
+                log.info("run %s: dataset logged by another run at the same moment; logging again", run_id)
+                time.sleep(0.05 * (attempt + 1))
 
     # ------------------------------------------------------------------ links
 
