@@ -64,6 +64,8 @@ def test_the_reports_verdict_carries_the_test_of_the_best_model_against_the_best
     for item in items:
         named = item.split("Diebold-Mariano against ", 1)[1].split(",", 1)[0]
         assert f" {named} " in item.split(";", 1)[0] and "seed 0: Holm p " in item, item
+        # a verdict against another baseline is tested against the naive forecast too, in the same sentence
+        assert (named == "naive") != ("; Diebold-Mariano against naive (MASE " in item), item
 
 
 def test_leaderboard_holds_one_row_per_cell_plus_baselines(smoke_run):

@@ -162,6 +162,40 @@ def test_the_verdict_says_whether_the_best_model_beats_the_best_baseline_signifi
     assert bare["sentence"].endswith("(skill 14.3%).") and math.isnan(bare["p_holm"])
 
 
+def test_a_verdict_against_another_baseline_is_also_tested_against_the_naive_forecast():
+    rows, errors = comparison_rows()
+    # by mean MASE the mean forecast is the best baseline (as ets is on ETTh1, where it mimics naive);
+    # the verdict's model, finetune, is tested against naive as well, and only it
+    agg = agg_frame([("t", 240, "lstm", "scratch", 1.0), ("t", 240, "lstm", "finetune", 0.6),
+                     ("t", 240, "lstm", "frozen", 1.0), ("t", 240, "baseline", "naive", 0.8),
+                     ("t", 240, "baseline", "mean", 0.7)])
+    assert verdicts.verdict_baselines(agg) == {("t", 240): "mean"}
+    assert verdicts.verdict_anchors(agg) == {("t", 240): ("lstm", "finetune")}
+    comparisons = verdicts.forecast_comparisons(rows, errors, baselines=verdicts.verdict_baselines(agg),
+                                                anchors=verdicts.verdict_anchors(agg))
+    against_naive = comparisons.loc[comparisons["against"] == verdicts.ANCHOR]
+    assert set(against_naive["mode"]) == {"finetune"} and list(against_naive["seed"]) == [0, 1, 2, "pooled"]
+    assert set(comparisons.loc[comparisons["mode"] == "scratch", "against"]) == {"mean"}
+    # the extra test is one more in the deciding family, Holm over all of them
+    from benchmark import stats
+    deciding = comparisons.loc[comparisons["seed"].astype(str) == "pooled"]
+    assert len(deciding) == 6  # finetune, frozen against scratch; three models against mean; finetune against naive
+    assert np.allclose(deciding["p_holm"], stats.holm(deciding["p_value"].to_numpy()).adjusted)
+    pooled = against_naive.loc[against_naive["seed"] == "pooled"].iloc[0]
+    row = verdicts.baseline_verdicts(agg, comparisons=comparisons).iloc[0]
+    assert row["p_holm_anchor"] == pooled["p_holm"] and row["p_holm"] != row["p_holm_anchor"]
+    assert row["sentence"].startswith("lstm/finetune beats every baseline on t at 240 points: MASE 0.6 against mean 0.7")
+    assert row["sentence"].endswith(f"; Diebold-Mariano against naive (MASE 0.8), pooled over 3 seeds: "
+                                    f"Holm p {pooled['p_holm']:.2g}, naive significantly better.")
+    # where naive is the best baseline there is nothing more to test or say
+    plain = agg.assign(mase_mean=agg["mase_mean"].where(agg["mode"] != "mean", 2.0))
+    assert verdicts.verdict_anchors(plain) == {}
+    again = verdicts.forecast_comparisons(rows, errors, baselines=verdicts.verdict_baselines(plain),
+                                          anchors=verdicts.verdict_anchors(plain))
+    assert len(again.loc[(again["mode"] == "finetune") & (again["against"] == "naive")]) == 4
+    assert math.isnan(verdicts.baseline_verdicts(plain, comparisons=again).iloc[0]["p_holm_anchor"])
+
+
 def test_comparisons_test_against_the_baseline_the_verdict_names():
     rows, errors = comparison_rows()
     # naive has the lower absolute error, but the verdict (by its ranking metric) named the mean forecast

@@ -21,10 +21,12 @@ WIN_RATES_FILE = "win_rates.png"
 def comparisons_for(agg: pd.DataFrame, rows: pd.DataFrame, errors: Mapping[str, np.ndarray],
                     metric: str) -> pd.DataFrame:
     """The report's Diebold-Mariano comparisons (:func:`benchmark.verdicts.forecast_comparisons`),
-    each model tested against the baseline its verdict names; empty without per-origin errors."""
+    each model tested against the baseline its verdict names, and the verdict's model against the
+    naive forecast where that is another baseline; empty without per-origin errors."""
     if not errors:
         return pd.DataFrame()
-    return verdicts.forecast_comparisons(rows, errors, baselines=verdicts.verdict_baselines(agg, metric))
+    return verdicts.forecast_comparisons(rows, errors, baselines=verdicts.verdict_baselines(agg, metric),
+                                         anchors=verdicts.verdict_anchors(agg, metric))
 
 
 def headline_section(agg: pd.DataFrame, metric: str, comparisons: pd.DataFrame | None = None,
@@ -39,7 +41,8 @@ def headline_section(agg: pd.DataFrame, metric: str, comparisons: pd.DataFrame |
     items = "".join(f"<li>{esc(line)}</li>" for line in lines) or "<li>(no finished cells)</li>"
     return ("<h2 id='verdict'>Verdict</h2><ul class='verdict'>" + items + "</ul>"
             f"<p class='note'>Every model (architecture/mode, mean {esc(metric)} over seeds) against every "
-            "baseline on the same test origins; the test of the best model against the best baseline is "
+            "baseline on the same test origins; the test of the best model against the best baseline (and "
+            f"against {esc(verdicts.ANCHOR)}, where the best baseline is another) is "
             "a Diebold-Mariano test on squared per-origin errors (see below). A transfer mode that beats "
             "scratch but not the naive forecast has not earned its place.</p>")
 
@@ -168,7 +171,8 @@ def evidence_sections(agg: pd.DataFrame, comparisons: pd.DataFrame, metric: str,
         sections.append("<p class='note'>No per-origin errors to compare (rows written before they "
                         "were kept, or no model or no baseline in the grid).</p>")
         return sections
-    sections += [f"<p class='note'>Each model against the best baseline (the verdict's, by mean {esc(metric)}), and "
+    sections += [f"<p class='note'>Each model against the best baseline (the verdict's, by mean {esc(metric)}), the verdict's "
+                 f"model also against {esc(verdicts.ANCHOR)} where the best baseline is another, and "
                  "each transfer mode against its scratch, on the "
                  "squared per-origin errors of the test segment: Diebold-Mariano with the Harvey-Leybourne-"
                  "Newbold small-sample correction, autocovariance lags set by the horizon, per seed and "

@@ -13,7 +13,8 @@ the per-seed rows) and per-origin forecast errors; no files, no logging. What ea
 * :func:`win_rate_table`: pairwise win rates between (architecture, mode) pairs and the
   baselines over (target, size) units (:func:`benchmark.stats.win_rates`).
 * :func:`forecast_comparisons`: Diebold-Mariano tests (HLN-corrected) of each transfer mode's
-  per-origin errors against its scratch and against the best baseline, per seed and pooled over
+  per-origin errors against its scratch and against the best baseline (the verdict's model also
+  against the naive forecast, :data:`ANCHOR`, where the best baseline is another), per seed and pooled over
   seeds (each origin's squared error averaged over the seeds first, which keeps the time order
   the test assumes), with Holm's correction over the grid's comparisons (:data:`CORRECTION`).
 """
@@ -39,6 +40,10 @@ BEST_BASELINE = "best_baseline"
 CORRECTION = ("Holm over the grid's comparisons, one test each (pooled over seeds, or the one seed's); "
               "the per-seed tests behind a pooled one form a family of their own")
 SIGNIFICANCE = 0.05
+#: The baseline a verdict's model is also tested against when the verdict names another: the naive
+#: forecast (repeat-last-value), the one a forecaster checks first; a best baseline may only mimic it,
+#: as ``ets`` does on ETTh1 (forecasts within 0.06 degrees of naive's).
+ANCHOR = "naive"
 
 
 def _method(row) -> str:
@@ -70,12 +75,7 @@ def baseline_verdicts(agg: pd.DataFrame, metric: str | None = None,
     mean = f"{metric}_mean"
     label = metric.upper() if metric in ("mase", "mae", "mse", "rmse", "mape", "smape") else metric
     rows = []
-    for (target, size), part in agg.groupby(["target", "target_size"], sort=True):
-        part = part.loc[part[mean].notna()]
-        models = part.loc[part["architecture"] != BASELINE].sort_values(mean, kind="stable")
-        baselines = part.loc[part["architecture"] == BASELINE].sort_values(mean, kind="stable")
-        model = models.iloc[0] if len(models) else None
-        baseline = baselines.iloc[0] if len(baselines) else None
+    for (target, size), model, baseline, anchor in _verdict_pairs(agg, mean):
         where = f"on {target} at {int(size)} points"
         if model is None:
             sentence, beats, skill = f"No model finished {where}.", False, math.nan
@@ -97,21 +97,43 @@ def baseline_verdicts(agg: pd.DataFrame, metric: str | None = None,
         test = _verdict_test(comparisons, target, size, model, baseline)
         if test is not None:
             sentence = f"{sentence[:-1]}; {test[1]}."
+        also = _verdict_test(comparisons, target, size, model, anchor,
+                             named=f"{ANCHOR} ({label} {_number(anchor[mean])})" if anchor is not None else "")
+        if also is not None:
+            sentence = f"{sentence[:-1]}; {also[1]}."
         rows.append(dict(target=target, target_size=int(size), metric=metric,
                          best_model=_method(model) if model is not None else None,
                          model_mean=float(model[mean]) if model is not None else math.nan,
                          best_baseline=baseline["mode"] if baseline is not None else None,
                          baseline_mean=float(baseline[mean]) if baseline is not None else math.nan,
                          model_beats_baselines=beats, skill_vs_best_baseline=skill,
-                         p_holm=test[0] if test is not None else math.nan, sentence=sentence))
+                         p_holm=test[0] if test is not None else math.nan,
+                         p_holm_anchor=also[0] if also is not None else math.nan, sentence=sentence))
     columns = ["target", "target_size", "metric", "best_model", "model_mean", "best_baseline",
-               "baseline_mean", "model_beats_baselines", "skill_vs_best_baseline", "p_holm", "sentence"]
+               "baseline_mean", "model_beats_baselines", "skill_vs_best_baseline", "p_holm", "p_holm_anchor",
+               "sentence"]
     return pd.DataFrame(rows, columns=columns)
 
 
-def _verdict_test(comparisons: pd.DataFrame | None, target, size, model, baseline) -> tuple[float, str] | None:
+def _verdict_pairs(agg: pd.DataFrame, mean: str):
+    """Per (target, size): ``((target, size), best model, best baseline, anchor)``, rows of ``agg``
+    by lowest ``mean`` (None where there is none); ``anchor`` is the :data:`ANCHOR` baseline's row
+    where the grid has it and it is not already the best baseline, else None."""
+    for (target, size), part in agg.groupby(["target", "target_size"], sort=True):
+        part = part.loc[part[mean].notna()]
+        models = part.loc[part["architecture"] != BASELINE].sort_values(mean, kind="stable")
+        baselines = part.loc[part["architecture"] == BASELINE].sort_values(mean, kind="stable")
+        anchor = baselines.loc[baselines["mode"] == ANCHOR]
+        yield ((target, int(size)), models.iloc[0] if len(models) else None,
+               baselines.iloc[0] if len(baselines) else None,
+               anchor.iloc[0] if len(anchor) and baselines.iloc[0]["mode"] != ANCHOR else None)
+
+
+def _verdict_test(comparisons: pd.DataFrame | None, target, size, model, baseline,
+                  named: str = "") -> tuple[float, str] | None:
     """``(Holm p, clause)`` of the Diebold-Mariano test of ``model`` against ``baseline`` in
-    ``comparisons``: the pooled row, or the one seed's; None when there is none."""
+    ``comparisons``: the pooled row, or the one seed's; None when there is none. ``named``: how the
+    clause names the baseline (its name by default)."""
     if comparisons is None or comparisons.empty or model is None or baseline is None:
         return None
     found = comparisons.loc[(comparisons["target"] == target) & (comparisons["target_size"] == int(size))
@@ -121,17 +143,18 @@ def _verdict_test(comparisons: pd.DataFrame | None, target, size, model, baselin
     if len(pooled) != 1 and len(found) != 1:
         return None
     test = (pooled if len(pooled) == 1 else found).iloc[0]
+    named = named or str(baseline["mode"])
     seeds = int(found["seed"].astype(str).ne("pooled").sum())
     over = f"pooled over {seeds} seeds" if len(pooled) == 1 else f"seed {test['seed']}"
     p_holm = float(test["p_holm"])
     if not math.isfinite(p_holm):
         why = test["note"] if isinstance(test["note"], str) and test["note"] else "n/a"
-        return p_holm, f"Diebold-Mariano against {baseline['mode']}, {over}: no test ({why})"
+        return p_holm, f"Diebold-Mariano against {named}, {over}: no test ({why})"
     if not bool(test["significant"]):
         verdict = "no significant difference"
     else:  # the test's own direction (squared errors), which a MASE verdict need not share
         verdict = f"{_method(model) if test['mean_loss_difference'] < 0 else baseline['mode']} significantly better"
-    return p_holm, f"Diebold-Mariano against {baseline['mode']}, {over}: Holm p {p_holm:.2g}, {verdict}"
+    return p_holm, f"Diebold-Mariano against {named}, {over}: Holm p {p_holm:.2g}, {verdict}"
 
 
 def verdict_baselines(agg: pd.DataFrame, metric: str | None = None) -> dict[tuple[str, int], str]:
@@ -139,6 +162,20 @@ def verdict_baselines(agg: pd.DataFrame, metric: str | None = None) -> dict[tupl
     :func:`forecast_comparisons` to test the models against."""
     table = baseline_verdicts(agg, metric) if len(agg) else pd.DataFrame(columns=["best_baseline"])
     return {(t.target, int(t.target_size)): t.best_baseline for t in table.itertuples() if t.best_baseline}
+
+
+def verdict_anchors(agg: pd.DataFrame, metric: str | None = None) -> dict[tuple[str, int], tuple[str, str]]:
+    """``{(target, size): (architecture, mode) of the verdict's best model}`` where the grid has the
+    :data:`ANCHOR` baseline and the verdict names another: :func:`forecast_comparisons` tests that
+    model against the anchor too (one test more in Holm's family per such verdict), and the verdict
+    quotes it, so a verdict against ``ets`` also says whether the model beats the naive forecast."""
+    if metric is None:
+        metric = str(agg["metric"].iloc[0]) if "metric" in agg.columns and len(agg) else "mase"
+    if not len(agg):
+        return {}
+    return {unit: (model["architecture"], model["mode"])
+            for unit, model, _, anchor in _verdict_pairs(agg, f"{metric}_mean")
+            if model is not None and anchor is not None}
 
 
 def headline(agg: pd.DataFrame, metric: str | None = None, comparisons: pd.DataFrame | None = None) -> list[str]:
@@ -197,7 +234,8 @@ def win_rate_table(agg: pd.DataFrame, metric: str | None = None) -> pd.DataFrame
 
 
 def forecast_comparisons(rows: pd.DataFrame, errors: Mapping[str, np.ndarray], alpha: float = SIGNIFICANCE,
-                         baselines: Mapping[tuple[str, int], str] | None = None) -> pd.DataFrame:
+                         baselines: Mapping[tuple[str, int], str] | None = None,
+                         anchors: Mapping[tuple[str, int], tuple[str, str]] | None = None) -> pd.DataFrame:
     """Diebold-Mariano tests of every model (scratch included) against the best baseline of its
     (target, size), and of every transfer mode against its scratch, per seed and pooled over
     seeds, Holm-corrected (:data:`CORRECTION`): the family that decides is one test per
@@ -210,7 +248,8 @@ def forecast_comparisons(rows: pd.DataFrame, errors: Mapping[str, np.ndarray], a
     errors on the test segment (the same origins for every row of a (target, size)). The best
     baseline is ``baselines[(target, size)]`` where given (the verdicts' own, by the ranking
     metric: :func:`verdict_baselines`), else the one with the lowest mean absolute per-origin
-    error. Squared-error loss.
+    error. ``anchors[(target, size)]`` (:func:`verdict_anchors`): the (architecture, mode) also
+    tested against the :data:`ANCHOR` baseline, where that is not the best. Squared-error loss.
 
     Columns: target, target_size, architecture, mode, against (``scratch`` or the baseline's
     name), seed (an int, or ``pooled``), n_origins, mean_loss_difference (negative: the mode is
@@ -237,6 +276,10 @@ def forecast_comparisons(rows: pd.DataFrame, errors: Mapping[str, np.ndarray], a
                 references.append((SCRATCH, {int(r.seed): errors[r.cell_key] for r in scratch.itertuples()}))
             if best_baseline is not None:
                 references.append((best_baseline["mode"], errors[best_baseline["cell_key"]]))
+            anchor = candidates.loc[candidates["mode"] == ANCHOR]
+            if ((anchors or {}).get((target, int(size))) == (architecture, mode) and len(anchor)
+                    and (best_baseline is None or best_baseline["mode"] != ANCHOR)):
+                references.append((ANCHOR, errors[anchor.iloc[0]["cell_key"]]))
             ours = {int(r.seed): errors[r.cell_key] for r in cells.itertuples()}
             for against, reference in references:
                 for seed, result in _tests(ours, reference):
