@@ -212,6 +212,15 @@ def test_logged_keras_model_round_trips_with_identical_predictions(server_run):
                                model.predict(x, verbose=0), rtol=1e-6)
 
 
+def together(target, arguments: list[tuple], timeout: float) -> None:
+    """Run ``target(*args)`` for every args in ``arguments`` in threads of their own, all at once."""
+    threads = [threading.Thread(target=target, args=args) for args in arguments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+
+
 @pytest.mark.parametrize("store", ["server", "sqlite"])
 def test_eight_concurrent_cells_lose_nothing(store, mlflow_server, tmp_path):
     from matplotlib.figure import Figure
@@ -239,11 +248,7 @@ def test_eight_concurrent_cells_lose_nothing(store, mlflow_server, tmp_path):
         except Exception as exc:  # noqa: BLE001
             errors.append(repr(exc))
 
-    threads = [threading.Thread(target=cell, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(300)
+    together(cell, [(i,) for i in range(8)], timeout=300)
     assert errors == []
     assert len(run_ids) == 8
     for run_id in run_ids:
@@ -280,11 +285,7 @@ def test_cells_logging_the_same_new_dataset_at_once_all_record_it(tmp_path):
             except Exception as exc:  # noqa: BLE001
                 errors.append(repr(exc))
 
-        threads = [threading.Thread(target=log, args=pair) for pair in zip(trackers, runs)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
+        together(log, list(zip(trackers, runs)), timeout=60)
     assert errors == []
     assert len(logged) == 48
     tracker = trackers[0]
