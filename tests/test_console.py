@@ -85,6 +85,27 @@ def test_through_a_pipe_the_run_prints_a_few_plain_lines(tmp_path):
     assert any("tlbench ui" in line for line in lines), lines
     assert not any("\x1b[" in line for line in lines), "no terminal escapes in a pipe"
     assert [line for line in lines if NOISE.search(line)] == []
+    assert not any(line.startswith("progress: ") for line in lines), lines  # 300 s apart by default
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(900)
+def test_through_a_pipe_a_long_run_says_how_far_it_got_between_stages(tmp_path):
+    # three scratch cells, no pretraining: one stage from the first cell to the report, so only the
+    # progress lines can say that cells finished (a nightly log had none for 40 minutes)
+    command, env = _command(tmp_path)
+    command += ["--set", "modes=[scratch]", "--set", "seeds=[0,1,2]", "--progress-every", "0"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    lines = (done.stdout + done.stderr).splitlines()
+    assert done.returncode == 0, lines
+    progress = [line for line in lines if line.startswith("progress: ")]
+    assert any(re.match(r"progress: cells [12]/3 done, \d running, 0 failed, \d to go; elapsed .+, left ~", line)
+               for line in progress), lines
+    assert len(progress) == len(set(progress)) <= 3, progress  # a line when something moved, never twice
+    assert not any("\x1b[" in line for line in lines)
+    # the default waits 300 s between lines: the two-cell run of the test above has none
+    refused = subprocess.run(command[:-1] + ["-5"], env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "'-5' is not a number of seconds" in refused.stderr, refused.stderr
 
 
 @pytest.mark.e2e

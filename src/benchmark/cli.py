@@ -368,6 +368,17 @@ DESCRIPTION = ("tlbench benchmarks transfer learning for recurrent time-series f
                "MLflow and a Parquet leaderboard, and reports which mode wins at which size.")
 
 
+
+def _seconds(text: str) -> float:
+    """An argparse type: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also NaN
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more, e.g. 300)")
+    return value
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tlbench", description=DESCRIPTION)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -381,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--concurrency", type=int, default=1,
                      help="jobs at once (worker processes with --engine local; Prefect task runs "
                           "backed by worker processes with --engine prefect)")
+    run.add_argument("--progress-every", type=_seconds, default=None, metavar="SECONDS",
+                     help="through a pipe (a nightly job's log), the least seconds between two "
+                          "'progress:' lines (default 300); a terminal gets a live display instead")
     run.set_defaults(func=cmd_run)
 
     board = sub.add_parser("leaderboard", help="print the leaderboard")
@@ -456,7 +470,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":  # progress on the terminal, the rest in a log file
             from benchmark.console import RunConsole
 
-            with RunConsole(_settings(args), args.grid or args.profile, args.verbose) as args.console:
+            every = {} if args.progress_every is None else {"progress_every": args.progress_every}
+            with RunConsole(_settings(args), args.grid or args.profile, args.verbose, **every) as args.console:
                 return args.func(args)
         return args.func(args)
     except TlbenchError as exc:

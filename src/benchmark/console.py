@@ -12,7 +12,8 @@ The progress has two sources, so it is right whatever the engine: the stage name
 :meth:`RunConsole.engine` (a thin wrapper over any :class:`benchmark.grid.Engine`) and
 ``on_progress``, and the leaderboard ledger, polled once a second by a background thread for this
 run's finished and failed cells (which other processes write). A terminal gets a rich live
-display; a pipe gets a few plain lines (the stages, then the summary).
+display; a pipe (a nightly job's log) gets plain lines: one per stage, a ``progress:`` line at most
+every :data:`PIPE_PROGRESS_SECONDS` while something moved, then the summary.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from benchmark.settings import Settings
 
 log = logging.getLogger(__name__)
 
+#: Through a pipe, the least time between two ``progress:`` lines (``tlbench run --progress-every``):
+#: a 50-minute grid logs about ten, so a nightly log shows it was alive and how far it got.
+PIPE_PROGRESS_SECONDS = 300.0
 #: Our loggers: their WARNING+ records also reach the terminal.
 OUR_LOGGERS = ("benchmark", "flows", "tlbench")
 #: Display names of the engine's stage names.
@@ -150,11 +154,13 @@ class RunConsole:
     with the plan and :meth:`finish` with the result.
 
     ``verbose`` keeps everything on the terminal (no redirection, no display): today's output.
+    ``progress_every``: through a pipe, the least seconds between two ``progress:`` lines.
     """
 
-    def __init__(self, settings: Settings, label: str, verbose: bool = False, poll_seconds: float = 1.0):
+    def __init__(self, settings: Settings, label: str, verbose: bool = False, poll_seconds: float = 1.0,
+                 progress_every: float = PIPE_PROGRESS_SECONDS):
         self.settings, self.label, self.verbose = settings, label, verbose
-        self.poll_seconds = poll_seconds
+        self.poll_seconds, self.progress_every = poll_seconds, progress_every
         self.progress = Progress()
         self.log_path: Path | None = None
         self.started = time.time()
@@ -167,6 +173,7 @@ class RunConsole:
         self._thread: threading.Thread | None = None
         self._keys: set[str] = set()
         self._last_stage = ""
+        self._last_line = (0.0, "")  # through a pipe: when the last plain line was said, and its state
         self._summary: list[str] = []
 
     # ------------------------------------------------------------------ hooks for cmd_run
@@ -304,7 +311,27 @@ class RunConsole:
                 self._live.update(self._render())
             elif stage != self._last_stage and stage not in ("planning", "starting"):
                 self._say(f"stage: {stage} ({self._counts()})")
+                self._last_line = (time.time(), self._state())
+            elif stage not in ("planning", "starting"):
+                self._say_progress()
             self._last_stage = stage
+
+    def _state(self) -> str:
+        """The counts and, while the body trains, its epoch: what a ``progress:`` line reports."""
+        p = self.progress
+        epoch = (f"; pretraining epoch {p.pretrain['epoch']}/{p.pretrain['max_epochs']}"
+                 if p.pretrain and "pretraining" in p.stage() else "")
+        return self._counts() + epoch
+
+    def _say_progress(self) -> None:
+        """Through a pipe: a ``progress:`` line when something moved and the last line is at least
+        ``progress_every`` seconds old."""
+        now, state = time.time(), self._state()
+        said, last = self._last_line
+        if state != last and now - said >= self.progress_every:
+            elapsed = now - self.started
+            self._say(f"progress: {state}; elapsed {_duration(elapsed)}, left ~{self._eta(elapsed)}")
+            self._last_line = (now, state)
 
     def _finished_keys(self) -> set[str]:
         from benchmark.leaderboard import Leaderboard
