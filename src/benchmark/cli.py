@@ -368,7 +368,6 @@ DESCRIPTION = ("tlbench benchmarks transfer learning for recurrent time-series f
                "MLflow and a Parquet leaderboard, and reports which mode wins at which size.")
 
 
-
 def _seconds(text: str) -> float:
     """An argparse type: a number of seconds, 0 or more."""
     try:
@@ -378,6 +377,7 @@ def _seconds(text: str) -> float:
     if not value >= 0:  # also NaN
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more, e.g. 300)")
     return value
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tlbench", description=DESCRIPTION)
@@ -470,8 +470,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":  # progress on the terminal, the rest in a log file
             from benchmark.console import RunConsole
 
-            every = {} if args.progress_every is None else {"progress_every": args.progress_every}
-            with RunConsole(_settings(args), args.grid or args.profile, args.verbose, **every) as args.console:
+            with RunConsole(_settings(args), args.grid or args.profile, args.verbose,
+                            progress_every=args.progress_every) as args.console:
                 return args.func(args)
         return args.func(args)
     except TlbenchError as exc:

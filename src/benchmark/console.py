@@ -154,13 +154,15 @@ class RunConsole:
     with the plan and :meth:`finish` with the result.
 
     ``verbose`` keeps everything on the terminal (no redirection, no display): today's output.
-    ``progress_every``: through a pipe, the least seconds between two ``progress:`` lines.
+    ``progress_every``: through a pipe, the least seconds between two ``progress:`` lines (None:
+    :data:`PIPE_PROGRESS_SECONDS`).
     """
 
     def __init__(self, settings: Settings, label: str, verbose: bool = False, poll_seconds: float = 1.0,
-                 progress_every: float = PIPE_PROGRESS_SECONDS):
+                 progress_every: float | None = None):
         self.settings, self.label, self.verbose = settings, label, verbose
-        self.poll_seconds, self.progress_every = poll_seconds, progress_every
+        self.poll_seconds = poll_seconds
+        self.progress_every = PIPE_PROGRESS_SECONDS if progress_every is None else progress_every
         self.progress = Progress()
         self.log_path: Path | None = None
         self.started = time.time()
@@ -309,11 +311,12 @@ class RunConsole:
             stage = self.progress.stage()
             if self._live is not None:
                 self._live.update(self._render())
-            elif stage != self._last_stage and stage not in ("planning", "starting"):
-                self._say(f"stage: {stage} ({self._counts()})")
-                self._last_line = (time.time(), self._state())
             elif stage not in ("planning", "starting"):
-                self._say_progress()
+                if stage != self._last_stage:
+                    self._say(f"stage: {stage} ({self._counts()})")
+                    self._last_line = (time.time(), self._state())
+                else:
+                    self._say_progress()
             self._last_stage = stage
 
     def _state(self) -> str:

@@ -46,6 +46,13 @@ SIGNIFICANCE = 0.05
 ANCHOR = "naive"
 
 
+def _metric(agg: pd.DataFrame, metric: str | None) -> str:
+    """``metric``, or the one ``agg`` was ranked by (its ``metric`` column; MASE when it has none)."""
+    if metric is not None:
+        return metric
+    return str(agg["metric"].iloc[0]) if "metric" in agg.columns and len(agg) else "mase"
+
+
 def _method(row) -> str:
     return f"{row['architecture']}/{row['mode']}"
 
@@ -70,8 +77,7 @@ def baseline_verdicts(agg: pd.DataFrame, metric: str | None = None,
     ``...; Diebold-Mariano against naive, pooled over 3 seeds: Holm p 0.0001, lstm/scratch
     significantly better.``
     """
-    if metric is None:
-        metric = str(agg["metric"].iloc[0]) if "metric" in agg.columns and len(agg) else "mase"
+    metric = _metric(agg, metric)
     mean = f"{metric}_mean"
     label = metric.upper() if metric in ("mase", "mae", "mse", "rmse", "mape", "smape") else metric
     rows = []
@@ -160,8 +166,10 @@ def _verdict_test(comparisons: pd.DataFrame | None, target, size, model, baselin
 def verdict_baselines(agg: pd.DataFrame, metric: str | None = None) -> dict[tuple[str, int], str]:
     """``{(target, size): best baseline by mean metric}``: the baseline each verdict names, for
     :func:`forecast_comparisons` to test the models against."""
-    table = baseline_verdicts(agg, metric) if len(agg) else pd.DataFrame(columns=["best_baseline"])
-    return {(t.target, int(t.target_size)): t.best_baseline for t in table.itertuples() if t.best_baseline}
+    if not len(agg):
+        return {}
+    return {unit: baseline["mode"] for unit, _, baseline, _ in _verdict_pairs(agg, f"{_metric(agg, metric)}_mean")
+            if baseline is not None}
 
 
 def verdict_anchors(agg: pd.DataFrame, metric: str | None = None) -> dict[tuple[str, int], tuple[str, str]]:
@@ -169,12 +177,10 @@ def verdict_anchors(agg: pd.DataFrame, metric: str | None = None) -> dict[tuple[
     :data:`ANCHOR` baseline and the verdict names another: :func:`forecast_comparisons` tests that
     model against the anchor too (one test more in Holm's family per such verdict), and the verdict
     quotes it, so a verdict against ``ets`` also says whether the model beats the naive forecast."""
-    if metric is None:
-        metric = str(agg["metric"].iloc[0]) if "metric" in agg.columns and len(agg) else "mase"
     if not len(agg):
         return {}
     return {unit: (model["architecture"], model["mode"])
-            for unit, model, _, anchor in _verdict_pairs(agg, f"{metric}_mean")
+            for unit, model, _, anchor in _verdict_pairs(agg, f"{_metric(agg, metric)}_mean")
             if model is not None and anchor is not None}
 
 
@@ -192,8 +198,7 @@ def ratio_summary(agg: pd.DataFrame, reference: str = "seasonal_naive", metric: 
     (``1 - geomean_ratio``). Empty when the reference baseline is not in ``agg``.
     ``reference`` :data:`BEST_BASELINE`: per (target, size), the baseline with the lowest mean.
     """
-    if metric is None:
-        metric = str(agg["metric"].iloc[0]) if "metric" in agg.columns and len(agg) else "mase"
+    metric = _metric(agg, metric)
     mean = f"{metric}_mean"
     columns = ["architecture", "mode", "reference", "n_units", "geomean_ratio", "ci_low", "ci_high", "skill"]
     ref = agg.loc[(agg["architecture"] == BASELINE) & ((agg["mode"] == reference) | (reference == BEST_BASELINE))]
@@ -218,8 +223,7 @@ def win_rate_table(agg: pd.DataFrame, metric: str | None = None) -> pd.DataFrame
     (target, size) units where both have a mean ``metric``: ``W[row, column]`` = share of units
     where ``row`` has the lower error (ties half). A square frame indexed by method names, rows
     and columns ordered by their mean win rate (best first); the diagonal is NaN."""
-    if metric is None:
-        metric = str(agg["metric"].iloc[0]) if "metric" in agg.columns and len(agg) else "mase"
+    metric = _metric(agg, metric)
     mean = f"{metric}_mean"
     if agg.empty:
         return pd.DataFrame()
