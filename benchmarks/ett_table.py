@@ -55,9 +55,9 @@ def _summary(rows, keys: list[str]):
 
 def _methods(rows):
     """The protocol's rows, each named ``architecture · normalisation · lookback mode`` (the
-    report's folded variants, :func:`benchmark.ranking.fold_variants`, less the protocol every row
+    report's folded variants, :func:`benchmark.results.ranking.fold_variants`, less the protocol every row
     shares), or ``baseline <method>``; a body scored on its source is left out."""
-    from benchmark.ranking import VARIANT_SEPARATOR, fold_variants
+    from benchmark.results.ranking import VARIANT_SEPARATOR, fold_variants
 
     rows = rows[(rows["protocol"] == "ett_standard") & (rows["kind"] != "source")]
     folded = fold_variants(rows)["architecture"].str.replace(f"{VARIANT_SEPARATOR}ett_standard", "", regex=False)
@@ -92,8 +92,8 @@ def dm_table(rows, board) -> str:
     comparison has only one (Holm over each grid's comparisons,
     as in that grid's report): every model against the best baseline its verdict names (by mse_z,
     the protocol's metric), every transfer mode against its scratch."""
-    from benchmark.ranking import aggregate, fold_variants
-    from benchmark.report_verdicts import comparisons_for
+    from benchmark.report.verdicts import comparisons_for
+    from benchmark.results.ranking import aggregate, fold_variants
 
     out = ["| grid | target | size | method | against | better? | p_holm |", "|---|---|---:|---|---|---|---:|"]
     for grid, part in rows[(rows["protocol"] == "ett_standard") & (rows["kind"] != "source")].groupby("grid"):
@@ -119,7 +119,7 @@ def main() -> None:
     args = parser.parse_args()
     import pandas as pd
 
-    from benchmark.leaderboard import Leaderboard
+    from benchmark.results.leaderboard import Leaderboard
 
     boards = [Leaderboard(r) for r in args.results or ["results"]]
     if args.dm:

@@ -4,7 +4,7 @@ from the pretrained body's own head (its first ``horizon`` outputs) instead of a
 On ett-standard at 720 points, zero-shot (body and head as they are) beat fine-tuning (body, fresh
 head, everything trained) on ETTh2 (docs/protocols.md). This script registers, in its own process
 only, a mode ``finetune_head``: the zero-shot model (body and head, the head's first outputs),
-everything trained as ``finetune`` trains. It runs that mode through :func:`benchmark.grid.run_grid`
+everything trained as ``finetune`` trains. It runs that mode through :func:`benchmark.run.grid.run_grid`
 on the profile's transfer cells (lstm, lookback 96, ``last_value``, 720 points, 3 seeds), into a
 *copy* of a results folder that already holds the profile's body and rows, so the table compares
 it with scratch, finetune and zeroshot on the same test origins:
@@ -20,21 +20,21 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmark import catalog
-from benchmark.config import load_grid
-from benchmark.grid import LocalEngine, run_grid
 from benchmark.models import transfer
-from benchmark.settings import Settings
+from benchmark.run.engines import LocalEngine
+from benchmark.run.grid import run_grid
+from benchmark.spec import catalog
+from benchmark.spec.profiles import load_grid
+from benchmark.spec.settings import Settings
 
 MODE = "finetune_head"
 
 
 def register_mode() -> None:
-    """``finetune_head`` in both mode registries (the validation facts and the Keras modes)."""
+    """``finetune_head``: declared in the catalogue (its facts), then registered with its phases."""
     catalog.TRANSFER_MODES.add(MODE, catalog.TransferModeFacts(True, load_head=True))
-    transfer.TRANSFER_MODES.add(MODE, transfer.TransferMode(
-        MODE, load_body=True, load_head=True, phases=(transfer.Phase("none"),),
-        description="probe: pretrained body and head (its first horizon outputs), everything trained"))
+    transfer.register_mode(MODE, (transfer.Phase("none"),),  # its facts: the catalogue entry above
+                           "probe: pretrained body and head (its first horizon outputs), everything trained")
 
 
 def main() -> None:
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--data-dir", help="default $TLBENCH_DATA_DIR")
     args = parser.parse_args()
     register_mode()
-    spec = load_grid(args.profile, ["variants=[]", "architectures=[lstm]", f"modes=[{MODE}]",
+    spec = load_grid(args.profile, ["subgrids=[]", "architectures=[lstm]", f"modes=[{MODE}]",
                                     "normalisations=[last_value]", "lookbacks=[96]", "target_sizes=[720]",
                                     "baselines=[]"])
     settings = Settings.from_environment(results=args.results, tracking_uri=args.tracking_uri,

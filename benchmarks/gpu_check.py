@@ -3,7 +3,7 @@ for each architecture, and evidence that the cuDNN kernels are used.
 
 Not a test; meant for a machine with a GPU and ``tensorflow[and-cuda]`` (``pip install -e '.[gpu]'``).
 For every architecture it builds tlbench's own network (``benchmark.models.build_model``, 2 x 64
-units), compiles it through ``benchmark.training.compile_model`` and times ``model.fit`` over the
+units), compiles it through ``benchmark.models.compile.compile_model`` and times ``model.fit`` over the
 windows of ``benchmark.data.splits.source_arrays`` (all 414 series, every window: 343,564 at
 lookback 24), at the nightly profile's pretraining batch size, with and without tlbench's op
 determinism (``seed_everything``), since deterministic cuDNN RNN kernels are not guaranteed.
@@ -34,10 +34,10 @@ def timed_fit(architecture: str, arrays, batch_size: int, epochs: int, determini
               recurrent_dropout: float = 0.0) -> dict:
     import keras
 
-    from benchmark.config import ModelSpec, TrainingSpec
     from benchmark.models import build_model
     from benchmark.models.compile import compile_model
-    from benchmark.training import seed_everything
+    from benchmark.models.runtime import seed_everything
+    from benchmark.spec.sections import ModelSpec, TrainingSpec
 
     if deterministic:
         seed_everything(0)
@@ -99,9 +99,9 @@ def main() -> None:
 
     import tensorflow as tf
 
-    from benchmark.config import DataSpec, PretrainSpec
     from benchmark.data.sources import load_source
     from benchmark.data.splits import source_arrays
+    from benchmark.spec.sections import DataSpec, PretrainSpec
 
     gpus = tf.config.list_physical_devices("GPU")
     frame = load_source(DataSpec("m4", {"group": "Hourly"}), args.data_dir, allow_download=False)

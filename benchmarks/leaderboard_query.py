@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.leaderboard import Leaderboard
-from benchmark.ranking import aggregate, format_table
+from benchmark.results.leaderboard import Leaderboard
+from benchmark.results.ranking import aggregate, format_table
 
 OUT = Path(__file__).resolve().parent / "out" / "leaderboard_query.json"
 TARGETS = ["ett/ETTh1:OT", "ett/ETTh2:OT", "ett/ETTm1:OT", "sunspots/monthly:y", "m4/Hourly:H413"]

@@ -6,7 +6,7 @@ retrain). Configurations are ``ENGINE-K`` or ``ENGINE-K:INTRAxINTER``:
 
 * ``local-K``: ``run_grid(spec, settings, LocalEngine(K))`` (threads in this process; K = 1 is
   ``tlbench run --engine local``);
-* ``process-K``: ``benchmark.engines.ProcessEngine(K)`` (K worker processes, TF threads from
+* ``process-K``: ``benchmark.run.engines.ProcessEngine(K)`` (K worker processes, TF threads from
   ``thread_settings(K)``), the engine behind ``tlbench run --engine local --concurrency K``;
 * ``prefect-K``: ``flows.grid.launch`` (``tlbench run --engine prefect --concurrency K``): the
   ``benchmark-grid`` flow in this process on Prefect's ephemeral API, task runs K at a time (their
@@ -19,15 +19,15 @@ retrain). Configurations are ``ENGINE-K`` or ``ENGINE-K:INTRAxINTER``:
 What is timed (every figure is seconds of wall clock, summed over jobs):
 
 * ``train_s``: ``FitResult.seconds`` of every cell (the leaderboard's ``train_seconds``);
-* ``cell_compute_s``: time inside ``stages.train_and_evaluate`` (data, model, loading the pretrained
+* ``cell_compute_s``: time inside ``cells.train_and_evaluate`` (data, model, loading the pretrained
   body, training, predicting, metrics: the cell's own compute, no files) less the MLflow calls
   made inside it (``epoch_logging_s``: ``run_cell``'s per-epoch loss logging hook);
 * ``pretrain_compute_s``: time inside ``pretrain.pretrain_model``; ``baselines_s``: inside
-  ``stages.run_baselines``;
+  ``baselines.run_baselines``;
 * ``compute_s`` = cell compute + pretrain compute + baselines: what any engine must spend;
-* ``cell_total_s`` / ``pretrain_total_s``: inside ``stages.run_cell`` / ``stages.run_pretraining``
+* ``cell_total_s`` / ``pretrain_total_s``: inside ``cells.run_cell`` / ``pretraining.run_pretraining``
   (compute plus MLflow runs, metrics, figures, model logging, the leaderboard row);
-  ``tracker_s_by_method``: time inside each ``benchmark.tracking.Tracker`` method;
+  ``tracker_s_by_method``: time inside each ``benchmark.tracking.tracker.Tracker`` method;
 * ``grid_wall_s``: ``run_grid`` from start to end (``GridResult.wall_seconds``);
 * ``command_wall_s``: from the configuration's entry call to its return (Prefect: the flow run,
   ephemeral server start-up included); ``process_wall_s``: the whole child process, imports included.
@@ -107,15 +107,15 @@ def instrument(timing_file: str) -> None:
     """Wrap the stage functions of this process to log their wall time (idempotent). The library
     looks them up by module attribute at call time, so wrapping the attribute is enough."""
     global _TIMING_FILE
-    from benchmark import pretrain, stages
-
-    from benchmark.tracking import Tracker
+    from benchmark.models import pretrain
+    from benchmark.run import baselines, cells, pretraining
+    from benchmark.tracking.tracker import Tracker
 
     _TIMING_FILE = Path(timing_file)
-    targets = [(stages, "train_and_evaluate"), (stages, "run_cell"), (stages, "run_pretraining"),
-               (stages, "run_baselines"), (pretrain, "pretrain_model")]
-    targets += [(Tracker, name) for name, value in vars(Tracker).items()
-                if callable(value) and not name.startswith("_")]
+    targets = [(cells, "train_and_evaluate"), (cells, "run_cell"), (pretraining, "run_pretraining"),
+               (baselines, "run_baselines"), (pretrain, "pretrain_model")]
+    targets += [(Tracker, name) for name in dir(Tracker)  # its own methods and its models' (ModelRegistry)
+                if callable(getattr(Tracker, name)) and not name.startswith("_")]
     for owner, name in targets:
         fn = getattr(owner, name)
         if not getattr(fn, "__tlbench_timed__", False):
@@ -125,7 +125,7 @@ def instrument(timing_file: str) -> None:
 
 def instrumented_worker_init(setup, timing_file: str) -> None:
     """ProcessEngine worker initializer: the engine's own, then the timing wrappers."""
-    from benchmark import engines
+    from benchmark.run import engines
 
     engines._init_worker(setup)
     instrument(timing_file)
@@ -149,13 +149,14 @@ def child(job: dict) -> None:
     started = time.perf_counter()
     engine_name, k, threads = parse_config(job["config"])
     if threads:
-        from benchmark.training import configure_threads
+        from benchmark.models.runtime import configure_threads
 
         configure_threads(*threads)
     instrument(job["timing"])
-    from benchmark.config import load_grid
-    from benchmark.grid import LocalEngine, run_grid
-    from benchmark.settings import Settings
+    from benchmark.run.engines import LocalEngine
+    from benchmark.run.grid import run_grid
+    from benchmark.spec.profiles import load_grid
+    from benchmark.spec.settings import Settings
 
     work = Path(job["work"])
     settings = Settings(data_dir=Path(job["data_dir"]), results=str(work / "results"),
@@ -164,13 +165,13 @@ def child(job: dict) -> None:
     if engine_name == "local":
         result = run_grid(load_grid(job["grid"], job["sets"]), settings, LocalEngine(k), label=job["grid"])
     elif engine_name == "process":
-        from benchmark import engines
+        from benchmark.run import engines
 
         engines._init_worker = functools.partial(instrumented_worker_init, timing_file=job["timing"])
         with engines.ProcessEngine(k) as engine:
             result = run_grid(load_grid(job["grid"], job["sets"]), settings, engine, label=job["grid"])
     elif engine_name == "prefect":
-        from benchmark import engines
+        from benchmark.run import engines
         from flows.grid import launch
 
         # with k > 1 (no GPU) the task bodies run in a ProcessEngine: time them there too
@@ -310,8 +311,8 @@ def estimate(args) -> dict:
     per_unit * epochs * target_size`` (see :func:`_fit_cost`); MLflow and leaderboard time per cell is
     the measured mean. Unmeasured modes borrow a measured one (``partial`` -> ``finetune``).
     """
-    from benchmark.config import load_grid
-    from benchmark.jobs import expand
+    from benchmark.run.jobs import expand
+    from benchmark.spec.profiles import load_grid
 
     sample = json.loads(Path(args.estimate_from).read_text())
     run = next(r for r in sample["runs"] if not r["resume"])
@@ -441,7 +442,7 @@ def main() -> None:
         args.out.with_name(args.out.stem + "_estimate.json").write_text(json.dumps(figures, indent=2) + "\n")
         return
 
-    from benchmark.settings import Settings
+    from benchmark.spec.settings import Settings
 
     args.data_dir = Settings.from_env(os.environ, data_dir=args.data_dir).data_dir
     configs = [c for c in args.configs.split(",") if c]
@@ -450,7 +451,7 @@ def main() -> None:
     resume_for = {c for c in args.resume_for.split(",") if c}
     todo = []
     if "pool-" in args.configs and not os.environ.get("PREFECT_API_URL"):
-        todo.append("pool mode (PoolEngine, flows/engine.py): not measured: it needs PREFECT_API_URL, the "
+        todo.append("pool mode (PoolEngine, flows/pool.py): not measured: it needs PREFECT_API_URL, the "
                     "train-cell deployment and workers (deployments/README.md); start them and run "
                     "this script with --configs pool-2")
         configs = [c for c in configs if not c.startswith("pool")]

@@ -45,14 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from benchmark.training import configure_threads
+    from benchmark.models.runtime import configure_threads
 
     configure_threads(args.threads, args.threads)
-    from benchmark.config import DataSpec, ModelSpec, PretrainSpec, TrainingSpec
     from benchmark.data.sources import load_source
     from benchmark.data.splits import source_arrays
-    from benchmark.evaluation import ModelForecaster, evaluate_source
-    from benchmark.pretrain import pretrain_model
+    from benchmark.forecasters.source import evaluate_source
+    from benchmark.forecasters.trained import ModelForecaster
+    from benchmark.models.pretrain import pretrain_model
+    from benchmark.spec.sections import DataSpec, ModelSpec, PretrainSpec, TrainingSpec
 
     data_dir = Path(os.environ.get("TLBENCH_DATA_DIR", "data"))
     source = DataSpec("m4", {"group": "Hourly"})

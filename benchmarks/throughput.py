@@ -7,7 +7,7 @@ Sections (``--sections``, default all but ``threads``' slow repeats are kept sma
   ``build_model`` + ``compile`` + ``model.fit`` on the same arrays, same batch size, same epochs,
   same validation data, in one process, interleaved (ABBA) and repeated. The ratio is bare time /
   tlbench time (1.0 = as fast; target >= 0.95), as wall time and as process CPU time.
-* ``predict``: ``benchmark.training.predict`` against ``model.predict`` on a fresh model (first call,
+* ``predict``: ``benchmark.models.regimes.predict`` against ``model.predict`` on a fresh model (first call,
   tracing included) and again (steady).
 * ``options``: one architecture, bare ``model.fit`` with XLA (``jit_compile``) on/off,
   ``steps_per_execution`` 1/8, TF op determinism (what ``seed_everything`` turns on) off/on.
@@ -77,10 +77,9 @@ def m4_arrays(data_dir: Path, max_series: int | None, windows_per_series: int, v
               val_fraction: float = 0.1):
     """(x_train, y_train, x_val, y_val) of an M4 Hourly subset, as pretraining builds them; the
     validation windows thinned to every ``val_stride``-th so validation does not dominate."""
-    from benchmark.config import DataSpec
     from benchmark.data.sources import load_source
-    from benchmark.config import PretrainSpec
     from benchmark.data.splits import source_arrays
+    from benchmark.spec.sections import DataSpec, PretrainSpec
 
     frame = load_source(DataSpec("m4", {"group": "Hourly"}), data_dir, allow_download=False)
     pretrain = PretrainSpec(val_fraction=val_fraction, windows_per_series=windows_per_series,
@@ -119,9 +118,10 @@ class EpochClock:
 def run_tlbench(arch: str, arrays, batch_size: int, epochs: int, learning_rate: float = 1e-3,
                 seed: int = 0, deterministic: bool = True) -> dict:
     """One cell's training as tlbench does it (train_and_evaluate's path, scratch mode)."""
-    from benchmark.config import ModelSpec, TrainingSpec, TransferSpec
     from benchmark.models import TRANSFER_MODES, prepare_for_mode
-    from benchmark.training import seed_everything, train_for_mode
+    from benchmark.models.runtime import seed_everything
+    from benchmark.models.training import train_for_mode
+    from benchmark.spec.sections import ModelSpec, TrainingSpec, TransferSpec
 
     x, y, xv, yv = arrays
     training = TrainingSpec(learning_rate=learning_rate, batch_size=batch_size, max_epochs=epochs,
@@ -144,7 +144,7 @@ def _tf_data_fit_phase(model, arrays, run, epochs: int, phase_index: int) -> dic
     import numpy as np
     import tensorflow as tf
 
-    from benchmark import training as tr
+    from benchmark.models import training as tr
 
     (x_train, y_train), (x_val, y_val) = arrays
     train_ds = tf.data.Dataset.from_tensor_slices((x_train, y_train))
@@ -164,7 +164,7 @@ def _tf_data_fit_phase(model, arrays, run, epochs: int, phase_index: int) -> dic
 
 def run_tlbench_tf_data(*args, **kwargs) -> dict:
     """:func:`run_tlbench` with the former tf.data input pipeline."""
-    from benchmark import training as tr
+    from benchmark.models import training as tr
 
     current = tr._fit_phase
     tr._fit_phase = _tf_data_fit_phase
@@ -180,8 +180,8 @@ def run_bare(arch: str, arrays, batch_size: int, epochs: int, learning_rate: flo
     """The same network trained with plain Keras: compile + fit on NumPy arrays."""
     import keras
 
-    from benchmark.config import ModelSpec
     from benchmark.models import build_model
+    from benchmark.spec.sections import ModelSpec
 
     x, y, xv, yv = arrays
     started_wall, started_cpu = time.perf_counter(), time.process_time()
@@ -304,9 +304,9 @@ def section_paths(args, arrays) -> dict:
 def section_predict(args, arrays) -> dict:
     import keras
 
-    from benchmark.config import ModelSpec
     from benchmark.models import build_model
-    from benchmark.training import predict
+    from benchmark.models.regimes import predict
+    from benchmark.spec.sections import ModelSpec
 
     x_test = arrays[2][:720]  # a cell's test segment: 720 windows (smoke)
     times: dict[str, list[float]] = {"tlbench_first": [], "keras_first": [], "tlbench_again": [],
@@ -424,7 +424,7 @@ THREAD_SETTINGS = {
 def thread_worker(spec: dict) -> None:
     """Child process: set threads, prepare, say READY, wait for GO, run the jobs, print JSON."""
     if spec["intra"] is not None:
-        from benchmark.training import configure_threads
+        from benchmark.models.runtime import configure_threads
 
         configure_threads(spec["intra"], spec["inter"])
     import tensorflow as tf
@@ -538,8 +538,8 @@ def main() -> None:
         thread_worker(json.loads(args.thread_worker))
         return
 
-    from benchmark.settings import Settings
-    from benchmark.training import configure_threads
+    from benchmark.models.runtime import configure_threads
+    from benchmark.spec.settings import Settings
 
     args.data_dir = Settings.from_env(os.environ, data_dir=args.data_dir).data_dir
     sections = [s for s in args.sections.split(",") if s]

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.config import DataSpec, PretrainSpec
 from benchmark.data.sources import data_fingerprint, load_source
 from benchmark.data.splits import source_arrays
 from benchmark.data.windows import make_windows
-from benchmark.errors import TlbenchError
-from benchmark.settings import Settings
+from benchmark.spec.errors import TlbenchError
+from benchmark.spec.sections import DataSpec, PretrainSpec
+from benchmark.spec.settings import Settings
 
 LOOKBACK, HORIZON = 24, 1
 OUT = Path(__file__).resolve().parent / "out" / "windows.json"

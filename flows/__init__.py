@@ -1,4 +1,5 @@
 """Prefect flows: thin shells that read the environment, build ``Settings`` and call
-``benchmark.grid``: ``benchmark_grid`` (flows.grid) runs a grid, ``train_cell`` (flows.cell) runs a
+``benchmark.run.grid``: ``benchmark_grid`` (flows.grid) runs a grid, ``train_cell`` (flows.cell) runs a
 batch of its cells on a pool worker, ``nightly`` (flows.nightly) is the scheduled grid. The
-engines that map a grid's stages onto Prefect are in flows.engine."""
+engines that map a grid's stages onto Prefect are in flows.engine (in-flow), flows.pool, flows.served
+(cells elsewhere, sharing flows.remote) and flows.executions (the registry by name)."""

@@ -1,9 +1,9 @@
 """``train_cell``: the flow a pool worker runs for one batch of cells (deployment
 ``train-cell/train-cell``, see ``prefect.yaml``).
 
-In pool mode (``benchmark_grid(execution="pool")``, :class:`flows.engine.PoolEngine`) the parent
+In pool mode (``benchmark_grid(execution="pool")``, :class:`flows.pool.PoolEngine`) the parent
 sends every batch of cell jobs here as plain JSON data. Each cell keeps its own MLflow run and
-leaderboard row through :func:`benchmark.stages.run_cell`; the parent reads the outcome of every
+leaderboard row through :func:`benchmark.run.cells.run_cell`; the parent reads the outcome of every
 cell from the leaderboard (the ledger), never from this flow's return value, so a worker that dies
 mid-batch loses nothing that was already recorded.
 
@@ -19,12 +19,16 @@ import platform
 from typing import Any, Sequence
 
 from prefect import flow, get_run_logger
+from prefect.client.orchestration import get_client
+from prefect.runtime import flow_run
 
-from benchmark.config import from_dict, to_plain
-from benchmark.engines import configure_worker_device
-from benchmark.jobs import CellJob
-from benchmark.settings import Settings, apply_mlflow_http_policy
-from benchmark.stages import run_cell, tag_run
+from benchmark.run.cells import run_cell
+from benchmark.run.engines import configure_worker_device
+from benchmark.run.jobs import CellJob
+from benchmark.run.ledger import tag_run
+from benchmark.spec.convert import from_dict
+from benchmark.spec.identity import to_plain
+from benchmark.spec.settings import Settings, apply_mlflow_http_policy
 from tasks.stages import stage_task
 
 #: The deployment pool mode submits batches to: "<flow name>/<deployment name>".
@@ -56,8 +60,6 @@ def worker_name() -> str:
 
 def _label_flow_run(worker: str) -> str | None:
     """Put the worker's name on this flow run (see WORKER_LABEL); returns the flow run id."""
-    from prefect.client.orchestration import get_client
-    from prefect.runtime import flow_run
 
     run_id = flow_run.get_id()
     if run_id is None:

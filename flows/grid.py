@@ -1,10 +1,10 @@
 """``benchmark_grid``: the flow behind ad-hoc and nightly runs. Builds the settings once from its
-parameters and the worker's environment (the flow is an edge), runs ``benchmark.grid.run_grid`` with a Prefect engine and publishes the leaderboard
+parameters and the worker's environment (the flow is an edge), runs ``benchmark.run.grid.run_grid`` with a Prefect engine and publishes the leaderboard
 as a table artifact plus a markdown summary.
 
 ``execution="local"`` trains every cell in this flow run (task runs, ``concurrency`` at a time);
 ``execution="pool"`` pretrains and runs the baselines here, then sends the cells to the work pool
-in child runs of ``batch_size`` cells (``flows.engine.PoolEngine``, docs/orchestration.md)."""
+in child runs of ``batch_size`` cells (``flows.pool.PoolEngine``, docs/orchestration.md)."""
 
 from __future__ import annotations
 
@@ -15,18 +15,20 @@ from typing import Annotated, Any, Literal, Union
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.client.orchestration import get_client
+from prefect.runtime import flow_run
 from pydantic import Field
 
-from benchmark.config import load_grid, profile_names
-from benchmark.grid import GridResult, local_report_url, run_grid
-from benchmark.settings import Settings, apply_mlflow_http_policy
-from flows.engine import make_engine
+from benchmark.run.grid import local_report_url, run_grid
+from benchmark.run.jobs import GridResult
+from benchmark.spec.profiles import load_grid, profile_names
+from benchmark.spec.settings import Settings, apply_mlflow_http_policy
+from flows.executions import make_engine
 
 
 def _flow_run_name() -> str:
     """The flow run's name while it starts: ``grid-<grid>-<UTC time>`` (the grid's name, or its
     YAML file's stem); :func:`_rename` then gives it the grid's run id."""
-    from prefect.runtime import flow_run
 
     grid = str(flow_run.parameters.get("grid", "grid"))
     label = Path(grid).stem if grid.endswith((".yaml", ".yml")) else grid
@@ -36,8 +38,6 @@ def _flow_run_name() -> str:
 def _rename(result: GridResult) -> None:
     """Name the flow run as the grid's MLflow parent run is named, ``grid-<grid>-<run id>``, so
     the dashboard's run and the MLflow run are found by the same words. Presentation: never raises."""
-    from prefect.client.orchestration import get_client
-    from prefect.runtime import flow_run
 
     try:
         with get_client(sync_client=True) as client:

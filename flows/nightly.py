@@ -1,7 +1,7 @@
 """``nightly``: the scheduled benchmark. Runs the ``nightly`` profile through ``benchmark_grid``
 (a subflow, so it appears nested in the UI), locally on its worker's device by default or spread
 over the work pool with ``execution="pool"``; then compares the run with the previous run of the
-same grid (``benchmark.nightly.regression_check``) and publishes the comparison as a table
+same grid (``benchmark.results.nightly.regression_check``) and publishes the comparison as a table
 artifact and a markdown summary. With regressions the flow run ends FAILED
 (``fail_on_regression``) or COMPLETED under the state name ``Regressed`` (a warning)."""
 
@@ -14,8 +14,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed, Failed
 from pydantic import Field
 
-from benchmark.settings import Settings
-from benchmark.stages import METRICS, regression_check
+from benchmark.run.ledger import METRICS, regression_check
+from benchmark.spec.settings import Settings
 from flows.grid import benchmark_grid
 
 

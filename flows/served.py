@@ -16,7 +16,7 @@ Three things differ from Prefect's stock task worker, each for the killed-worker
   then subscribes again. An idle worker is never starved by a busy one holding the next cell.
 * **Heartbeats.** Each worker sends Prefect worker heartbeats to the work pool (``gpu`` by
   default) under its own name, so it appears in the UI beside the pool's workers, and the parent
-  can tell a dead worker (no heartbeat for 3 intervals and at least ``flows.engine.LOST_AFTER_S``,
+  can tell a dead worker (no heartbeat for 3 intervals and at least ``flows.remote.LOST_AFTER_S``,
   120 s) from a slow cell or a loaded server.
 * **Claim.** A cell's task run renames itself ``<cell> @ <worker>`` when it starts; the parent
   marks a RUNNING run whose worker stopped heartbeating CRASHED, reports its cell failed (no row)
@@ -49,15 +49,26 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from prefect import task
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterId
+from prefect.client.schemas.objects import TaskRun
+from prefect.client.subscriptions import Subscription
+from prefect.context import TaskRunContext
+from prefect.runtime import task_run
+from prefect.settings import get_current_settings
+from prefect.states import Cancelled, Crashed
 from prefect.task_worker import TaskWorker
 
-from benchmark.config import from_dict, to_plain
-from benchmark.errors import TlbenchError
-from benchmark.jobs import CellJob, CellOutcome
-from benchmark.settings import Settings, apply_mlflow_http_policy
-from benchmark.stages import close_lost_runs, ledger_outcomes, run_cell, tag_run
+from benchmark.run.cells import run_cell
+from benchmark.run.engines import configure_worker_device, warm_worker
+from benchmark.run.jobs import CellJob, CellOutcome
+from benchmark.run.ledger import close_lost_runs, ledger_outcomes, tag_run
+from benchmark.spec.convert import from_dict
+from benchmark.spec.errors import TlbenchError
+from benchmark.spec.identity import to_plain
+from benchmark.spec.settings import Settings, apply_mlflow_http_policy
 from flows.cell import TAG_WORKER
-from flows.engine import LOST_AFTER_S, Heartbeats, RemoteCellEngine, lost_outcome
+from flows.remote import LOST_AFTER_S, Heartbeats, RemoteCellEngine, lost_outcome
 
 CLAIM = " @ "  # "<cell task name> @ <worker name>": the task run's name once a worker runs it
 TAG_TASK_RUN = "prefect_task_run_id"
@@ -74,13 +85,10 @@ def worker_name() -> str:
 
 def _claim(worker: str) -> str | None:
     """Rename the running task run ``<name> @ <worker>``; returns its id."""
-    from prefect.client.orchestration import get_client
-    from prefect.runtime import task_run
 
     run_id, name = task_run.get_id(), task_run.get_name()
     if run_id is None:
         return None
-    from prefect.context import TaskRunContext
 
     claimed = f"{name}{CLAIM}{worker}"
     context = TaskRunContext.get()
@@ -97,7 +105,7 @@ def _claim(worker: str) -> str | None:
 @task(name="train-cell", task_run_name="{name}", retries=0, log_prints=True)
 def served_cell(name: str, job: dict[str, Any], results: str | None = None,
                 tracking_uri: str | None = None) -> dict[str, Any]:
-    """Train one cell (``benchmark.stages.run_cell``) on this worker; FAILED when the cell failed
+    """Train one cell (``benchmark.run.cells.run_cell``) on this worker; FAILED when the cell failed
     (its failure row and FAILED MLflow run are written first)."""
     worker = worker_name()
     task_run_id = _claim(worker)
@@ -132,9 +140,6 @@ class CellWorker(TaskWorker):
         return self.name
 
     async def _subscribe_to_task_scheduling(self) -> None:
-        from prefect.client.schemas.objects import TaskRun
-        from prefect.client.subscriptions import Subscription
-        from prefect.settings import get_current_settings
 
         base_url = get_current_settings().api.url
         if base_url is None:
@@ -152,7 +157,6 @@ class CellWorker(TaskWorker):
 
 
 def _heartbeats(pool: str, name: str, seconds: float, stop: threading.Event) -> None:
-    from prefect.client.orchestration import get_client
 
     while not stop.is_set():
         try:
@@ -177,7 +181,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     name = args.name or worker_name()
     os.environ["TLBENCH_WORKER_NAME"] = name  # the cells' claims use the same name
-    from benchmark.engines import configure_worker_device, warm_worker
 
     device = configure_worker_device()  # before TensorFlow's first op
     warm_worker()  # TensorFlow, Keras, MLflow: once for the life of the worker, not per cell
@@ -230,8 +233,6 @@ class ServedEngine(RemoteCellEngine):
 
     def map_cells(self, jobs: list, settings: Settings) -> list[Any]:
         cells = [_Cell(job) for job in jobs]
-        from prefect.client.orchestration import get_client
-        from prefect.settings import get_current_settings
 
         if not get_current_settings().api.url:
             raise TlbenchError("execution='served' needs a Prefect server that cell workers subscribe to: "
@@ -283,8 +284,6 @@ class ServedEngine(RemoteCellEngine):
 
     def _poll(self, client, open_: list[_Cell], live: set[str], give_up: bool) -> list[_Cell]:
         """Read the open cells' task runs; end the ones whose worker died. The cells now final."""
-        from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterId
-        from prefect.states import Cancelled, Crashed
 
         if not open_:
             return []

@@ -1,12 +1,12 @@
 """The Prefect task of a grid stage: :func:`stage_task` wraps the stage function the engine maps
-(``fn(job, settings)`` from :mod:`benchmark.stages`) in a thin task, so the task runs exactly the
+(``fn(job, settings)`` from a stage module: :mod:`benchmark.run.cells`, ...) in a thin task, so the task runs exactly the
 function ``run_grid`` asked for. Tasks pass small references (specs, keys, paths, run ids) in and
 out, never frames or models; each task run is named by its job's ``task_name``
-(:class:`benchmark.jobs.CellNames` for cells).
+(:class:`benchmark.run.jobs.CellNames` for cells).
 
 A task's body runs where :data:`RUNNER` says: in the task run's own thread by default, or, when
 the engine that maps the stage sets it (``flows.engine.PrefectEngine`` with ``concurrency > 1``
-on a CPU), in a worker process of a :class:`benchmark.engines.ProcessEngine`. The task run, its
+on a CPU), in a worker process of a :class:`benchmark.run.engines.ProcessEngine`. The task run, its
 state and its place in the UI stay in the flow run either way.
 """
 
@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from prefect import Task, task
 
-from benchmark.settings import Settings
+from benchmark.spec.settings import Settings
 
 Job = Any
 StageFn = Callable[[Job, Settings], Any]

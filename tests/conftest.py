@@ -25,7 +25,7 @@ def single_threaded_eager():
     thread, and eager functions, since tracing would cost more than running them."""
     import tensorflow as tf
 
-    from benchmark.training import configure_threads
+    from benchmark.models.runtime import configure_threads
 
     configure_threads(1, 1)
     tf.config.run_functions_eagerly(True)
@@ -35,7 +35,7 @@ def single_threaded_eager():
 
 @pytest.fixture
 def settings(tmp_path, data_dir):
-    from benchmark.settings import Settings
+    from benchmark.spec.settings import Settings
 
     return Settings(data_dir=data_dir, results=str(tmp_path / "results"),
                     mlflow_dir=tmp_path / "mlflow", allow_download=False).resolved()

@@ -26,10 +26,11 @@ def main(out: Path) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from benchmark.config import load_grid
-    from benchmark.grid import LocalEngine, run_grid
-    from benchmark.leaderboard import Leaderboard
-    from benchmark.settings import Settings
+    from benchmark.results.leaderboard import Leaderboard
+    from benchmark.run.engines import LocalEngine
+    from benchmark.run.grid import run_grid
+    from benchmark.spec.profiles import load_grid
+    from benchmark.spec.settings import Settings
 
     settings = Settings(data_dir=Path(os.environ["TLBENCH_DATA_DIR"]), results=str(out / "results"),
                         mlflow_dir=out / "mlflow", allow_download=False).resolved()

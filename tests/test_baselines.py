@@ -7,10 +7,12 @@ import pytest
 from statsmodels.tsa.seasonal import seasonal_decompose
 from statsmodels.tsa.stattools import acf as statsmodels_acf
 
-from benchmark.baselines import BASELINES, acf, seasonal_indices, seasonality_test
-from benchmark.config import DataSpec
 from benchmark.data.sources import load_source
-from benchmark.errors import DataError
+from benchmark.forecasters.baselines import BASELINES
+from benchmark.forecasters.contract import Forecaster
+from benchmark.forecasters.naive import acf, seasonal_indices, seasonality_test
+from benchmark.spec.errors import DataError
+from benchmark.spec.sections import DataSpec
 
 PATTERN = np.array([0.8, 1.2, 1.0, 1.0])  # multiplicative, mean 1, m = 4
 
@@ -54,6 +56,38 @@ def test_one_step_prediction_at_t_ignores_values_from_t_on(name):
         changed[:8] = -1e6  # before the history: never used either
         again = baseline.one_step(changed, 8, 60, 80, 4)
         np.testing.assert_array_equal(again[:t - 60 + 1], reference[:t - 60 + 1])
+
+
+@pytest.mark.parametrize("name", ["naive", "seasonal_naive", "naive2", "mean"])
+@pytest.mark.parametrize("horizon", [1, 3])
+def test_every_naive_baseline_meets_the_forecaster_contract(name, horizon):
+    """fit on the history, forecast from origins: one-step forecasts are the one_step rule (what is
+    estimated comes from the history alone), longer ones the forecast from the end of series[:t];
+    values from the origin on, and before the history, are never used."""
+    rng = np.random.default_rng(2)
+    values = 10 + seasonal_series(80) + rng.random(80)
+    baseline, origins = BASELINES.get(name), np.array([60, 66, 77])
+    forecaster = baseline.forecaster(4)
+    assert isinstance(forecaster, Forecaster) and not forecaster.facts.needs_training
+    out = forecaster.fit(values[8:60]).forecast(values[8:], origins - 8, horizon)  # [n_origins, horizon]
+    if horizon == 1:
+        expected = baseline.one_step(values, 8, 60, 78, 4)[origins - 60][:, None]
+    else:
+        expected = np.stack([baseline.forecast(values[8:t], horizon, 4) for t in origins])
+    np.testing.assert_array_equal(out, expected)
+    for i, t in enumerate(origins):
+        changed = values.copy()
+        changed[t:] = 1e6
+        again = forecaster.fit(changed[8:60]).forecast(changed[8:], origins[:i + 1] - 8, horizon)
+        np.testing.assert_array_equal(again[i], out[i])
+
+
+def test_the_contract_refuses_origins_inside_the_history_and_forecasts_before_fit():
+    forecaster = BASELINES.get("naive").forecaster(4)
+    with pytest.raises(DataError, match="call fit"):
+        forecaster.forecast(np.arange(10.0), np.array([8]), 1)
+    with pytest.raises(DataError, match=r"origins must lie in \[8, 10\]"):
+        forecaster.fit(np.arange(8.0)).forecast(np.arange(10.0), np.array([5]), 1)
 
 
 def test_naive2_reproduces_a_multiplicative_season():

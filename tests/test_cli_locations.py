@@ -22,7 +22,7 @@ TINY = ["--profile", "smoke", "--set", "modes=[scratch]", "--set", "target_sizes
 
 @pytest.mark.parametrize("engine", ["local", "prefect"])
 def test_run_reads_and_writes_exactly_where_its_options_say(engine, data_dir, tmp_path):
-    from benchmark.leaderboard import Leaderboard
+    from benchmark.results.leaderboard import Leaderboard
 
     cwd, decoy = tmp_path / "cwd", tmp_path / "decoy"
     cwd.mkdir()

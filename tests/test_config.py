@@ -2,12 +2,22 @@
 
 import dataclasses
 import hashlib
+import json
+from pathlib import Path
 
 import pytest
 
-from benchmark.config import (CellSpec, DataSpec, GridSpec, apply_overrides, canonical_json, from_dict,
-                              load_grid, profile_names, spec_hash)
-from benchmark.errors import SpecError, TlbenchError
+from benchmark.data.sources import source_label
+from benchmark.run.jobs import cell_key, expand
+from benchmark.run.plan import plan_grid
+from benchmark.run.validation import grid_problems, validate_grid
+from benchmark.spec.axes import AXES, VARIANT_DEFAULTS
+from benchmark.spec.convert import from_dict
+from benchmark.spec.errors import SpecError, TlbenchError
+from benchmark.spec.identity import KEY_NEUTRAL_DEFAULT, canonical_json, key_plain, spec_hash, to_plain
+from benchmark.spec.profiles import apply_overrides, load_grid, profile_names
+from benchmark.spec.sections import DataSpec
+from benchmark.spec.tree import CellSpec, GridSpec, subgrid_specs
 
 
 def test_profiles_are_shipped_and_load():
@@ -78,18 +88,14 @@ def test_spec_hash_is_stable_and_sensitive():
         spec_hash(DataSpec("ett", {"column": "OT", "file": "ETTh1"}))
 
 
-# --------------------------------------------------------------------------- variants and neutral keys
+# --------------------------------------------------------------------------- sub-grids, axes and neutral keys
 
 
-def test_variants_are_the_union_of_sub_grids_not_the_whole_cross():
-    from benchmark.config import variant_specs
-    from benchmark.jobs import expand
-    from benchmark.validation import grid_problems
-
+def test_subgrids_are_the_union_of_sub_grids_not_the_whole_cross():
     data = {"target_sizes": [240], "modes": ["scratch", "finetune"], "seeds": [0, 1],
             "normalisations": ["last_value", "global"], "lookbacks": [24, 48]}
     whole = expand(from_dict(GridSpec, data))
-    spec = from_dict(GridSpec, {**data, "variants": [
+    spec = from_dict(GridSpec, {**data, "subgrids": [
         {"modes": ["scratch"]},                                            # 2 norms x 2 lookbacks x 2 seeds
         {"modes": ["finetune"], "normalisations": ["last_value"], "lookbacks": [24]},  # x 2 seeds
         {"modes": ["scratch"], "lookbacks": [24]},                         # inside the first: no new cell
@@ -99,25 +105,63 @@ def test_variants_are_the_union_of_sub_grids_not_the_whole_cross():
     assert len(whole) == 16 and len(cells) == 8 + 2
     assert {(c.mode, c.model.normalisation, c.split.lookback) for c in cells if c.mode == "finetune"} == \
         {("finetune", "last_value", 24)}
-    assert len(variant_specs(spec)) == 3 and variant_specs(from_dict(GridSpec, data)) == [from_dict(GridSpec, data)]
+    assert len(subgrid_specs(spec)) == 3 and subgrid_specs(from_dict(GridSpec, data)) == [from_dict(GridSpec, data)]
 
 
-@pytest.mark.parametrize("variant, message", [
-    ({"horizon": 24}, r"grid.variants\[0\].horizon: not an axis a variant may narrow. Known: target_sizes"),
-    ({"lookbacks": [336]}, r"grid.variants\[0\].lookbacks: \[336\] not among the grid's lookbacks \[24\]; "
+@pytest.mark.parametrize("subgrid, message", [
+    ({"horizon": 24}, r"grid.subgrids\[0\].horizon: not an axis a sub-grid may narrow. Known: protocols, "
+                      r"target_sizes, architectures"),
+    ({"lookbacks": [336]}, r"grid.subgrids\[0\].lookbacks: \[336\] not among the grid's lookbacks \[24\]; "
                            r"add them to grid.lookbacks first"),
-    ({"modes": "scratch", "seeds": [7]}, r"grid.variants\[0\].seeds: \[7\] not among the grid's seeds \[0\]"),
+    ({"modes": "scratch", "seeds": [7]}, r"grid.subgrids\[0\].seeds: \[7\] not among the grid's seeds \[0\]"),
 ])
-def test_bad_variants_are_refused_with_their_path(variant, message):
-    from benchmark.validation import validate_grid
-
+def test_bad_subgrids_are_refused_with_their_path(subgrid, message):
     with pytest.raises(SpecError, match=message):
-        validate_grid(from_dict(GridSpec, {"variants": [variant]}))
+        validate_grid(from_dict(GridSpec, {"subgrids": [subgrid]}))
+
+
+def test_the_old_variants_key_is_refused_naming_subgrids(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("name: old\nvariants: [{modes: [scratch]}]\n")
+    with pytest.raises(SpecError, match=r"grid.variants: renamed to subgrids; write subgrids: instead"):
+        load_grid(str(path))
+
+
+def test_subgrids_keep_their_old_name_in_the_grid_id_and_logged_params():
+    """Grid ids hash the grid spec: ``subgrids`` was ``variants``, and its plain form still is."""
+    spec = load_grid("ett-standard")
+    assert "variants" in key_plain(spec) and "subgrids" not in key_plain(spec)
+    assert to_plain(spec)["variants"] == to_plain(spec.subgrids)
+    assert "variants" not in key_plain(load_grid("smoke"))  # empty: left out, as before
+
+
+def test_the_axes_table_names_real_fields():
+    grid_fields = {f.name for f in dataclasses.fields(GridSpec)}
+    cell = expand_first()
+    for axis in AXES:
+        assert axis.field in grid_fields, axis
+        assert axis.value_of(cell) is not None or axis.field == "targets", axis
+        if axis.optional:
+            assert getattr(GridSpec(), axis.field) == () and axis.values(GridSpec()) == (axis.value_of(GridSpec()),)
+    assert [column for column, _ in VARIANT_DEFAULTS] == list(cell.variant) == [
+        "protocol", "regime", "features", "normalisation", "forecast", "lookback"]
+    assert cell.variant_parts == []
+    lookback = dataclasses.replace(cell, split=dataclasses.replace(cell.split, lookback=168), regime="stateful")
+    assert lookback.variant_parts == ["stateful", "L168"]
+
+
+def test_the_shipped_profiles_keep_their_grid_ids_and_cell_keys(settings):
+    """Pinned from the code at commit 12d075e, before the spec split and the axes table."""
+    expected = json.loads((Path(__file__).parent / "fixtures" / "profile_keys.json").read_text())["profiles"]
+    assert sorted(expected) == profile_names()
+    for name, pinned in expected.items():
+        plan = plan_grid(load_grid(name), settings, name)
+        keys = sorted(cell_key(c, plan.fingerprints[source_label(c.target)]) for c in plan.cells)
+        assert (plan.grid_id, len(keys), hashlib.sha256("\n".join(keys).encode()).hexdigest()) == \
+            (pinned["grid_id"], pinned["n_cells"], pinned["cells_sha256"]), name
 
 
 def test_a_new_option_at_its_default_keeps_every_key():
-    from benchmark.config import KEY_NEUTRAL_DEFAULT, key_plain, to_plain
-
     cell = expand_first()
     plain = to_plain(cell)
     assert "min_steps" in plain["training"] and "min_steps" not in key_plain(cell)["training"]
@@ -130,6 +174,4 @@ def test_a_new_option_at_its_default_keeps_every_key():
 
 
 def expand_first():
-    from benchmark.jobs import expand
-
     return expand(GridSpec())[0]

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from benchmark.console import RunConsole
-from benchmark.settings import Settings
+from benchmark.spec.settings import Settings
 
 GRID = ["target_sizes=[120]", "split.test_size=48", "model.units=8", "training.max_epochs=1",
         "pretrain.max_series=4", "pretrain.windows_per_series=20", "pretrain.training.max_epochs=1",

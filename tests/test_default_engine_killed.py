@@ -15,7 +15,7 @@ from collections import Counter
 
 import pytest
 
-from benchmark.leaderboard import Leaderboard
+from benchmark.results.leaderboard import Leaderboard
 
 pytestmark = pytest.mark.e2e
 

@@ -1,12 +1,12 @@
-"""Longest cells first (benchmark.dispatch): a pure function of the specs."""
+"""Longest cells first (benchmark.run.dispatch): a pure function of the specs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from benchmark.config import load_grid
-from benchmark.dispatch import cell_cost, longest_first
-from benchmark.jobs import expand
+from benchmark.run.dispatch import cell_cost, longest_first
+from benchmark.run.jobs import expand
+from benchmark.spec.profiles import load_grid
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ def test_the_reports_verdict_carries_the_test_of_the_best_model_against_the_best
 
 
 def test_leaderboard_holds_one_row_per_cell_plus_baselines(smoke_run):
-    from benchmark.leaderboard import Leaderboard
+    from benchmark.results.leaderboard import Leaderboard
 
     root, env, _, _ = smoke_run
     rows = Leaderboard(str(root / "results")).read()
@@ -99,7 +99,7 @@ def test_mlflow_holds_the_run_tree_and_models_that_round_trip(smoke_run):
     import mlflow.keras
     from mlflow.tracking import MlflowClient
 
-    from benchmark.leaderboard import Leaderboard
+    from benchmark.results.leaderboard import Leaderboard
 
     root, env, _, _ = smoke_run
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
@@ -126,10 +126,10 @@ def test_mlflow_holds_the_run_tree_and_models_that_round_trip(smoke_run):
     # the logged model reproduces the logged predictions
     import pandas as pd
 
-    from benchmark.config import load_grid
-    from benchmark.data.splits import make_cell_data
     from benchmark.data.loading import load_data
-    from benchmark.settings import Settings
+    from benchmark.data.splits import make_cell_data
+    from benchmark.spec.profiles import load_grid
+    from benchmark.spec.settings import Settings
 
     rows = Leaderboard(str(root / "results")).read(kind="model")
     row = rows.iloc[0]

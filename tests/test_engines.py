@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.config import load_grid
-from benchmark.engines import ProcessEngine, thread_settings
-from benchmark.errors import TlbenchError
-from benchmark.grid import LocalEngine, engine_slots, run_grid
-from benchmark.jobs import expand
-from benchmark.leaderboard import Leaderboard
-from benchmark.tracking import Tracker
+from benchmark.results.leaderboard import Leaderboard
+from benchmark.run.engines import LocalEngine, ProcessEngine, engine_slots, thread_settings
+from benchmark.run.grid import run_grid
+from benchmark.run.jobs import expand
+from benchmark.spec.errors import TlbenchError
+from benchmark.spec.profiles import load_grid
+from benchmark.tracking.tracker import Tracker
 
 TINY = ["target_sizes=[120]", "split.test_size=48", "model.units=8", "training.max_epochs=2",
         "pretrain.max_series=6", "pretrain.windows_per_series=40", "pretrain.training.max_epochs=2",

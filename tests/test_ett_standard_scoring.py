@@ -1,4 +1,4 @@
-"""The ``ett_standard`` metric scale through the real cell path (``stages.train_and_evaluate``):
+"""The ``ett_standard`` metric scale through the real cell path (``cells.train_and_evaluate``):
 a tiny real ETTh1 cell per input normalisation is trained, forecast and scored, and its
 ``mse_z``/``mae_z`` are its original-scale errors on the protocol's z-scale (the training rows
 [0, 8640)), whatever the model's normalisation."""
@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.config import CellSpec, DataSpec, ModelSpec, PretrainSpec, SplitSpec, TrainingSpec, TransferSpec
 from benchmark.data.sources import load_source
-from benchmark.stages import train_and_evaluate
+from benchmark.run.cells import train_and_evaluate
+from benchmark.spec.sections import DataSpec, ModelSpec, PretrainSpec, SplitSpec, TrainingSpec, TransferSpec
+from benchmark.spec.tree import CellSpec
 
 pytestmark = pytest.mark.usefixtures("single_threaded_eager")
 

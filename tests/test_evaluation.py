@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.config import DataSpec
-from benchmark.errors import DataError, TlbenchError, UnknownNameError
-from benchmark.evaluation import evaluate_source
+from benchmark.forecasters.source import evaluate_source
+from benchmark.spec.errors import DataError, TlbenchError, UnknownNameError
+from benchmark.spec.sections import DataSpec
 
 M4_HOURLY = DataSpec("m4", {"group": "Hourly"})
 
@@ -77,7 +77,7 @@ def season_copy_model(model_horizon: int, lookback: int = 24):
                                                      (48, "direct (48-step model)"),
                                                      (60, "direct (60-step model)")])
 def test_model_forecaster_chains_to_seasonal_naive(data_dir, model_horizon, strategy):
-    from benchmark.evaluation import ModelForecaster
+    from benchmark.forecasters.trained import ModelForecaster
 
     forecaster = ModelForecaster(season_copy_model(model_horizon))
     assert forecaster.strategy(48) == f"{strategy}, lookback {forecaster.lookback}, normalisation global"
@@ -102,7 +102,7 @@ def test_max_series_scores_the_first_series_against_their_own_naive2(data_dir):
 def test_model_forecaster_rejects_what_it_cannot_forecast():
     import keras
 
-    from benchmark.evaluation import ModelForecaster
+    from benchmark.forecasters.trained import ModelForecaster
 
     inputs = keras.Input((24, 2))
     two_features = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(inputs)), name="two")
@@ -119,12 +119,12 @@ def test_model_forecaster_rejects_what_it_cannot_forecast():
 def pretrained(tmp_path_factory, data_dir):
     """A tiny LSTM (8 units, 1 epoch, 4 M4 series) pretrained, cached and registered by the real
     code path, in a fresh MLflow SQLite store."""
-    from benchmark.config import ModelSpec, PretrainSpec, TrainingSpec
-    from benchmark.jobs import PretrainJob, RunContext
-    from benchmark.stages import run_pretraining
-    from benchmark.settings import Settings
-    from benchmark.tracking import Tracker
-    from benchmark.training import configure_threads
+    from benchmark.models.runtime import configure_threads
+    from benchmark.run.jobs import PretrainJob, RunContext
+    from benchmark.run.pretraining import run_pretraining
+    from benchmark.spec.sections import ModelSpec, PretrainSpec, TrainingSpec
+    from benchmark.spec.settings import Settings
+    from benchmark.tracking.tracker import Tracker
 
     configure_threads(1, 1)
     root = tmp_path_factory.mktemp("evaluate-source")
@@ -150,9 +150,9 @@ def cli(capsys, settings, *args):
 def test_evaluate_source_scores_a_registered_model_and_records_it(capsys, pretrained):
     import json
 
-    from benchmark.evaluation import ModelForecaster
-    from benchmark.pretrain import load_pretrained
-    from benchmark.tracking import Tracker
+    from benchmark.forecasters.trained import ModelForecaster
+    from benchmark.models.pretrain import load_pretrained
+    from benchmark.tracking.tracker import Tracker
 
     settings, ref = pretrained
     code, out, err = cli(capsys, settings, "--model", "models:/pretrained-lstm-m4-hourly@current", "--json")
@@ -175,7 +175,7 @@ def test_evaluate_source_scores_a_registered_model_and_records_it(capsys, pretra
     assert run.data.tags["m4_eval"] == "m4/Hourly 48-step test, 414 series, recursive (48 x 1-step), lookback 24, normalisation last_value"
     assert model["smape"] > 0 and model["owa"] > 0
     # and as leaderboard rows of kind 'source', next to seasonal naive and Naive2 (issue #16)
-    from benchmark.leaderboard import Leaderboard
+    from benchmark.results.leaderboard import Leaderboard
 
     rows = Leaderboard(settings.results).read(kind="source", grid="evaluate-source")
     assert sorted(rows["mode"]) == ["naive2", "pretrained", "seasonal_naive"]

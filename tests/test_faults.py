@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.config import load_grid
-from benchmark.grid import LocalEngine, run_grid
-from benchmark.leaderboard import Leaderboard
-from benchmark.settings import Settings, apply_mlflow_http_policy
-from benchmark.tracking import TAG_CELL_KEY, TAG_KIND, Tracker
+from benchmark.results.leaderboard import Leaderboard
+from benchmark.run.engines import LocalEngine
+from benchmark.run.grid import run_grid
+from benchmark.spec.profiles import load_grid
+from benchmark.spec.settings import Settings, apply_mlflow_http_policy
+from benchmark.tracking.tags import TAG_CELL_KEY, TAG_KIND
+from benchmark.tracking.tracker import Tracker
 
 TINY = ["target_sizes=[120]", "split.test_size=48", "model.units=8", "training.max_epochs=2",
         "modes=[scratch]", "baselines=[naive]"]

@@ -17,11 +17,13 @@ import pyarrow as pa
 import pytest
 from prefect.states import Completed, Running, Scheduled
 
-from benchmark.config import load_grid
-from benchmark.errors import SpecError, TlbenchError
-from benchmark.jobs import CellJob, RunContext, expand
+from benchmark.run.jobs import CellJob, RunContext, expand
+from benchmark.spec.errors import SpecError, TlbenchError
+from benchmark.spec.profiles import load_grid
 from flows.cell import WORKER_LABEL, jobs_from_plain, jobs_to_plain
-from flows.engine import LOST_AFTER_S, Heartbeats, PoolEngine, _Child, make_engine
+from flows.executions import make_engine
+from flows.pool import PoolEngine, _Child
+from flows.remote import LOST_AFTER_S, Heartbeats
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONTEXT = RunContext("smoke", "gid", "20240501T000000-abcdef", "2024-05-01", "tlbench-smoke", None, None)
@@ -209,7 +211,7 @@ def test_an_api_error_while_waiting_is_retried_not_fatal():
 
 def leaderboard_row(cell_key: str, **overrides) -> dict:
     """A valid leaderboard row built from the schema itself, whatever its columns are."""
-    from benchmark.leaderboard import COLUMNS
+    from benchmark.results.schema import COLUMNS
 
     now = dt.datetime.now(dt.timezone.utc)
     by_type = {pa.string(): "x", pa.int64(): 1, pa.float64(): 0.5}
@@ -222,8 +224,8 @@ def leaderboard_row(cell_key: str, **overrides) -> dict:
 
 
 def test_outcomes_come_from_the_leaderboard_with_the_child_state_for_lost_cells(tmp_path, monkeypatch):
-    from benchmark.leaderboard import Leaderboard
-    from benchmark.settings import Settings
+    from benchmark.results.leaderboard import Leaderboard
+    from benchmark.spec.settings import Settings
 
     settings = Settings(results=str(tmp_path / "results"), mlflow_dir=tmp_path / "mlflow").resolved()
     board = Leaderboard(settings.results)
@@ -253,8 +255,8 @@ def test_outcomes_come_from_the_leaderboard_with_the_child_state_for_lost_cells(
 
 
 def test_the_cell_table_has_a_row_per_cell_with_its_state_worker_and_host():
-    from benchmark.jobs import CellOutcome
-    from flows.engine import CellTable
+    from benchmark.run.jobs import CellOutcome
+    from flows.pool import CellTable
 
     jobs = cell_jobs(3)
     done = _Child(uuid.uuid4(), "cells-a", jobs[:2], "COMPLETED", final=True, worker="gpu-0")
@@ -281,7 +283,7 @@ def test_benchmark_grid_parameters_render_as_a_form():
 
     properties = parameter_schema(benchmark_grid).model_dump()["properties"]
     assert properties["execution"]["enum"] == ["local", "pool", "served"]
-    from benchmark.config import profile_names
+    from benchmark.spec.profiles import profile_names
 
     choices, path = properties["grid"]["anyOf"]  # the shipped profiles as choices, or a path
     assert choices["enum"] == profile_names() and path == {"type": "string", "title": "grid YAML path"}
@@ -331,7 +333,7 @@ def test_the_library_never_imports_prefect():
 
 
 def test_the_progress_artifact_counts_done_failed_and_to_go_apart():
-    from benchmark.jobs import CellOutcome
+    from benchmark.run.jobs import CellOutcome
     from flows.engine import _Progress
 
     progress = _Progress()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.config import load_grid
-from benchmark.grid import LocalEngine, run_grid
-from benchmark.jobs import cell_key, expand
-from benchmark.stages import pretrained_dir
-from benchmark.leaderboard import Leaderboard
-from benchmark.tracking import Tracker
+from benchmark.results.leaderboard import Leaderboard
+from benchmark.run.engines import LocalEngine
+from benchmark.run.grid import run_grid
+from benchmark.run.jobs import cell_key, expand
+from benchmark.run.pretraining import pretrained_dir
+from benchmark.spec.profiles import load_grid
+from benchmark.tracking.tracker import Tracker
 
 TINY = ["target_sizes=[120]", "split.test_size=48", "model.units=8", "training.max_epochs=2",
         "pretrain.max_series=6", "pretrain.windows_per_series=40", "pretrain.training.max_epochs=1"]
@@ -66,7 +67,7 @@ def test_corrupted_pretrained_file_is_detected_and_never_loaded(settings):
     assert second.counts() == {"finished": 1}
     import json
 
-    from benchmark.pretrain import file_sha256, load_pretrained
+    from benchmark.models.pretrain import file_sha256, load_pretrained
 
     # the truncated file was replaced by a verified copy of the registered version
     restored = file_sha256(model_file)
@@ -81,7 +82,7 @@ def test_corrupted_pretrained_file_is_detected_and_never_loaded(settings):
 
 
 def test_a_missing_covariate_column_stops_the_grid_before_anything_trains(settings):
-    from benchmark.errors import DataError
+    from benchmark.spec.errors import DataError
 
     spec = load_grid("smoke", TINY + ["modes=[scratch]", "feature_sets=[[], [covariate:NOPE], [hour_of_day]]"])
     with pytest.raises(DataError) as caught:

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from benchmark.config import load_grid
-from benchmark.grid import LocalEngine, run_grid
+from benchmark.run.engines import LocalEngine
+from benchmark.run.grid import run_grid
+from benchmark.spec.profiles import load_grid
 
 
 def test_stateless_and_stateful_with_features_run_end_to_end(settings):

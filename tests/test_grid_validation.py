@@ -2,9 +2,9 @@
 
 import pytest
 
-from benchmark.config import load_grid
-from benchmark.errors import SpecError
-from benchmark.validation import grid_problems, validate_grid
+from benchmark.run.validation import grid_problems, validate_grid
+from benchmark.spec.errors import SpecError
+from benchmark.spec.profiles import load_grid
 
 
 def test_shipped_profiles_are_valid():

@@ -1,4 +1,4 @@
-"""benchmark.leaderboard: schema enforcement, atomic concurrent writes, robust filtered reads,
+"""benchmark.results.leaderboard and .reader: schema enforcement, atomic concurrent writes, robust filtered reads,
 and the statistics over hand-built tables whose answers are visible."""
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from benchmark.errors import TlbenchError
-from benchmark.leaderboard import COLUMNS, DEFAULTS, FAILURE_SCHEMA, SCHEMA, Leaderboard, schema_markdown
-from benchmark.metrics import METRIC_NAMES as METRICS
-from benchmark.ranking import (aggregate, aggregate_columns, format_table, regressions, transfer_horizon,
-                               winners)
+from benchmark.forecasters.metrics import METRIC_NAMES as METRICS
+from benchmark.results.leaderboard import Leaderboard
+from benchmark.results.ranking import aggregate, aggregate_columns, format_table, regressions, transfer_horizon, winners
+from benchmark.results.schema import COLUMNS, DEFAULTS, FAILURE_SCHEMA, SCHEMA, schema_markdown
+from benchmark.spec.errors import TlbenchError
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.timezone.utc)
 T_975_DF2 = 4.302652729749464
@@ -203,7 +203,7 @@ def test_eight_processes_write_two_hundred_rows(tmp_path):
     # starts clean, imports this module once, then forks the 8 writers cheaply (spawn would pay
     # the pandas/pyarrow imports 8 times over).
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["benchmark.leaderboard", __name__])
+    context.set_forkserver_preload(["benchmark.results.leaderboard", __name__])
     start = context.Barrier(8)
     processes = [context.Process(target=_write_rows, args=(str(tmp_path), i, 25, start)) for i in range(8)]
     for process in processes:
@@ -237,7 +237,7 @@ def test_corrupt_and_foreign_files_are_skipped_and_reported(tmp_path, caplog):
     broken_pages[4:200] = b"\xab" * 196  # the footer still reads; the data pages do not
     paths[1].write_bytes(bytes(broken_pages))
 
-    with caplog.at_level(logging.WARNING, logger="benchmark.leaderboard"):
+    with caplog.at_level(logging.WARNING, logger="benchmark.results.reader"):
         df = lb.read()
     assert sorted(df["cell_key"]) == ["c0", "c2", "c3"]  # c1's pages are broken
     reasons = {Path(path).name: reason for path, reason in lb.skipped}
@@ -308,7 +308,7 @@ def test_duplicate_cell_keys_keep_the_latest_finished_at(tmp_path, caplog):
     lb.append([make_row(cell_key="dup", mase=2.0, finished_at=T0 + dt.timedelta(hours=2))])
     lb.append([make_row(cell_key="dup", mase=1.0, finished_at=T0 + dt.timedelta(hours=1))])
     lb.append([make_row(cell_key="other", seed=1)])
-    with caplog.at_level(logging.WARNING, logger="benchmark.leaderboard"):
+    with caplog.at_level(logging.WARNING, logger="benchmark.results.reader"):
         df = lb.read()
     assert len(df) == 2
     assert df.set_index("cell_key").loc["dup", "mase"] == 2.0
@@ -404,7 +404,7 @@ def test_a_reader_beside_a_compaction_sees_every_row_and_warns_of_nothing(tmp_pa
 
     monkeypatch.setattr(Leaderboard, "_fragments", list_then_compact)
     reader = Leaderboard(str(tmp_path))
-    with caplog.at_level(logging.WARNING, logger="benchmark.leaderboard"):
+    with caplog.at_level(logging.WARNING, logger="benchmark.results.reader"):
         keys = reader.finished_keys()
     assert races and races[0]["files_merged"] == 15  # the files it listed really moved
     assert keys == expected and len(keys) == 15
@@ -476,7 +476,7 @@ def test_aggregate_uses_wilcoxon_with_many_seeds_and_another_metric():
 
 def test_a_grid_is_ranked_by_its_protocols_metric():
     from benchmark.data.protocols import PROTOCOLS
-    from benchmark.ranking import ranking_metric
+    from benchmark.results.ranking import ranking_metric
 
     # MASE and mse_z disagree: scratch has the lower MASE, finetune the lower mse_z (the papers' number)
     frame = results_frame({(720, "lstm", "scratch"): [1.0, 1.0], (720, "lstm", "finetune"): [1.1, 1.1],
@@ -635,7 +635,7 @@ def test_finished_runs_maps_each_cell_to_the_run_of_its_latest_row(tmp_path):
 
 
 def test_aggregate_keeps_regimes_and_feature_sets_apart_and_compares_each_with_its_own_scratch():
-    from benchmark.ranking import fold_variants
+    from benchmark.results.ranking import fold_variants
 
     stateless = results_frame({(100, "lstm", "scratch"): [2.0, 2.0], (100, "lstm", "frozen"): [1.0, 1.0],
                                (100, "baseline", "seasonal_naive"): [4.0]})

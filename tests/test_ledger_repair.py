@@ -9,11 +9,20 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from benchmark.config import load_grid
-from benchmark.grid import LocalEngine, run_grid
-from benchmark.leaderboard import Leaderboard
-from benchmark.tracking import (TAG_CELL_KEY, TAG_CLOSED_REASON, TAG_HEARTBEAT, TAG_HOST, TAG_KIND,
-                                TAG_PID, TAG_SUPERSEDED, Tracker)
+from benchmark.results.leaderboard import Leaderboard
+from benchmark.run.engines import LocalEngine
+from benchmark.run.grid import run_grid
+from benchmark.spec.profiles import load_grid
+from benchmark.tracking.tags import (
+    TAG_CELL_KEY,
+    TAG_CLOSED_REASON,
+    TAG_HEARTBEAT,
+    TAG_HOST,
+    TAG_KIND,
+    TAG_PID,
+    TAG_SUPERSEDED,
+)
+from benchmark.tracking.tracker import Tracker
 
 TINY = ["target_sizes=[120]", "split.test_size=48", "model.units=8", "training.max_epochs=1",
         "modes=[scratch]", "baselines=[naive]", "seeds=[0, 1]"]
@@ -116,7 +125,7 @@ def test_a_grid_run_left_running_on_another_machine_is_closed_by_its_stale_heart
 
 
 def test_a_damaged_per_cell_file_without_a_copy_is_reported_not_recoverable(settings):
-    from benchmark.repair import repair
+    from benchmark.run.repair import repair
 
     board = Leaderboard(settings.results)
     spec = load_grid("smoke", TINY[:-1] + ["seeds=[0]"])

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from utilsforecast import losses
 
-from benchmark.metrics import METRICS, compute_metrics
+from benchmark.forecasters.metrics import METRICS, compute_metrics
 
 Y = np.array([2.0, 4.0, 8.0])
 F = np.array([1.0, 5.0, 8.0])

@@ -1,4 +1,4 @@
-"""benchmark.nightly: tonight's run against the previous run of the same grid, on a real Parquet
+"""benchmark.results.nightly: tonight's run against the previous run of the same grid, on a real Parquet
 leaderboard: an injected regression is flagged, seed noise and small changes are not, and a run
 with nothing to compare says so."""
 
@@ -10,9 +10,9 @@ import json
 import numpy as np
 import pytest
 
-from benchmark.errors import TlbenchError
-from benchmark.leaderboard import Leaderboard
-from benchmark.nightly import COMPARISON_COLUMNS, previous_aggregate, regression_check
+from benchmark.results.leaderboard import Leaderboard
+from benchmark.results.nightly import COMPARISON_COLUMNS, previous_aggregate, regression_check
+from benchmark.spec.errors import TlbenchError
 
 GRID = "nightly"
 NIGHT1, NIGHT2, NIGHT3 = "20240601T010000-aaaaaa", "20240602T010000-bbbbbb", "20240603T010000-cccccc"

@@ -56,7 +56,7 @@ def artifacts_of(flow_run_id) -> dict:
 @pytest.mark.timeout(900)
 def test_two_nights_the_second_with_a_planted_regression_fails_with_the_alert(prefect_api, settings, tmp_path,
                                                                              monkeypatch):
-    from benchmark.leaderboard import Leaderboard
+    from benchmark.results.leaderboard import Leaderboard
     from flows.nightly import nightly
 
     for name, value in settings.to_env().items():  # the flow reads its settings from the environment

@@ -202,7 +202,7 @@ def stack(tmp_path_factory, data_dir):
         "PREFECT_HOME": str(root / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{root / 'prefect' / 'prefect.db'}",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-        # a dead worker is lost after 3 missed heartbeats and 120 s (flows.engine.LOST_AFTER_S);
+        # a dead worker is lost after 3 missed heartbeats and 120 s (flows.remote.LOST_AFTER_S);
         # workers look for runs every 2 s
         "PREFECT_WORKER_HEARTBEAT_SECONDS": "5", "PREFECT_WORKER_QUERY_SECONDS": "2",
         "TLBENCH_DATA_DIR": str(data_dir), "TLBENCH_RESULTS": str(root / "results"),
@@ -328,7 +328,7 @@ def open_task_runs(stack: Stack, flow_run_ids: list) -> list:
 
 
 def model_rows(stack: Stack):
-    from benchmark.leaderboard import Leaderboard
+    from benchmark.results.leaderboard import Leaderboard
 
     return Leaderboard(stack.env["TLBENCH_RESULTS"]).read(kind="model")
 
@@ -371,7 +371,7 @@ def test_task_runs_left_running_by_a_crashed_child_are_ended_with_the_reason(sta
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.states import Crashed, Running
 
-    from flows.engine import close_orphan_task_runs
+    from flows.remote import close_orphan_task_runs
 
     @task(name="cell-lstm-scratch-n240-s2")
     def cell():  # never called: only its task run is created, as the child flow run would
@@ -414,10 +414,11 @@ def test_no_secret_reaches_a_child_runs_parameters_or_job_variables(stack, data_
     runs pool mode submits to the real server carry none of them (read back from the server)."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from benchmark.config import load_grid
-    from benchmark.grid import RunContext, plan_grid
-    from benchmark.settings import Settings
-    from flows.engine import PoolEngine
+    from benchmark.run.jobs import RunContext
+    from benchmark.run.plan import plan_grid
+    from benchmark.spec.profiles import load_grid
+    from benchmark.spec.settings import Settings
+    from flows.pool import PoolEngine
 
     secret = "tok-0123456789abcdef-pool"
     settings = Settings.from_env({"TLBENCH_TEST_API_TOKEN": secret}, data_dir=data_dir,
@@ -510,7 +511,7 @@ def test_a_worker_killed_mid_cell_fails_only_its_cells_and_the_next_trigger_reru
     stack.kill_worker(victim_worker)
 
     # the parent ends on its own, in a clear state, without waiting for the dead worker: its
-    # heartbeat is silent for flows.engine.LOST_AFTER_S (120 s), then the parent aggregates
+    # heartbeat is silent for flows.remote.LOST_AFTER_S (120 s), then the parent aggregates
     parent = wait_final(stack, parent_id, timeout=600)
     stack.timings["crash_detected_s"] = time.monotonic() - killed_at
     assert parent.state.type.value == "FAILED", parent.state.message

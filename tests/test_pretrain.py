@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.config import ModelSpec, TrainingSpec
-from benchmark.errors import TlbenchError
-from benchmark.pretrain import load_pretrained, pretrain_model, save_pretrained
-from benchmark.training import predict
+from benchmark.models.pretrain import load_pretrained, pretrain_model, save_pretrained
+from benchmark.models.regimes import predict
+from benchmark.spec.errors import TlbenchError
+from benchmark.spec.sections import ModelSpec, TrainingSpec
 
 LOOKBACK, HORIZON = 8, 2
 

@@ -26,11 +26,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.errors import TlbenchError
-from benchmark.leaderboard import Leaderboard
-from benchmark.ranking import aggregate
-from benchmark.report import (REPORT_FILE, TRAINING_TIME_FILE, TRANSFER_BENEFIT_FILE, best_cells,
-                              training_time_figure, transfer_benefit_figure, write_report)
+from benchmark.report.figures import forecast_figure, training_time_figure, transfer_benefit_figure
+from benchmark.report.html import RUN_URL, best_cells, write_report
+from benchmark.report.paths import REPORT_FILE, TRAINING_TIME_FILE, TRANSFER_BENEFIT_FILE
+from benchmark.results.leaderboard import Leaderboard
+from benchmark.results.ranking import aggregate
+from benchmark.spec.errors import TlbenchError
 
 T0 = dt.datetime(2024, 6, 3, 1, 0, tzinfo=dt.timezone.utc)
 TARGET = "ett/ETTh1:OT"
@@ -143,8 +144,6 @@ def test_run_ids_link_to_the_mlflow_ui_only_for_a_server(leaderboard_rows, tmp_p
     """``mlflow_run_id`` in the best-cells table: a link when the rows carry the run's page on a
     tracking server (``write_grid_report`` adds it), a plain id with the ``tlbench ui`` hint
     otherwise."""
-    from benchmark.report import RUN_URL
-
     urls = leaderboard_rows.assign(**{RUN_URL: [f"http://127.0.0.1:5000/#/experiments/1/runs/{r}"
                                                 if isinstance(r, str) else None
                                                 for r in leaderboard_rows["mlflow_run_id"]]})
@@ -171,8 +170,6 @@ def test_figures_never_use_mathtext_so_threads_can_draw_at_once(leaderboard_rows
     """matplotlib's mathtext parser is shared and not thread-safe (two threads drawing default
     log-axis labels at once crash in pyparsing), so the figures must not call it at all."""
     from matplotlib.mathtext import MathTextParser
-
-    from benchmark.report import forecast_figure
 
     def refuse(self, text, *args, **kwargs):
         raise AssertionError(f"mathtext used for {text!r}")

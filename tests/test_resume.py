@@ -1,5 +1,5 @@
 """Nothing to do costs nothing: a rerun of a finished grid is answered from the ledger, before
-Prefect's server starts or TensorFlow is imported (benchmark.resume, ``tlbench run``)."""
+Prefect's server starts or TensorFlow is imported (benchmark.run.resume, ``tlbench run``)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _args(data_dir: Path, tmp_path: Path) -> list[str]:
 
 
 def test_a_finished_grid_reruns_from_the_ledger_without_prefect_or_tensorflow(data_dir, tmp_path, capsys):
-    from benchmark.leaderboard import Leaderboard
+    from benchmark.results.leaderboard import Leaderboard
 
     assert main(_args(data_dir, tmp_path) + ["--engine", "local"]) == 0
     first = capsys.readouterr().out
@@ -58,10 +58,10 @@ def test_a_finished_grid_reruns_from_the_ledger_without_prefect_or_tensorflow(da
     after = Leaderboard(str(tmp_path / "results")).read()
     assert sorted(after["cell_key"]) == sorted(rows["cell_key"])  # nothing trained
     # a run that crashed after its last row and before its report: the full path must run
-    from benchmark.config import load_grid
-    from benchmark.grid import plan_grid
-    from benchmark.resume import finished_result
-    from benchmark.settings import Settings
+    from benchmark.run.plan import plan_grid
+    from benchmark.run.resume import finished_result
+    from benchmark.spec.profiles import load_grid
+    from benchmark.spec.settings import Settings
 
     settings = Settings(data_dir=data_dir, results=str(tmp_path / "results"),
                         tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", allow_download=False)
@@ -75,10 +75,10 @@ def test_a_finished_grid_reruns_from_the_ledger_without_prefect_or_tensorflow(da
 
 
 def test_a_grid_with_one_cell_left_is_not_answered_from_the_ledger(data_dir, tmp_path, settings):
-    from benchmark.config import load_grid
-    from benchmark.grid import plan_grid
-    from benchmark.leaderboard import Leaderboard
-    from benchmark.resume import finished_result, pending_keys
+    from benchmark.results.leaderboard import Leaderboard
+    from benchmark.run.plan import plan_grid
+    from benchmark.run.resume import finished_result, pending_keys
+    from benchmark.spec.profiles import load_grid
 
     plan = plan_grid(load_grid("smoke", TINY), settings)
     assert len(pending_keys(plan, settings)) == 3  # 2 cells + 1 baseline, none finished

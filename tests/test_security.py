@@ -16,12 +16,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.config import load_grid
-from benchmark.errors import SpecError, TlbenchError
-from benchmark.grid import LocalEngine, run_grid
-from benchmark.report import report_dir
-from benchmark.leaderboard import Leaderboard
-from benchmark.settings import Settings
+from benchmark.report.paths import report_dir
+from benchmark.results.leaderboard import Leaderboard
+from benchmark.run.engines import LocalEngine
+from benchmark.run.grid import run_grid
+from benchmark.spec.errors import SpecError, TlbenchError
+from benchmark.spec.profiles import load_grid
+from benchmark.spec.settings import Settings, redact
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = ["target_sizes=[120]", "split.test_size=48", "model.units=8", "training.max_epochs=1",
@@ -98,7 +99,7 @@ def _lambda_model(marker: Path):
 def test_a_pretrained_file_with_a_lambda_layer_is_refused_and_its_code_never_runs(tmp_path):
     import keras
 
-    from benchmark.pretrain import load_pretrained, save_pretrained
+    from benchmark.models.pretrain import load_pretrained, save_pretrained
 
     marker = tmp_path / "code-ran"
     path = tmp_path / "model.keras"
@@ -113,7 +114,7 @@ def test_a_pretrained_file_with_a_lambda_layer_is_refused_and_its_code_never_run
 
 
 def test_a_registered_model_with_a_lambda_layer_is_refused_and_its_code_never_runs(settings, tmp_path):
-    from benchmark.tracking import Tracker
+    from benchmark.tracking.tracker import Tracker
 
     marker = tmp_path / "code-ran"
     model = _lambda_model(marker)
@@ -207,7 +208,7 @@ def test_credentials_in_the_environment_reach_no_mlflow_param_or_tag_of_a_real_g
 
     # nor any byte tlbench wrote: leaderboard files and folder names, the aggregate, the HTML
     # report, pretrained metadata, the MLflow store itself and every artifact logged to it
-    from benchmark.leaderboard import Leaderboard
+    from benchmark.results.leaderboard import Leaderboard
 
     rows = Leaderboard(settings.results).read()
     assert set(rows["grid"]) == {"nightly-***"}
@@ -234,8 +235,6 @@ def test_settings_holding_credentials_never_travel_as_flow_parameters():
 
 
 def test_redact_removes_secrets_and_url_credentials():
-    from benchmark.tracking import redact
-
     assert redact("s3://AKIAEXAMPLE:abc%2Fdef@bucket/x.csv") == "s3://***@bucket/x.csv"
     assert redact("http://user:pw@127.0.0.1:5000/api") == "http://***@127.0.0.1:5000/api"
     assert redact("run with s3cr3t-value and s3cr3t-value-long", {"s3cr3t-value", "s3cr3t-value-long"}) \

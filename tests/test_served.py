@@ -21,8 +21,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_prefect_pool import (alive, descendants, free_port, kill_groups, run, start_prefect_server,
-                                     stop_prefect_server, wait_for_prefect_server, wait_gone)
+from tests.test_prefect_pool import (
+    alive,
+    descendants,
+    free_port,
+    kill_groups,
+    run,
+    start_prefect_server,
+    stop_prefect_server,
+    wait_for_prefect_server,
+    wait_gone,
+)
 
 pytestmark = [pytest.mark.e2e]  # cited as evidence in docs: CI runs it (about 2 minutes)
 
@@ -63,9 +72,8 @@ class ServedStack:
     def start(self) -> "ServedStack":
         self.server, self.log = start_prefect_server(self.root, self.port, self.server_env)
         wait_for_prefect_server(self.server, self.root, self.api_url)
-        from prefect.client.schemas.actions import WorkPoolCreate
-
         from mlflow.tracking import MlflowClient
+        from prefect.client.schemas.actions import WorkPoolCreate
 
         MlflowClient(self.env["MLFLOW_TRACKING_URI"]).search_experiments()  # create the store once
         with self.client() as client:
@@ -142,7 +150,7 @@ def _mlflow_cells(stack: ServedStack) -> list:
 
 
 def _rows(stack: ServedStack):
-    from benchmark.leaderboard import Leaderboard
+    from benchmark.results.leaderboard import Leaderboard
 
     return Leaderboard(stack.env["TLBENCH_RESULTS"]).read(kind="model")
 

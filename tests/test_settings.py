@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.errors import TlbenchError
-from benchmark.settings import Settings
+from benchmark.spec.errors import TlbenchError
+from benchmark.spec.settings import Settings
 
 
 def test_numbers_from_the_environment_survive_the_trip_to_a_worker(tmp_path):

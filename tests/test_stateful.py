@@ -8,12 +8,13 @@ import keras
 import numpy as np
 import pytest
 
-from benchmark.config import ModelSpec, TrainingSpec, TransferSpec
-from benchmark.errors import TlbenchError
 from benchmark.models import TRANSFER_MODES, build_model, load_pretrained_weights, prepare_for_mode
 from benchmark.models.compile import compile_model
-from benchmark.training import (StreamValidation, configure_threads, reset_states,
-                                seed_everything, stateful_forecast, stream_chunks, train_for_mode)
+from benchmark.models.regimes import StreamValidation, reset_states, stateful_forecast, stream_chunks
+from benchmark.models.runtime import configure_threads, seed_everything
+from benchmark.models.training import train_for_mode
+from benchmark.spec.errors import TlbenchError
+from benchmark.spec.sections import ModelSpec, TrainingSpec, TransferSpec
 
 LOOKBACK, HORIZON = 6, 2
 SPEC = ModelSpec(architecture="lstm", units=8, normalisation="global")  # stateful: no window stage
@@ -111,3 +112,28 @@ def test_conv1d_lstm_refuses_to_be_stateful_and_says_why():
     spec = ModelSpec(architecture="conv1d_lstm", units=8, conv_filters=4, kernel_size=3, normalisation="global")
     with pytest.raises(TlbenchError, match=r"'conv1d_lstm' cannot be stateful: its causal Conv1D"):
         build_model(spec, LOOKBACK, 1, HORIZON, stateful=True)
+
+
+def test_both_regimes_meet_the_forecaster_contract():
+    """A trained model under either regime is a Forecaster: fit binds the history, forecast from
+    origins gives [n_origins, horizon], the stateful one equal to stateful_forecast's rows at those
+    origins, the stateless one to predict over each origin's window."""
+    from benchmark.forecasters.contract import Forecaster
+    from benchmark.models.regimes import REGIMES, predict
+
+    values = series()
+    origins = np.array([60, 63, 70])
+    seed_everything(0)
+    stateful = build_model(SPEC, LOOKBACK, 2, HORIZON, stateful=True)
+    forecaster = REGIMES.get("stateful").forecaster(stateful, LOOKBACK).fit(values[:60])
+    assert isinstance(forecaster, Forecaster) and forecaster.facts.needs_training
+    out = forecaster.forecast(values, origins, HORIZON)
+    reference = stateful_forecast(stateful, values, 0, 60, 72, HORIZON)[origins - 60]
+    np.testing.assert_array_equal(out, reference)
+    stateless = build_model(SPEC, LOOKBACK, 2, HORIZON)
+    forecaster = REGIMES.get("stateless").forecaster(stateless, LOOKBACK).fit(values[:60])
+    assert forecaster.facts.max_horizon == HORIZON  # a direct model forecasts its outputs only
+    windows = np.stack([values[t - LOOKBACK:t] for t in origins])  # [n_origins, L, F]
+    np.testing.assert_array_equal(forecaster.forecast(values, origins, HORIZON), predict(stateless, windows))
+    with pytest.raises(TlbenchError, match="origins must increase"):
+        forecaster.forecast(values, np.array([50]), HORIZON)  # inside the history

@@ -1,4 +1,4 @@
-"""The statsforecast baselines (benchmark.statistical): visible synthetic series, the test origins
+"""The statsforecast baselines (benchmark.forecasters.statistical): visible synthetic series, the test origins
 of the grid's baseline stage, failure rows, validation, the M4 protocol and the Theta reproduction."""
 
 from __future__ import annotations
@@ -12,10 +12,18 @@ import time
 import numpy as np
 import pytest
 
-from benchmark.baselines import BASELINES, forecast_at_origins
-from benchmark.errors import DataError, SpecError
-from benchmark.statistical import (ARIMA_MAX_HISTORY, METHODS, FitError, StatisticalForecaster, at_origins,
-                                   mstl_seasons, set_fit_seconds, time_limit)
+from benchmark.forecasters.baselines import BASELINES
+from benchmark.forecasters.contract import Forecaster
+from benchmark.forecasters.statistical import (
+    ARIMA_MAX_HISTORY,
+    METHODS,
+    FitError,
+    StatisticalForecaster,
+    forecast,
+    mstl_seasons,
+    time_limit,
+)
+from benchmark.spec.errors import DataError, SpecError, TlbenchError
 
 STATISTICAL = ["arima", "ets", "mstl", "theta"]
 
@@ -29,11 +37,13 @@ def noisy(n: int, seed: int = 0) -> np.ndarray:
     return sine(n) + 0.3 * rng.standard_normal(n) + 0.002 * np.arange(n)
 
 
-@pytest.fixture(autouse=True)
-def default_limit():
-    set_fit_seconds(60)
-    yield
-    set_fit_seconds(60)
+def at_origins(name: str, values: np.ndarray, history_start: int, test_start: int, origins: np.ndarray,
+               horizon: int, season_length: int) -> np.ndarray:
+    """The grid's baseline stage: fit on values[history_start:test_start], forecast every origin."""
+    forecaster = BASELINES.get(name).forecaster(season_length, 60.0)
+    assert isinstance(forecaster, Forecaster)
+    forecaster.fit(values[history_start:test_start])
+    return forecaster.forecast(values[history_start:], np.asarray(origins) - history_start, horizon)
 
 
 def test_registered_beside_the_others_with_a_description():
@@ -68,13 +78,13 @@ def test_mstl_periods_follow_the_history_length():
 def test_forecast_at_an_origin_ignores_values_from_it_on(name, horizon):
     values = noisy(200)
     origins = np.array([150, 165, 190])
-    reference = forecast_at_origins(BASELINES.get(name), values, 20, 150, origins, horizon, 24)
+    reference = at_origins(name, values, 20, 150, origins, horizon, 24)
     assert reference.shape == (3, horizon)
     for i, t in enumerate(origins):
         changed = values.copy()
         changed[t:] = 1e4
         changed[:20] = -1e4  # before the history: never used either
-        again = forecast_at_origins(BASELINES.get(name), changed, 20, 150, origins[:i + 1], horizon, 24)
+        again = at_origins(name, changed, 20, 150, origins[:i + 1], horizon, 24)
         np.testing.assert_allclose(again[i], reference[i], rtol=1e-9, atol=1e-9)
 
 
@@ -101,11 +111,22 @@ def test_one_step_matches_the_existing_baselines_positions():
 
 
 def test_a_fit_over_its_time_limit_fails_clearly():
-    set_fit_seconds(0.05)
     started = time.monotonic()
     with pytest.raises(FitError, match=r"baseline ets on .*time limit of 0\.05 s"):
-        BASELINES.get("ets").forecast(noisy(900), 24, 24)  # about 0.7 s unloaded
-    assert time.monotonic() - started < 5  # interrupted, not run to its end
+        forecast("ets", noisy(900), 24, 24, fit_seconds=0.05)  # about 0.7 s unloaded
+    with pytest.raises(FitError, match=r"baseline ets on the test origins after 900 .*time limit of 0\.05 s"):
+        BASELINES.get("ets").forecaster(24, fit_seconds=0.05).fit(noisy(900))  # the grid's path
+    assert time.monotonic() - started < 10  # interrupted, not run to its end
+
+
+def test_the_time_limit_is_passed_not_held_globally():
+    quick = BASELINES.get("ets").forecaster(24, fit_seconds=0.05)
+    slow = BASELINES.get("ets").forecaster(24, fit_seconds=60)
+    assert (quick.fit_seconds, slow.fit_seconds) == (0.05, 60)
+    assert BASELINES.get("ets").forecaster(24).fit_seconds == 60.0  # FIT_SECONDS by default
+    with pytest.raises(TlbenchError, match="must be positive"):
+        with time_limit(0, "nothing"):
+            pass
 
 
 def test_time_limit_outside_the_main_thread_fails_after_the_fact():
@@ -132,8 +153,8 @@ def test_arima_refuses_a_long_history():
 
 
 def test_validation_refuses_arima_above_its_cap():
-    from benchmark.config import GridSpec
-    from benchmark.validation import grid_problems
+    from benchmark.run.validation import grid_problems
+    from benchmark.spec.tree import GridSpec
 
     spec = GridSpec(target_sizes=(240, 2000), baselines=("naive", "arima"))
     problems = [p for p in grid_problems(spec) if p.startswith("grid.baselines")]
@@ -144,8 +165,9 @@ def test_validation_refuses_arima_above_its_cap():
 
 
 def _baseline_job(target_size: int, baselines: tuple[str, ...], horizon: int = 1):
-    from benchmark.config import DataSpec, GridSpec, SplitSpec
-    from benchmark.jobs import BaselineJob, RunContext, expand
+    from benchmark.run.jobs import BaselineJob, RunContext, expand
+    from benchmark.spec.sections import DataSpec, SplitSpec
+    from benchmark.spec.tree import GridSpec
 
     spec = GridSpec(name="stat", targets=(DataSpec("ett", {"file": "ETTh1", "column": "OT"}),),
                     target_sizes=(target_size,), modes=("scratch",), baselines=baselines,
@@ -157,8 +179,8 @@ def _baseline_job(target_size: int, baselines: tuple[str, ...], horizon: int = 1
 
 @pytest.mark.parametrize("horizon", [1, 24])
 def test_grid_stage_scores_statistical_baselines_on_the_same_origins(settings, horizon):
-    from benchmark.leaderboard import Leaderboard
-    from benchmark.stages import run_baselines
+    from benchmark.results.leaderboard import Leaderboard
+    from benchmark.run.baselines import run_baselines
 
     job = _baseline_job(240, ("naive", "ets", "theta"), horizon)
     outcomes = run_baselines(job, settings)
@@ -172,8 +194,8 @@ def test_grid_stage_scores_statistical_baselines_on_the_same_origins(settings, h
 
 
 def test_grid_stage_writes_a_failure_row_and_goes_on(settings):
-    from benchmark.leaderboard import Leaderboard
-    from benchmark.stages import run_baselines
+    from benchmark.results.leaderboard import Leaderboard
+    from benchmark.run.baselines import run_baselines
 
     settings = dataclasses.replace(settings, baseline_fit_seconds=0.05)
     job = _baseline_job(960, ("ets", "naive"))  # AutoETS on 960 points: about 0.7 s unloaded
@@ -189,7 +211,7 @@ def test_grid_stage_writes_a_failure_row_and_goes_on(settings):
 
 
 def test_grid_stage_fails_mstl_on_too_short_a_history(settings):
-    from benchmark.stages import run_baselines
+    from benchmark.run.baselines import run_baselines
 
     job = _baseline_job(40, ("mstl",))  # below two daily cycles
     (outcome,) = run_baselines(job, settings)
@@ -197,8 +219,8 @@ def test_grid_stage_fails_mstl_on_too_short_a_history(settings):
 
 
 def test_evaluate_source_lists_failed_series_and_scores_them_as_naive2(data_dir):
-    from benchmark.config import DataSpec
-    from benchmark.evaluation import evaluate_source
+    from benchmark.forecasters.source import evaluate_source
+    from benchmark.spec.sections import DataSpec
 
     source = DataSpec("m4", {"group": "Hourly"})
     forecaster = StatisticalForecaster("mstl", 24, workers=1)
@@ -210,8 +232,8 @@ def test_evaluate_source_lists_failed_series_and_scores_them_as_naive2(data_dir)
 
 
 def test_evaluate_source_fits_in_two_processes(data_dir):
-    from benchmark.config import DataSpec
-    from benchmark.evaluation import evaluate_source
+    from benchmark.forecasters.source import evaluate_source
+    from benchmark.spec.sections import DataSpec
 
     source = DataSpec("m4", {"group": "Hourly"})
     result = evaluate_source(source, "theta", data_dir, allow_download=False, max_series=4)
@@ -233,10 +255,10 @@ def test_evaluate_source_theta_reproduces_m4_published_theta(data_dir, tmp_path)
     assert result["mase"] == pytest.approx(2.455, rel=0.01)
     # a pretraining's source scoring adds the reference methods once per results location: the row
     # evaluate-source wrote counts, a missing one is scored and recorded, a second call adds nothing
-    from benchmark.config import DataSpec
-    from benchmark.evaluation import ensure_source_references
-    from benchmark.leaderboard import Leaderboard
-    from benchmark.settings import Settings
+    from benchmark.results.leaderboard import Leaderboard
+    from benchmark.run.source import ensure_source_references
+    from benchmark.spec.sections import DataSpec
+    from benchmark.spec.settings import Settings
 
     settings = Settings(data_dir=data_dir, results=str(tmp_path / "r"), allow_download=False).resolved()
     source = DataSpec("m4", {"group": "Hourly"})
@@ -248,8 +270,8 @@ def test_evaluate_source_theta_reproduces_m4_published_theta(data_dir, tmp_path)
 
 
 def test_the_fit_time_limit_is_a_setting():
-    from benchmark.errors import TlbenchError
-    from benchmark.settings import Settings
+    from benchmark.spec.errors import TlbenchError
+    from benchmark.spec.settings import Settings
 
     assert Settings.from_env({}).baseline_fit_seconds == 60.0
     settings = Settings.from_env({"TLBENCH_BASELINE_FIT_SECONDS": "5"})

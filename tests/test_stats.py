@@ -1,4 +1,4 @@
-"""benchmark.stats on inputs whose answers can be checked by hand, plus one published worked example
+"""benchmark.results.stats on inputs whose answers can be checked by hand, plus one published worked example
 of the Diebold-Mariano test and a cross-check of Holm's correction against statsmodels."""
 
 from __future__ import annotations
@@ -7,11 +7,10 @@ import math
 
 import numpy as np
 import pytest
-
 from scipy import stats as scipy_stats
 from statsmodels.stats.multitest import multipletests
 
-from benchmark.stats import (
+from benchmark.results.stats import (
     BOOTSTRAP_RESAMPLES,
     ci_half_width,
     diebold_mariano,

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import numpy as np
 import pytest
 
-from benchmark.config import load_grid
-from benchmark.grid import LocalEngine, run_grid
-from benchmark.settings import Settings
-from benchmark.tracking import Tracker, flatten, looks_secret
+from benchmark.run.engines import LocalEngine
+from benchmark.run.grid import run_grid
+from benchmark.spec.profiles import load_grid
+from benchmark.spec.settings import Settings
+from benchmark.tracking.tags import DatasetRef, flatten, looks_secret
+from benchmark.tracking.tracker import Tracker
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +24,7 @@ TINY = ["target_sizes=[120]", "split.test_size=48", "model.units=8", "training.m
 
 
 def test_cell_names_are_short_for_the_runs_list_and_ascii_for_logs():
-    from benchmark.jobs import CellNames
+    from benchmark.run.jobs import CellNames
 
     names = CellNames("ett/ETTh1:OT", 960, "lstm", "finetune", 0)
     assert names.run_name == "lstm·finetune·960·s0" and names.task_name == "cell-lstm-finetune-n960-s0"
@@ -37,7 +38,7 @@ def test_cell_names_are_short_for_the_runs_list_and_ascii_for_logs():
 def test_ui_view_prints_the_saved_view_and_the_size_filter():
     from urllib.parse import parse_qs, urlsplit
 
-    from benchmark.cli import ui_view_text
+    from benchmark.commands import ui_view_text
 
     text = ui_view_text("http://127.0.0.1:5000", {"tlbench-smoke": "3"}, 960)
     saved, sized = (line.split(": ", 1)[1] for line in text.splitlines()[1:3])
@@ -264,8 +265,6 @@ def test_cells_logging_the_same_new_dataset_at_once_all_record_it(tmp_path):
     # it in one transaction, so two cells logging it together race: the slower insert broke the
     # unique constraint and failed its cell (seen once in CI's 80-cell load test). Four runs at a
     # time, started together, each round with datasets nobody has logged yet.
-    from benchmark.tracking import DatasetRef
-
     settings = Settings(tracking_uri=f"sqlite:///{tmp_path / 'race.db'}", mlflow_dir=tmp_path / "mlflow",
                         artifact_location=(tmp_path / "art").as_uri(), results=str(tmp_path / "results")).resolved()
     Tracker(settings, "race").ensure_store()
@@ -304,8 +303,8 @@ def test_failed_cell_ends_failed_with_its_error_and_stale_runs_are_closed(server
                      experiment="tracking-failures", allow_download=False).resolved()
     spec = load_grid("smoke", TINY + ["modes=[scratch]", "training.time_limit_s=0.000001"])
     from benchmark.data.loading import check_targets
-    from benchmark.jobs import cell_key, expand
     from benchmark.data.sources import source_label
+    from benchmark.run.jobs import cell_key, expand
 
     fingerprints = check_targets(spec, other)
     key = cell_key(expand(spec)[0], fingerprints[source_label(spec.targets[0])])
@@ -323,7 +322,7 @@ def test_failed_cell_ends_failed_with_its_error_and_stale_runs_are_closed(server
     assert "RUNNING" not in statuses.values()
     parent = tracker.get_run(result.parent_run_id)
     assert parent.info.status == "FAILED"
-    from benchmark.leaderboard import Leaderboard
+    from benchmark.results.leaderboard import Leaderboard
 
     board = Leaderboard(other.results)
     assert key not in board.finished_keys()

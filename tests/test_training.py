@@ -8,18 +8,13 @@ import logging
 import numpy as np
 import pytest
 
-from benchmark.config import ModelSpec, TrainingSpec, TransferSpec
-from benchmark.errors import CellFailed, TlbenchError, UnknownNameError
 from benchmark.models import TRANSFER_MODES, build_model, prepare_for_mode
 from benchmark.models.compile import LOSSES, OPTIMIZERS, compile_model
-from benchmark.training import (
-    configure_threads,
-    fit,
-    predict,
-    seed_everything,
-    split_epochs,
-    train_for_mode,
-)
+from benchmark.models.regimes import predict
+from benchmark.models.runtime import configure_threads, seed_everything
+from benchmark.models.training import fit, split_epochs, train_for_mode
+from benchmark.spec.errors import CellFailed, TlbenchError, UnknownNameError
+from benchmark.spec.sections import ModelSpec, TrainingSpec, TransferSpec
 
 LOOKBACK, HORIZON = 8, 1
 SPEC = ModelSpec(units=8)
@@ -137,7 +132,7 @@ def test_predict_in_chunks_matches_one_batch():
 def test_seeding_and_threads_tolerate_repeats(caplog):
     seed_everything(3)
     seed_everything(3)
-    with caplog.at_level(logging.WARNING, logger="benchmark.training"):
+    with caplog.at_level(logging.WARNING, logger="benchmark.models.training"):
         configure_threads(1, 1)  # the current values: silently fine
         configure_threads(2, 2)  # too late in this process: logged, not raised
     assert "already initialised" in caplog.text
@@ -146,8 +141,8 @@ def test_seeding_and_threads_tolerate_repeats(caplog):
 def test_training_deterministic_switches_tf_op_determinism_and_the_cell_key():
     from tensorflow.python.framework import config as tf_config
 
-    from benchmark.config import load_grid
-    from benchmark.jobs import cell_key, expand
+    from benchmark.run.jobs import cell_key, expand
+    from benchmark.spec.profiles import load_grid
 
     try:
         seed_everything(0, deterministic=False)
@@ -171,7 +166,7 @@ def test_training_deterministic_switches_tf_op_determinism_and_the_cell_key():
     (120, 64, 1, 10, 5),        # 2 steps/epoch
 ])
 def test_budget_epochs_raises_max_epochs_to_min_steps(n_windows, batch, max_epochs, min_steps, expected):
-    from benchmark.training import budget_epochs
+    from benchmark.models.training import budget_epochs
 
     assert budget_epochs(TrainingSpec(max_epochs=max_epochs, min_steps=min_steps), n_windows, batch) == expected
 
@@ -196,10 +191,12 @@ def test_a_120_point_target_gets_at_least_min_steps_optimizer_steps():
 
 
 def test_min_steps_is_validated_and_keys_change_only_when_it_is_set():
-    from benchmark.config import from_dict, GridSpec, load_grid
-    from benchmark.errors import SpecError
-    from benchmark.jobs import cell_key, expand
-    from benchmark.validation import validate_grid
+    from benchmark.run.jobs import cell_key, expand
+    from benchmark.run.validation import validate_grid
+    from benchmark.spec.convert import from_dict
+    from benchmark.spec.errors import SpecError
+    from benchmark.spec.profiles import load_grid
+    from benchmark.spec.tree import GridSpec
 
     with pytest.raises(SpecError, match=r"grid.training.min_steps: must be >= 0 optimizer steps .* got -5"):
         validate_grid(from_dict(GridSpec, {"training": {"min_steps": -5}}))

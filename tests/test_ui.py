@@ -14,7 +14,7 @@ headless Chromium (the DevTools harness of ``test_report``), checked on the rend
 * a ``benchmark_grid`` flow run over a SQLite store is named ``grid-<grid>-<run id>`` and its
   summary artifact is markdown that links the local report and names ``tlbench ui``;
 * the pool-mode parent's ``grid-cells`` table artifact lists its cells with state and worker
-  (published by ``flows.engine.CellTable`` inside a real flow run over the real ledger; the
+  (published by ``flows.pool.CellTable`` inside a real flow run over the real ledger; the
   child runs are described, not run: a real pool run is the slow ``test_prefect_pool``).
 
 Screenshots are written under the test's tmp folder and copied to ``$TLBENCH_UI_SHOTS`` (default
@@ -86,9 +86,10 @@ def prefect_server(tmp_path_factory):
 def finished_grid(tmp_path_factory, data_dir, prefect_server):
     """A tiny grid (2 modes x 2 seeds, 8 units, 2 epochs) run against a real mlflow server; the
     Prefect server starts meanwhile (it is requested first)."""
-    from benchmark.config import load_grid
-    from benchmark.grid import LocalEngine, run_grid
-    from benchmark.settings import Settings
+    from benchmark.run.engines import LocalEngine
+    from benchmark.run.grid import run_grid
+    from benchmark.spec.profiles import load_grid
+    from benchmark.spec.settings import Settings
 
     root = tmp_path_factory.mktemp("ui-grid")
     server = MlflowServer(root / "mlflow").start()
@@ -109,11 +110,11 @@ import json, sys, uuid
 from pathlib import Path
 from prefect import flow
 from prefect.runtime import flow_run
-from benchmark.config import load_grid
-from benchmark.grid import plan_grid
-from benchmark.jobs import RunContext
-from benchmark.settings import Settings
-from flows.engine import CellTable, _Child
+from benchmark.spec.profiles import load_grid
+from benchmark.run.plan import plan_grid
+from benchmark.run.jobs import RunContext
+from benchmark.spec.settings import Settings
+from flows.pool import CellTable, _Child
 from flows.grid import benchmark_grid
 
 args = json.loads(sys.argv[1])
@@ -240,7 +241,7 @@ def browser(tmp_path_factory):
 
 
 def _tracker(settings, experiment=EXPERIMENT):
-    from benchmark.tracking import Tracker
+    from benchmark.tracking.tracker import Tracker
 
     return Tracker(settings, experiment)
 
@@ -259,7 +260,7 @@ def _cell_run(settings, mode: str, seed: int = 0):
 
 @needs_chromium
 def test_experiment_opens_in_model_training_mode(finished_grid, browser):
-    from benchmark.tracking import VIEW_NAME, runs_view_url
+    from benchmark.tracking.views import VIEW_NAME, runs_view_url
 
     settings, result, server = finished_grid
     assert result.counts() == {"finished": 5}  # 4 cells and the baseline
@@ -399,7 +400,7 @@ def test_grid_run_description_holds_the_verdict_and_the_report_link(finished_gri
 
 @needs_chromium
 def test_prefect_form_offers_the_profiles(prefect_objects, prefect_server, browser):
-    from benchmark.config import profile_names
+    from benchmark.spec.profiles import profile_names
 
     schema = _api(prefect_server, f"deployments/{prefect_objects['deployment_id']}")["parameter_openapi_schema"]
     grid = schema["properties"]["grid"]

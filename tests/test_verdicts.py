@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import verdicts
+from benchmark.results import verdicts
 
 
 def agg_frame(rows: list[tuple]) -> pd.DataFrame:
@@ -99,7 +99,7 @@ def test_forecast_comparisons_find_the_real_difference_and_only_it():
 
 
 def test_holm_counts_one_test_per_comparison_and_corrects_the_seeds_behind_it_apart():
-    from benchmark import stats
+    from benchmark.results import stats
 
     rows, errors = comparison_rows()
     rows = rows.loc[~((rows["mode"] == "frozen") & (rows["seed"] > 0))]  # frozen: one seed left
@@ -177,7 +177,7 @@ def test_a_verdict_against_another_baseline_is_also_tested_against_the_naive_for
     assert set(against_naive["mode"]) == {"finetune"} and list(against_naive["seed"]) == [0, 1, 2, "pooled"]
     assert set(comparisons.loc[comparisons["mode"] == "scratch", "against"]) == {"mean"}
     # the extra test is one more in the deciding family, Holm over all of them
-    from benchmark import stats
+    from benchmark.results import stats
     deciding = comparisons.loc[comparisons["seed"].astype(str) == "pooled"]
     assert len(deciding) == 6  # finetune, frozen against scratch; three models against mean; finetune against naive
     assert np.allclose(deciding["p_holm"], stats.holm(deciding["p_value"].to_numpy()).adjusted)
@@ -207,7 +207,7 @@ def test_comparisons_test_against_the_baseline_the_verdict_names():
 
 
 def test_the_source_section_shows_each_body_next_to_the_source_baselines():
-    from benchmark.report_verdicts import source_section
+    from benchmark.report.verdicts import source_section
 
     base = dict(kind="source", target="m4/Hourly", target_size=414, horizon=48, lookback=168,
                 normalisation="window", pretrain_seed=0, mase=float("nan"))
@@ -235,7 +235,7 @@ def test_the_verdict_names_a_statistical_baseline_when_it_is_the_best():
 
 
 def test_every_registered_baseline_has_words():
-    from benchmark.baselines import BASELINES
+    from benchmark.forecasters.baselines import BASELINES
 
     assert set(BASELINES.names()) <= set(verdicts.BASELINE_WORDS)
 
@@ -257,7 +257,7 @@ def test_win_rates_and_comparisons_include_statistical_baselines():
 
 
 def test_the_source_section_says_whether_the_body_beats_mstl():
-    from benchmark.report_verdicts import source_section, source_verdicts
+    from benchmark.report.verdicts import source_section, source_verdicts
 
     rows = pd.DataFrame({"architecture": ["lstm", "baseline", "baseline"], "mode": ["pretrained", "mstl", "naive2"],
                          "smape": [13.74, 13.76, 18.38], "owa": [0.626, 0.604, 1.0]})
@@ -274,7 +274,7 @@ def test_the_source_section_says_whether_the_body_beats_mstl():
     assert source_verdicts(worse) == ["The pretrained body lstm/pretrained (OWA 1.200) does not beat MSTL (0.604), "
                                       "seasonal naive forecast (0.627) or Naive2 (1.000) on m4/Hourly."]
     # the first section says it too, after the target verdicts: was the body worth transferring
-    from benchmark.report_verdicts import headline_section
+    from benchmark.report.verdicts import headline_section
 
     first = headline_section(SMOKE_LIKE, "mase", rows=rows)
     assert first.index("No model beats the naive forecast") < first.index("The pretrained body lstm/pretrained "
@@ -282,10 +282,11 @@ def test_the_source_section_says_whether_the_body_beats_mstl():
 
 
 def test_report_pulls_the_statistical_source_rows_of_evaluate_source(settings, data_dir):
-    from benchmark.config import DataSpec
-    from benchmark.evaluation import evaluate_source, record_baseline_on_source
-    from benchmark.leaderboard import Leaderboard
-    from benchmark.report_verdicts import source_baselines
+    from benchmark.forecasters.source import evaluate_source
+    from benchmark.report.verdicts import source_baselines
+    from benchmark.results.leaderboard import Leaderboard
+    from benchmark.run.source import record_baseline_on_source
+    from benchmark.spec.sections import DataSpec
 
     source = DataSpec("m4", {"group": "Hourly"})
     result = evaluate_source(source, "theta", data_dir, allow_download=False, max_series=2)

@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.config import CellSpec, DataSpec, ModelSpec, PretrainSpec, SplitSpec, TrainingSpec, TransferSpec
-from benchmark.data.splits import Scaler, source_arrays
 from benchmark.data.loading import load_data
-from benchmark.jobs import PretrainedRef
-from benchmark.stages import train_and_evaluate
-from benchmark.pretrain import load_pretrained, pretrain_model, save_pretrained
-from benchmark.training import predict
+from benchmark.data.splits import Scaler, source_arrays
+from benchmark.models.pretrain import load_pretrained, pretrain_model, save_pretrained
+from benchmark.models.regimes import predict
+from benchmark.run.cells import train_and_evaluate
+from benchmark.run.jobs import PretrainedRef
+from benchmark.spec.sections import DataSpec, ModelSpec, PretrainSpec, SplitSpec, TrainingSpec, TransferSpec
+from benchmark.spec.tree import CellSpec
 
 LOOKBACK, TARGET_SIZE, TEST_SIZE, VAL_FRACTION = 24, 120, 48, 0.2
 MODEL = ModelSpec(units=8)
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.usefixtures("single_threaded_eager")
 @pytest.fixture(scope="module", params=[1, 3], ids=["horizon1", "horizon3"])
 def pretrained(request, tmp_path_factory, data_dir):
     """A tiny LSTM pretrained for one epoch on the last windows of 4 M4 Hourly series, saved."""
-    from benchmark.settings import Settings
+    from benchmark.spec.settings import Settings
 
     horizon = request.param
     root = tmp_path_factory.mktemp(f"zeroshot-h{horizon}")

@@ -1,6 +1,7 @@
-"""``tlbench``: the command line, a thin shell over :mod:`benchmark.grid`, the leaderboard and
-the evaluation. Errors a user can fix are printed as one clear message (exit code 2), never as a
-traceback; a grid with failed cells exits 1.
+"""``tlbench``: the command line (its parser and the commands that run, check and score), a thin
+shell over :mod:`benchmark.run.grid` and the evaluation; the commands that read results are in
+:mod:`benchmark.commands`. Errors a user can fix are printed as one clear message (exit code
+2), never as a traceback; a grid with failed cells exits 1.
 
 ``tlbench run`` runs through Prefect by default (the ``prefect`` engine, found through the
 ``tlbench.launchers`` entry point group so this library never imports Prefect); ``--engine local``
@@ -15,23 +16,25 @@ import logging
 import os
 import sys
 from importlib.metadata import entry_points
-from pathlib import Path
 
-from benchmark.errors import TlbenchError
-from benchmark.registry import Registry
-from benchmark.settings import Settings, apply_mlflow_http_policy
+from benchmark.commands import cmd_leaderboard, cmd_repair, cmd_report, cmd_ui, settings_of
+from benchmark.console import RunConsole
+from benchmark.data.protocols import PROTOCOLS
+from benchmark.forecasters.source import evaluate_source
+from benchmark.forecasters.statistical import METHODS as STATISTICAL_METHODS
+from benchmark.forecasters.statistical import StatisticalForecaster
+from benchmark.forecasters.trained import ModelForecaster
+from benchmark.results.ranking import format_table
+from benchmark.run.engines import LocalEngine, ProcessEngine
+from benchmark.run.grid import run_grid
+from benchmark.run.plan import load_and_plan
+from benchmark.run.resume import finished_result
+from benchmark.spec.errors import TlbenchError
+from benchmark.spec.profiles import profile_names
+from benchmark.spec.registry import Registry
+from benchmark.spec.sections import DataSpec
 
 log = logging.getLogger("tlbench")
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    """The settings of this command, built once here (the CLI is an edge) and passed down."""
-    settings = Settings.from_environment(data_dir=getattr(args, "data_dir", None),
-                                         results=getattr(args, "results", None),
-                                         tracking_uri=getattr(args, "tracking_uri", None),
-                                         experiment=getattr(args, "experiment", None))
-    apply_mlflow_http_policy(settings)
-    return settings
 
 
 def _launchers() -> Registry:
@@ -43,13 +46,7 @@ def _launchers() -> Registry:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark.console import RunConsole
-    from benchmark.grid import LocalEngine, run_grid
-    from benchmark.ranking import format_table
-    from benchmark.resume import finished_result
-    from benchmark.validation import load_and_plan
-
-    settings = _settings(args)
+    settings = settings_of(args)
     grid_source = args.grid or args.profile
     if args.concurrency < 1:
         raise TlbenchError(f"--concurrency {args.concurrency}: must be at least 1 (jobs at once; "
@@ -63,8 +60,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = finished_result(plan, settings)
     if result is None and launcher is None:
         if args.concurrency > 1:
-            from benchmark.engines import ProcessEngine
-
             # Processes, not threads: on a CPU only separate processes make cells run in parallel
             # (docs/performance.md). Workers start now and import TensorFlow while the grid is
             # validated and its data loaded.
@@ -98,92 +93,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
-def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from benchmark.leaderboard import Leaderboard
-    from benchmark.ranking import DEFAULT_METRIC, aggregate, format_table
-
-    settings = _settings(args)
-    board = Leaderboard(settings.results)
-    rows = board.read(target=args.target, target_size=args.size, architecture=args.architecture,
-                      mode=args.mode, run_date=args.date, grid=args.grid)
-    if args.json:
-        print(rows.to_json(orient="records", date_format="iso"))
-        return 0
-    if not len(rows):
-        print(f"no leaderboard rows under {settings.results} for these filters")
-        return 0
-    if args.cells:
-        columns = ["target", "target_size", "architecture", "mode", "seed", "mase", "smape", "mae",
-                   "mse", "mape", "train_seconds", "epochs", "mlflow_run_id"]
-        print(format_table(rows.sort_values(["target", "target_size", "mase"]), columns, max_rows=args.max_rows))
-    else:
-        from benchmark.verdicts import headline
-
-        agg = aggregate(rows)
-        for line in headline(agg):
-            print(f"verdict: {line}")
-        metric = str(agg["metric"].iloc[0]) if len(agg) else DEFAULT_METRIC  # the protocol's (ett_standard: mse_z)
-        shown = dict.fromkeys((f"{metric}_mean", f"{metric}_ci95", "mase_mean", "smape_mean", "mae_mean",
-                               "mse_mean", "mape_mean"))
-        columns = [c for c in ("target", "target_size", "architecture", "mode", *shown, "rank",
-                               "improvement_vs_scratch_pct", "p_value_vs_scratch", "n_seeds")
-                   if c in agg.columns]
-        print(format_table(agg.sort_values(["target", "target_size", "rank"]), columns, max_rows=args.max_rows))
-    for path, reason in board.skipped:
-        print(f"skipped unreadable file {path}: {reason}", file=sys.stderr)
-    return 0
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    """Write the HTML report of one grid's leaderboard rows (default: the rows of its current
-    spec, i.e. the grid_id of its newest row, as ``run_grid`` reports it)."""
-    from benchmark.leaderboard import Leaderboard
-    from benchmark.report import report_dir, write_grid_report
-
-    settings = _settings(args)
-    rows = Leaderboard(settings.results).read(target=args.target, target_size=args.size,
-                                              architecture=args.architecture, mode=args.mode,
-                                              run_date=args.date, grid=args.grid)
-    if args.run_id:
-        rows = rows[rows["run_id"].isin(args.run_id)]
-    if not len(rows):
-        raise TlbenchError(f"No leaderboard rows under {settings.results} for these filters: run a grid "
-                           "first (tlbench run) or loosen them (tlbench leaderboard shows what there is)")
-    grids = sorted(rows["grid"].unique())
-    if len(grids) > 1:
-        raise TlbenchError(f"The rows come from {len(grids)} grids ({', '.join(grids)}); a report covers one: "
-                           "choose it with --grid NAME")
-    if not args.run_id:
-        newest = rows.sort_values("finished_at", kind="stable")["grid_id"].iloc[-1]
-        rows = rows[rows["grid_id"] == newest]
-    tracker = None
-    if not args.no_forecasts:
-        from benchmark.tracking import Tracker
-
-        tracker = Tracker(settings, settings.experiment or f"tlbench-{grids[0]}")
-    out_dir = Path(args.out) if args.out else report_dir(settings, grids[0])
-    path = write_grid_report(rows, settings, grids[0], tracker, out_dir=out_dir)
-    print(f"report: {path}")
-    return 0
-
-
 def cmd_evaluate_source(args: argparse.Namespace) -> int:
     """The M4 protocol on the source: the ``--method`` baseline and Naive2, and with ``--model`` a
     pretrained model too, whose scores are recorded on its MLflow run (when it has one)."""
-    from benchmark.config import DataSpec
-    from benchmark.evaluation import (ModelForecaster, evaluate_source, load_source_model,
-                                      record_baseline_on_source, record_source_scores)
-    from benchmark.statistical import METHODS as STATISTICAL_METHODS, set_fit_seconds
+    # MLflow: loaded only by evaluate-source, which records on runs and in the leaderboard
+    from benchmark.run.source import load_source_model, record_baseline_on_source, record_source_scores
 
-    settings = _settings(args)
+    settings = settings_of(args)
     known = {"m4-hourly": DataSpec("m4", {"group": "Hourly"})}
     if args.source not in known:
         raise TlbenchError(f"Unknown source {args.source!r}. Known: {', '.join(sorted(known))}.")
     source = known[args.source]
     loaded = load_source_model(args.model, settings) if args.model else None  # fail before scoring
-    set_fit_seconds(settings.baseline_fit_seconds)  # the statistical baselines' per-series limit
     options = {"allow_download": settings.allow_download, "max_series": args.max_series}
-    result = evaluate_source(source, args.method, settings.data_dir, **options)
+    method = (StatisticalForecaster(args.method, 24, workers=2, fit_seconds=settings.baseline_fit_seconds)
+              if args.method in STATISTICAL_METHODS else None)  # 24: M4 Hourly's season (the default protocol)
+    result = evaluate_source(source, args.method, settings.data_dir, method, **options)
     naive2 = {**result, "method": "naive2", "smape": result["smape_naive2"],
               "mase": result["mase_naive2"], "owa": 1.0}
     rows = [result] + ([naive2] if args.method != "naive2" else [])
@@ -208,7 +133,7 @@ def cmd_evaluate_source(args: argparse.Namespace) -> int:
         scored["recorded"] = record_source_scores(settings, loaded.run_id, scored, strategy)
         note = f"recorded {', '.join(scored['recorded'])} on MLflow run {loaded.run_id}"
     if args.max_series is None and args.method == "seasonal_naive":
-        from benchmark.stages import record_source_evaluation
+        from benchmark.run.source import record_source_evaluation  # MLflow, as above
 
         where = record_source_evaluation(settings, loaded, forecaster, scored, result)
         note += f"; leaderboard rows of kind 'source' in {where}"
@@ -220,7 +145,7 @@ def cmd_evaluate_source(args: argparse.Namespace) -> int:
 
 
 def _source_table(source: str, rows: list[dict]) -> str:
-    """``rows`` of :func:`benchmark.evaluation.evaluate_source` as aligned lines, one per method."""
+    """``rows`` of :func:`benchmark.forecasters.source.evaluate_source` as aligned lines, one per method."""
     first = rows[0]
     width = max(len(str(row["method"])) for row in rows)
     lines = [f"{source}: M4 protocol, {first['horizon']}-step test of {first['n_series']} series "
@@ -234,16 +159,12 @@ def _source_table(source: str, rows: list[dict]) -> str:
 
 
 def cmd_profiles(args: argparse.Namespace) -> int:
-    from benchmark.config import profile_names
-
     print("\n".join(profile_names()))
     return 0
 
 
 def cmd_protocols(args: argparse.Namespace) -> int:
     """The registered evaluation protocols, one line each, with the flaws a faithful rerun keeps."""
-    from benchmark.data.protocols import PROTOCOLS
-
     for name in PROTOCOLS:
         protocol = PROTOCOLS.get(name)
         print(f"{name}: {protocol.description}; ranked by {protocol.metric}")
@@ -253,78 +174,11 @@ def cmd_protocols(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from benchmark.validation import load_and_plan
-
-    settings = _settings(args)
+    settings = settings_of(args)
     source = args.grid or args.profile
     plan = load_and_plan(source, args.set, settings)
     print(f"{source}: ok, {len(plan.cells)} cells")
     return 0
-
-
-def cmd_repair(args: argparse.Namespace) -> int:
-    """Quarantine damaged leaderboard files and restore their rows from the compaction archive;
-    with a grid, also list the cells its next run will (re)train."""
-    from benchmark.leaderboard import Leaderboard
-    from benchmark.repair import repair, to_retrain
-
-    settings = _settings(args)
-    print("\n".join(repair(Leaderboard(settings.results)).lines()))
-    if args.grid or args.profile:
-        from benchmark.config import load_grid
-
-        labels = to_retrain(load_grid(args.grid or args.profile, args.set), settings)
-        print(f"the next run of {args.grid or args.profile} trains {len(labels)} cell(s)"
-              + "".join(f"\n  {label}" for label in labels))
-    return 0
-
-
-def cmd_ui(args: argparse.Namespace) -> int:
-    """Print the runs-list view of tlbench's experiments (URL with the search filter and sort,
-    then the columns and grouping to pick), then start ``mlflow server`` on the embedded store,
-    bound to 127.0.0.1 unless told otherwise. With a server tracking URI, only print its view."""
-    from benchmark.tracking import Tracker
-
-    settings = _settings(args)
-    local = settings.tracking_uri.startswith("sqlite:")
-    if local:
-        settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
-    base = f"http://{args.host}:{args.port}" if local else settings.tracking_uri
-    found = Tracker(settings, "tlbench-ui").experiment_ids(settings.experiment or "tlbench-")
-    if settings.experiment:
-        found = {name: eid for name, eid in found.items() if name == settings.experiment}
-    print(ui_view_text(base, found, args.size))
-    if not local:
-        return 0
-    command = [sys.executable, "-m", "mlflow", "server", "--host", args.host, "--port", str(args.port),
-               "--workers", "1", "--backend-store-uri", settings.tracking_uri,
-               "--default-artifact-root", settings.artifact_location]
-    print("starting:", " ".join(command))
-    sys.stdout.flush()
-    os.execv(sys.executable, command)
-    return 0  # pragma: no cover
-
-
-def ui_view_text(base: str, experiments: dict[str, str], size: int | None = None) -> str:
-    """What ``tlbench ui`` prints: per experiment, its saved runs view (cell runs grouped by target
-    size and mode, the seeds' average, best MASE first) and, with ``size``, the cell runs of that
-    size; then the filter, columns and grouping, to rebuild the view by hand."""
-    from benchmark.tracking import (VIEW_COLUMNS, VIEW_GROUP_BY, VIEW_KEY, runs_view_filter,
-                                    runs_view_url)
-
-    lines = [f"tlbench runs in the MLflow UI (saved view {VIEW_KEY!r}: cell runs grouped by "
-             f"{' and '.join(VIEW_GROUP_BY)}, mean over seeds, best MASE first):"]
-    for name, eid in sorted(experiments.items()):
-        lines.append(f"  {name}: {runs_view_url(base, eid)}")
-        if size is not None:
-            lines.append(f"  {name}, n={size} only: {runs_view_url(base, eid, size)}")
-    if not experiments:
-        lines.append(f"  (no tlbench experiment yet; {base} lists them once a grid has run)")
-    lines += [f"search filter: {runs_view_filter(size)}",
-              "columns: " + "; ".join(f"{kind}: {', '.join(names)}" for kind, names in VIEW_COLUMNS.items()),
-              f"group by: tags {', '.join(VIEW_GROUP_BY)} (aggregate: average); the Chart view then "
-              "draws one bar per group"]
-    return "\n".join(lines)
 
 
 class _RunNameFormatter(logging.Formatter):
@@ -468,9 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         if args.command == "run":  # progress on the terminal, the rest in a log file
-            from benchmark.console import RunConsole
-
-            with RunConsole(_settings(args), args.grid or args.profile, args.verbose,
+            with RunConsole(settings_of(args), args.grid or args.profile, args.verbose,
                             progress_every=args.progress_every) as args.console:
                 return args.func(args)
         return args.func(args)

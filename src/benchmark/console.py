@@ -4,12 +4,12 @@ retracing and matplotlib warnings, MLflow's download bars) goes to a log file un
 
 Why file descriptors and not logging settings: TensorFlow's C++ runtime writes to fd 2 itself (the
 absl ``I0000 ... port.cc`` lines ignore ``TF_CPP_MIN_LOG_LEVEL``), and the worker processes of
-:class:`benchmark.engines.ProcessEngine` or Prefect write to the fds they inherit. So for the run,
+:class:`benchmark.run.engines.ProcessEngine` or Prefect write to the fds they inherit. So for the run,
 fds 1 and 2 of this process point at the log file, and the display writes to a duplicate of the
 original terminal; both are restored on exit, on an exception and on Ctrl-C.
 
 The progress has two sources, so it is right whatever the engine: the stage names seen by
-:meth:`RunConsole.engine` (a thin wrapper over any :class:`benchmark.grid.Engine`) and
+:meth:`RunConsole.engine` (a thin wrapper over any :class:`benchmark.run.engines.Engine`) and
 ``on_progress``, and the leaderboard ledger, polled once a second by a background thread for this
 run's finished and failed cells (which other processes write). A terminal gets a rich live
 display; a pipe (a nightly job's log) gets plain lines: one per stage, a ``progress:`` line at most
@@ -26,9 +26,13 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from benchmark.settings import Settings
+from benchmark.data.sources import source_label
+from benchmark.results.leaderboard import Leaderboard
+from benchmark.run.jobs import cell_key
+from benchmark.run.progress import pretrain_progress_dir
+from benchmark.spec.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -78,39 +82,6 @@ class Progress:
         return min(self.slots, self.to_go) if cells else 0
 
 
-def pretrain_progress_path(settings: Settings, key: str) -> Path:
-    """Where a pretraining writes its epoch and validation loss as it trains (JSON, atomic)."""
-    return settings.local_dir("progress", "pretrain") / f"{key}.json"
-
-
-def epoch_writer(settings: Settings, key: str, max_epochs: int):
-    """An ``on_epoch_end(epoch, logs)`` hook that writes the pretraining's progress file; called
-    with epoch -1 when it starts and with ``logs["finished"]`` when it ends."""
-    import json
-
-    from benchmark.files import atomic_write
-
-    path = pretrain_progress_path(settings, key)
-
-    def on_epoch_end(epoch: int, logs: dict) -> None:
-        record = {"key": key, "epoch": epoch + 1, "max_epochs": max_epochs, "updated": time.time(),
-                  "loss": _number(logs.get("loss")), "val_loss": _number(logs.get("val_loss")),
-                  "finished": bool(logs.get("finished"))}
-        try:
-            atomic_write(path, json.dumps(record))
-        except OSError:  # progress is a nicety: never fail a pretraining over it
-            log.debug("could not write %s", path, exc_info=True)
-
-    return on_epoch_end
-
-
-def _number(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 class _EngineView:
     """Any engine, reporting which stage's ``map`` is running to the console."""
 
@@ -150,7 +121,7 @@ class _TerminalHandler(logging.Handler):
 
 class RunConsole:
     """The terminal of one ``tlbench run``: use as a context manager around the run, pass
-    :meth:`engine` and :meth:`on_progress` to :func:`benchmark.grid.run_grid`, call :meth:`watch`
+    :meth:`engine` and :meth:`on_progress` to :func:`benchmark.run.grid.run_grid`, call :meth:`watch`
     with the plan and :meth:`finish` with the result.
 
     ``verbose`` keeps everything on the terminal (no redirection, no display): today's output.
@@ -187,12 +158,9 @@ class RunConsole:
         self.progress.finished_stages.add(stage)
 
     def watch(self, plan, slots: int = 1) -> None:
-        """Count this grid's cells (a :class:`benchmark.grid.GridPlan`) in the ledger from now on;
+        """Count this grid's cells (a :class:`benchmark.run.plan.GridPlan`) in the ledger from now on;
         ``slots``: jobs at once (until an engine view says otherwise)."""
         self.progress.slots = slots if self.progress.slots_unknown else self.progress.slots
-        from benchmark.data.sources import source_label
-        from benchmark.jobs import cell_key
-
         self._keys = {cell_key(c, plan.fingerprints[source_label(c.target)]) for c in plan.cells}
         self.progress.already = len(self._keys & self._finished_keys())
         self.progress.total = len(self._keys)
@@ -200,7 +168,7 @@ class RunConsole:
                   f"already finished" + (f"; log: {self.log_path}" if self.log_path else ""))
 
     def finish(self, result) -> None:
-        """Remember the summary of ``result`` (a :class:`benchmark.jobs.GridResult`); printed on exit."""
+        """Remember the summary of ``result`` (a :class:`benchmark.run.jobs.GridResult`); printed on exit."""
         self._poll()
         counts = result.counts()
         lines = [f"grid {result.grid} run {result.run_id}: "
@@ -337,15 +305,11 @@ class RunConsole:
             self._last_line = (now, state)
 
     def _finished_keys(self) -> set[str]:
-        from benchmark.leaderboard import Leaderboard
-
         return Leaderboard(self.settings.results).finished_keys()
 
     def _poll(self) -> None:
         if not self._keys:
             return
-        from benchmark.leaderboard import Leaderboard
-
         board = Leaderboard(self.settings.results)
         finished = len(self._keys & board.finished_keys())
         failures = board.failures()
@@ -361,7 +325,7 @@ class RunConsole:
     def _pretrain_progress(self) -> dict | None:
         import json
 
-        folder = self.settings.local_dir("progress", "pretrain")
+        folder = pretrain_progress_dir(self.settings)
         newest = None
         for path in folder.glob("*.json") if folder.is_dir() else []:
             try:

@@ -8,12 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.config import DataSpec, SplitSpec
-from benchmark.data.features import (FEATURES, build_inputs, feature_columns, feature_problems,
-                                     load_covariates)
+from benchmark.data.features import FEATURES, build_inputs, feature_columns, feature_problems, load_covariates
 from benchmark.data.sources import load_source
 from benchmark.data.splits import make_cell_data
-from benchmark.errors import DataError
+from benchmark.spec.errors import DataError
+from benchmark.spec.sections import DataSpec, SplitSpec
 
 ALL = ["rolling_mean:3", "hour_of_day", "day_of_week", "covariate:x2"]
 

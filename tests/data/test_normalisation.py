@@ -8,12 +8,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.config import ModelSpec, SplitSpec
-from benchmark.data.normalisation import (NORMALISATIONS, SCALERS, WINDOW_STAGES, MinMaxScaler,
-                                          Scaler, denormalise_outputs, normalise_windows)
+from benchmark.data.normalisation import (
+    NORMALISATIONS,
+    SCALERS,
+    WINDOW_STAGES,
+    MinMaxScaler,
+    Scaler,
+    denormalise_outputs,
+    normalise_windows,
+)
 from benchmark.data.splits import make_cell_data, test_origins
 from benchmark.data.windows import FORECASTS, make_windows
-from benchmark.errors import TlbenchError
+from benchmark.spec.errors import TlbenchError
+from benchmark.spec.sections import ModelSpec, SplitSpec
 
 pytestmark = pytest.mark.usefixtures("single_threaded_eager")
 

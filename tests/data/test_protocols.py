@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.config import (CellSpec, DataSpec, GridSpec, ModelSpec, PretrainSpec, SplitSpec,
-                              TrainingSpec, TransferSpec, from_dict)
 from benchmark.data.protocols import PROTOCOLS, apply_protocol, ett_boundaries
 from benchmark.data.sources import load_source
 from benchmark.data.splits import make_cell_data, scale_metrics, split_target
-from benchmark.errors import DataError, SpecError, UnknownNameError
+from benchmark.spec.convert import from_dict
+from benchmark.spec.errors import DataError, SpecError, UnknownNameError
+from benchmark.spec.sections import DataSpec, ModelSpec, PretrainSpec, SplitSpec, TrainingSpec, TransferSpec
+from benchmark.spec.tree import CellSpec, GridSpec
 
 ETT = SplitSpec(protocol="ett_standard", lookback=96, horizon=24)
 
@@ -185,7 +186,7 @@ class _FakeModel:
 
 @pytest.mark.parametrize("monitor, stops, best", [("loss", False, 2), ("val_loss", True, 1)])
 def test_early_stopping_watches_the_monitored_loss(monitor, stops, best):
-    from benchmark.training import _EpochMonitor, _Run
+    from benchmark.models.training import _EpochMonitor, _Run
 
     run = _Run(TrainingSpec(patience=1, monitor=monitor), None)
     callback = _EpochMonitor(run, 0)
@@ -196,7 +197,7 @@ def test_early_stopping_watches_the_monitored_loss(monitor, stops, best):
 
 
 def test_training_loss_monitor_runs_without_validation_windows():
-    from benchmark.training import fit
+    from benchmark.models.training import fit
 
     keras = pytest.importorskip("keras")
     model = keras.Sequential([keras.Input((4, 1)), keras.layers.Dense(1), keras.layers.Flatten(),
@@ -213,8 +214,8 @@ def test_training_loss_monitor_runs_without_validation_windows():
 
 
 def test_protocol_axis_expands_into_variants_with_pinned_fields():
-    from benchmark.jobs import expand
-    from benchmark.validation import grid_problems
+    from benchmark.run.jobs import expand
+    from benchmark.run.validation import grid_problems
 
     spec = from_dict(GridSpec, {"protocols": ["tlbench", "notebook"], "target_sizes": [240],
                                 "modes": ["scratch", "finetune"]})
@@ -241,7 +242,7 @@ def test_protocol_axis_expands_into_variants_with_pinned_fields():
      "grid.normalisations: protocol notebook pins normalisation 'minmax', so 'window', 'global' would run"),
 ])
 def test_bad_protocol_input_is_refused_before_training(data, message):
-    from benchmark.validation import validate_grid
+    from benchmark.run.validation import validate_grid
 
     with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
         validate_grid(from_dict(GridSpec, data))
@@ -271,8 +272,8 @@ def test_cli_lists_every_protocol_with_the_notebooks_flaws(capsys):
 
 
 def test_shipped_protocol_profiles_validate(settings):
-    from benchmark.config import load_grid
-    from benchmark.grid import plan_grid
+    from benchmark.run.plan import plan_grid
+    from benchmark.spec.profiles import load_grid
 
     notebook = plan_grid(load_grid("notebook"), settings)
     assert {c.split.protocol for c in notebook.cells} == {"notebook", "tlbench"}
@@ -299,8 +300,8 @@ def test_shipped_protocol_profiles_validate(settings):
 
 
 def test_ett_standard_leaves_the_normalisation_to_the_grid():
-    from benchmark.jobs import expand
     from benchmark.models import build_model
+    from benchmark.run.jobs import expand
 
     spec = from_dict(GridSpec, {"split": {"protocol": "ett_standard", "lookback": 96, "horizon": 24},
                                 "normalisations": ["last_value", "global"], "target_sizes": [720],
@@ -317,7 +318,7 @@ def test_ett_standard_leaves_the_normalisation_to_the_grid():
 
 
 def test_mse_z_is_the_protocols_scale_whatever_the_normalisation(etth1):
-    from benchmark.metrics import compute_metrics
+    from benchmark.forecasters.metrics import compute_metrics
 
     values = etth1["y"].to_numpy()
     scored = {}

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.config import DataSpec
-from benchmark.data.sources import (SOURCES, data_fingerprint, load_m4_test, load_source,
-                                    parse_options, source_label)
-from benchmark.errors import DataError, SpecError, UnknownNameError
+from benchmark.data.loaders import load_m4_test
+from benchmark.data.sources import SOURCES, data_fingerprint, load_source, parse_options, source_label
+from benchmark.spec.errors import DataError, SpecError, UnknownNameError
+from benchmark.spec.sections import DataSpec
 
 
 def assert_tidy(frame: pd.DataFrame) -> None:

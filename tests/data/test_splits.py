@@ -7,11 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.config import DataSpec, PretrainSpec, SplitSpec
 from benchmark.data.sources import load_source
-from benchmark.data.splits import (Scaler, make_cell_data, sample_positions, source_arrays,
-                                   split_target, test_length)
-from benchmark.errors import DataError
+from benchmark.data.splits import Scaler, make_cell_data, sample_positions, source_arrays, split_target, test_length
+from benchmark.spec.errors import DataError
+from benchmark.spec.sections import DataSpec, PretrainSpec, SplitSpec
 
 SPLIT = SplitSpec(lookback=4, horizon=1, test_size=20, val_fraction=0.25)
 

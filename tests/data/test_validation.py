@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.config import DataSpec
 from benchmark.data.sources import load_source
 from benchmark.data.validation import check_length, validate_frame
-from benchmark.errors import DataError
+from benchmark.spec.errors import DataError
+from benchmark.spec.sections import DataSpec
 
 HOURS = [f"2021-01-01 {h:02d}:00" for h in range(8)]
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.config import ModelSpec
-from benchmark.errors import TlbenchError, UnknownNameError
 from benchmark.models import (
     ARCHITECTURES,
     HEADS,
@@ -16,7 +14,10 @@ from benchmark.models import (
     param_counts,
 )
 from benchmark.models.layers import Rescale
-from benchmark.training import predict, seed_everything
+from benchmark.models.regimes import predict
+from benchmark.models.runtime import seed_everything
+from benchmark.spec.errors import TlbenchError, UnknownNameError
+from benchmark.spec.sections import ModelSpec
 
 LOOKBACK, HORIZON = 8, 3
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark.config import ModelSpec, TrainingSpec, TransferSpec
 from benchmark.models import TRANSFER_MODES, build_model, param_counts, prepare_for_mode
 from benchmark.models.architectures import INPUT_PROJECTION
-from benchmark.training import configure_threads, seed_everything, train_for_mode
+from benchmark.models.runtime import configure_threads, seed_everything
+from benchmark.models.training import train_for_mode
+from benchmark.spec.sections import ModelSpec, TrainingSpec, TransferSpec
 
 SPEC = ModelSpec(architecture="gru", units=8)
 LOOKBACK, HORIZON = 8, 1

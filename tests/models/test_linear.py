@@ -9,12 +9,14 @@ import keras
 import numpy as np
 import pytest
 
-from benchmark.config import ModelSpec, TrainingSpec, load_grid
-from benchmark.errors import TlbenchError
 from benchmark.models import ARCHITECTURES, build_model, param_counts, prepare_for_mode
 from benchmark.models.linear import DLINEAR_KERNEL
-from benchmark.training import predict, seed_everything
-from benchmark.validation import grid_problems
+from benchmark.models.regimes import predict
+from benchmark.models.runtime import seed_everything
+from benchmark.run.validation import grid_problems
+from benchmark.spec.errors import TlbenchError
+from benchmark.spec.profiles import load_grid
+from benchmark.spec.sections import ModelSpec, TrainingSpec
 
 LINEAR = ("nlinear", "dlinear")
 pytestmark = pytest.mark.usefixtures("single_threaded_eager")
@@ -159,8 +161,9 @@ def test_grid_validation_refuses_them_before_anything_trains():
 
 
 def test_a_tiny_real_grid_cell_of_each_runs_through_run_grid(settings):
-    from benchmark.grid import LocalEngine, run_grid
-    from benchmark.leaderboard import Leaderboard
+    from benchmark.results.leaderboard import Leaderboard
+    from benchmark.run.engines import LocalEngine
+    from benchmark.run.grid import run_grid
 
     spec = load_grid("smoke", ["architectures=[nlinear, dlinear]", "modes=[scratch]", "baselines=[]",
                                "target_sizes=[240]", "split.test_size=48", "training.max_epochs=2"])
@@ -182,13 +185,13 @@ def test_saved_linear_models_load_in_safe_mode(tmp_path, architecture):
     assert np.array_equal(predict(model, x), predict(loaded, x))
 
 
-def test_grid_variants_are_checked_for_the_pairs_they_run():
+def test_grid_subgrids_are_checked_for_the_pairs_they_run():
     axes = ["architectures=[lstm, nlinear]", "modes=[scratch, frozen]"]
-    apart = load_grid("smoke", axes + ["variants=[{architectures: [lstm], modes: [frozen]}, "
+    apart = load_grid("smoke", axes + ["subgrids=[{architectures: [lstm], modes: [frozen]}, "
                                        "{architectures: [nlinear], modes: [scratch]}]"])
     assert grid_problems(apart) == []
-    together = load_grid("smoke", axes + ["variants=[{architectures: [lstm], modes: [frozen]}, "
+    together = load_grid("smoke", axes + ["subgrids=[{architectures: [lstm], modes: [frozen]}, "
                                           "{architectures: [nlinear], modes: [frozen]}]"])
     [problem] = grid_problems(together)
-    assert problem.startswith("grid.variants[1]: grid.modes[0]: architecture 'nlinear' cannot use "
+    assert problem.startswith("grid.subgrids[1]: grid.modes[0]: architecture 'nlinear' cannot use "
                               "transfer mode 'frozen': a linear forecaster"), problem

@@ -11,8 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.config import ModelSpec, TrainingSpec, TransferSpec
-from benchmark.errors import TlbenchError, UnknownNameError
 from benchmark.models import (
     ARCHITECTURES,
     TRANSFER_MODES,
@@ -22,9 +20,13 @@ from benchmark.models import (
     param_counts,
     prepare_for_mode,
 )
-from benchmark.models.transfer import apply_freezing, frozen_layer_names, load_pretrained_weights
 from benchmark.models.compile import compile_model
-from benchmark.training import predict, seed_everything, train_for_mode
+from benchmark.models.regimes import predict
+from benchmark.models.runtime import seed_everything
+from benchmark.models.training import train_for_mode
+from benchmark.models.transfer import apply_freezing, frozen_layer_names, load_pretrained_weights
+from benchmark.spec.errors import TlbenchError, UnknownNameError
+from benchmark.spec.sections import ModelSpec, TrainingSpec, TransferSpec
 
 LOOKBACK, HORIZON = 8, 2
 TRAINING = TrainingSpec(learning_rate=1e-2, batch_size=256, max_epochs=1, patience=3)  # one batch per epoch

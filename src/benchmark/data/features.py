@@ -22,9 +22,10 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from benchmark.config import DataSpec
-from benchmark.errors import DataError
-from benchmark.registry import Registry
+from benchmark.spec.errors import DataError
+from benchmark.spec.registry import Registry
+from benchmark.spec.sections import DataSpec
+
 
 # What a builder may read: the target values (T,), the timestamps (T,), the covariates by column.
 @dataclass(frozen=True)
@@ -178,7 +179,7 @@ def load_covariates(target: DataSpec, frame: pd.DataFrame, names: Sequence[str],
                     load: Callable[[DataSpec], pd.DataFrame]) -> dict[str, np.ndarray]:
     """The covariate columns of a feature set, aligned with ``frame`` on ``ds`` (float64 [T]).
 
-    ``load(spec)`` returns a source's tidy frame (e.g. :func:`benchmark.grid.load_data`); an
+    ``load(spec)`` returns a source's tidy frame (e.g. :func:`benchmark.data.loading.load_data`); an
     unknown column raises the source's own DataError, which lists the available ones. A
     covariate whose timestamps differ from the target's (e.g. other gaps) is refused.
     """

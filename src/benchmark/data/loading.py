@@ -3,7 +3,7 @@
 :func:`load_data` is the per-process cache every stage loads through (the cells of one target
 share one load); :func:`check_targets` loads every target and checks every size and feature set
 fits, reporting all problems at once; :func:`source_fingerprint` loads the pretraining source
-when a mode needs it. Both checks run in :func:`benchmark.grid.plan_grid`, before the first job.
+when a mode needs it. Both checks run in :func:`benchmark.run.plan.plan_grid`, before the first job.
 """
 
 from __future__ import annotations
@@ -16,16 +16,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.config import DataSpec, GridSpec, SplitSpec, canonical_json
-from benchmark.errors import DataError, TlbenchError
-from benchmark.settings import Settings
+from benchmark.data.features import build_inputs, load_covariates
+from benchmark.data.sources import data_fingerprint, load_source, source_label
+from benchmark.data.splits import split_target
+from benchmark.spec.axes import axis_values
+from benchmark.spec.catalog import TRANSFER_MODES
+from benchmark.spec.errors import DataError, TlbenchError
+from benchmark.spec.identity import canonical_json
+from benchmark.spec.sections import DataSpec, SplitSpec
+from benchmark.spec.settings import Settings
+from benchmark.spec.tree import GridSpec
 
 
 @functools.lru_cache(maxsize=16)
 def _load_cached(spec_json: str, data_dir: str, allow_download: bool, fill_gaps: str | None,
                  max_gap: int) -> pd.DataFrame:
-    from benchmark.data.sources import load_source
-
     plain = json.loads(spec_json)
     return load_source(DataSpec(plain["source"], plain["options"]), Path(data_dir), allow_download,
                        fill_gaps=fill_gaps, max_gap=max_gap)
@@ -55,9 +60,6 @@ def target_problems(spec: GridSpec, settings: Settings) -> tuple[dict[str, str],
     file)``, every problem of
     every file (a missing source is reported with the missing targets, a CSV with all its kinds
     of problems), nothing raised for a data problem."""
-    from benchmark.data.features import build_inputs, load_covariates
-    from benchmark.data.sources import data_fingerprint, source_label
-
     problems: dict[str, list[str]] = {}
     fingerprints: dict[str, str] = {}
 
@@ -101,9 +103,7 @@ def target_problems(spec: GridSpec, settings: Settings) -> tuple[dict[str, str],
 
 def _size_problems(spec: GridSpec, n_points: int, label: str, where: str, add) -> None:
     """``add(error, prefix)`` for every target size that does not fit a series of ``n_points``."""
-    from benchmark.data.splits import split_target
-
-    protocols = spec.protocols or (spec.split.protocol,)
+    protocols = axis_values(spec, "protocols")
     for protocol, (k, size) in itertools.product(protocols, enumerate(spec.target_sizes)):
         if size is None or size > 0:  # a non-positive size is a spec problem, reported there
             try:
@@ -114,8 +114,6 @@ def _size_problems(spec: GridSpec, n_points: int, label: str, where: str, add) -
 
 
 def _label(spec: DataSpec) -> str:
-    from benchmark.data.sources import source_label
-
     try:
         return source_label(spec)
     except Exception:  # noqa: BLE001 - an unknown source or bad options: reported by the spec checks
@@ -124,9 +122,6 @@ def _label(spec: DataSpec) -> str:
 
 def source_fingerprint(spec: GridSpec, settings: Settings) -> str:
     """Load the pretraining source (when a mode needs it) before anything trains; its fingerprint."""
-    from benchmark.data.sources import data_fingerprint
-    from benchmark.catalog import TRANSFER_MODES
-
     if not any(TRANSFER_MODES.get(m).load_body for m in spec.modes if m in TRANSFER_MODES):
         return ""
     try:

@@ -38,7 +38,7 @@ from typing import Callable
 
 import numpy as np
 
-from benchmark.registry import Registry
+from benchmark.spec.registry import Registry
 
 #: Smallest standard deviation the ``window`` stage divides by (on series-scaled values, where
 #: a typical window's standard deviation is 0.1-1): a flat window is only centred.

@@ -13,7 +13,7 @@ aspect             applied in
 ``scaler_fit``     :func:`benchmark.data.splits.make_cell_data` (which rows the series scaler sees)
 ``lags``           :func:`benchmark.data.splits.make_cell_data` (time order of the input windows)
 ``training``       :func:`apply_protocol` -> ``TrainingSpec`` (batch, patience, ``monitor``), read by
-                   :func:`benchmark.training.fit`'s early stopping
+                   :func:`benchmark.models.training.fit`'s early stopping
 ``model``          :func:`apply_protocol` -> ``ModelSpec`` (the ``notebook``'s min-max scaling)
 ``transfer_head``  :func:`apply_protocol` -> the head of the modes that load a pretrained body
 ``scales``         :func:`benchmark.data.splits.scale_metrics` (``mse_z``/``mae_z`` besides the
@@ -36,12 +36,11 @@ The boundaries of the fixed ETT split are spelled once here (:data:`ETT_HOURS_PE
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
-from benchmark.registry import Registry
-
-if TYPE_CHECKING:
-    from benchmark.config import CellSpec
+from benchmark.spec.catalog import TRANSFER_MODES  # the facts only: no TensorFlow at planning time
+from benchmark.spec.registry import Registry
+from benchmark.spec.tree import CellSpec
 
 #: Months of the long-horizon ETT protocol are 30 days (Zhou et al., 2021, and every paper after).
 ETT_HOURS_PER_MONTH = 30 * 24
@@ -76,7 +75,7 @@ class Protocol:
     largest target size the cut allows. ``test_segment``: protocols with the same one score the
     same test targets and may share a grid. ``flaws``: what a faithful rerun keeps on purpose.
     ``metric``: the metric a grid under this protocol is ranked and judged by (its verdicts, the
-    report, ``tlbench leaderboard``; :func:`benchmark.ranking.ranking_metric`): ``mase`` by
+    report, ``tlbench leaderboard``; :func:`benchmark.results.ranking.ranking_metric`): ``mase`` by
     default, ``mse_z`` where the protocol's literature reports it (``ett_standard``).
     """
 
@@ -144,12 +143,10 @@ for _protocol in (
     PROTOCOLS.add(_protocol.name, _protocol)
 
 
-def apply_protocol(cell: "CellSpec") -> "CellSpec":
+def apply_protocol(cell: CellSpec) -> CellSpec:
     """``cell`` with the training, model and forecast fields its protocol (``cell.split.protocol``)
     pins, and the protocol's transfer head on a mode that loads a pretrained body but not its head.
     The cell spec then says what really ran (its key, MLflow params and row follow from it)."""
-    from benchmark.catalog import TRANSFER_MODES  # no TensorFlow at planning time
-
     protocol = PROTOCOLS.get(cell.split.protocol)
     model = replace(cell.model, **protocol.model)
     mode = TRANSFER_MODES.get(cell.mode)

@@ -36,20 +36,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from typing import Callable, Mapping, Sequence
-
-from benchmark.config import PretrainSpec, SplitSpec
 from benchmark.data.features import build_inputs, feature_columns
 from benchmark.data.normalisation import NORMALISATIONS, Scaler
 from benchmark.data.protocols import PROTOCOLS
 from benchmark.data.validation import check_length
 from benchmark.data.windows import FORECASTS, make_windows, target_range, target_windows
-from benchmark.errors import DataError
-from benchmark.registry import Registry
+from benchmark.spec.errors import DataError
+from benchmark.spec.registry import Registry
+from benchmark.spec.sections import PretrainSpec, SplitSpec
 
 __all__ = ["CUTS", "CellData", "LAG_ORDERS", "SCALER_RANGES", "Scaler", "SourceArrays", "TargetSplit",
            "make_cell_data", "scale_metrics", "source_arrays", "split_target", "test_length",

@@ -1,6 +1,6 @@
 """Checks every loaded frame before anything else sees it: missing or non-numeric values,
 unparseable, duplicate, unsorted or irregularly spaced timestamps, and series too short for what
-was asked. Every error is a :class:`~benchmark.errors.DataError` that names the file or label, the
+was asked. Every error is a :class:`~benchmark.spec.errors.DataError` that names the file or label, the
 column, the first offending rows and how to fix it.
 
 Loaders hand in a tidy ``unique_id, ds, y`` frame whose index is the row number in the file (the
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from benchmark.errors import DataError
+from benchmark.spec.errors import DataError
 
 FILL_MODES = ("interpolate",)
 _SHOW = 5  # offending rows quoted in a message

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from benchmark.registry import Registry
+from benchmark.spec.registry import Registry
 
 
 def target_range(n_points: int, lookback: int, horizon: int, start: int | None = None,

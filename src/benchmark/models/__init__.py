@@ -1,9 +1,16 @@
-"""The model zoo: architectures, heads and transfer modes, all in registries.
+"""The models layer: the Keras model zoo, and how a model is trained and pretrained.
 
-Importing this package registers every architecture, head, transfer mode and custom layer (the
-latter is needed to load saved models). Nothing is built, configured or trained at import.
+Owns the architectures, heads, custom layers and transfer modes (all in registries), compiling
+(optimisers, losses), seeding and threads (``runtime``), the training loop (``training``), the
+regimes and how a trained model forecasts (``regimes``) and pretraining on the source
+with its saved artefact (``pretrain``). Importing this package registers every architecture, head,
+transfer mode and custom layer (the latter is needed to load saved models); nothing is built,
+configured or trained at import. Keras and TensorFlow are imported here, never by the layers below.
+
+May import: spec, data.
 """
 
+from benchmark.models import linear as _linear  # noqa: F401  registers nlinear and dlinear
 from benchmark.models.architectures import (
     ARCHITECTURES,
     Architecture,
@@ -12,7 +19,6 @@ from benchmark.models.architectures import (
     head_layer_names,
     param_counts,
 )
-from benchmark.models import linear as _linear  # noqa: F401  registers nlinear and dlinear
 from benchmark.models.heads import HEADS, Head
 from benchmark.models.layers import Rescale
 from benchmark.models.transfer import (

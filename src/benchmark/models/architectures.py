@@ -1,7 +1,7 @@
 """The architecture zoo: recurrent bodies, the one model builder, and layer bookkeeping.
 
 An :class:`Architecture` builds a *body* (``body_0``, ``body_1``, ... in order) from a
-:class:`~benchmark.config.ModelSpec`; :func:`build_model` puts a registered head on it. Every
+:class:`~benchmark.spec.sections.ModelSpec`; :func:`build_model` puts a registered head on it. Every
 model obeys one contract, uncompiled: ``[batch, lookback, n_features] -> [batch, horizon]``.
 
 The last recurrent body layer returns its full sequence *and* its final state, so one body serves
@@ -23,6 +23,10 @@ A *window map* (:func:`register_window_map`; the linear forecasters of
 :mod:`benchmark.models.linear`) is a whole forecaster ``[B, L, 1] -> [B, H]`` with no separate head:
 all its weights are body layers, it needs a fixed lookback, and it may refuse transfer modes
 (``refused_modes``) that :func:`benchmark.models.transfer.prepare_for_mode` and grid validation refuse.
+
+Facts (``stateful_capable``, ``why_not_stateful``, ``refused_modes``, ``window_sized``) are declared
+once, in :data:`benchmark.spec.catalog.ARCHITECTURES`: registering a name reads its entry there
+(and refuses a name declared nowhere), so planning and building cannot disagree.
 """
 
 from __future__ import annotations
@@ -34,11 +38,14 @@ from typing import Any, Callable, Mapping
 import keras
 import numpy as np
 
-from benchmark.config import ModelSpec
-from benchmark.errors import TlbenchError
+from benchmark.data.normalisation import NORMALISATIONS
 from benchmark.models.heads import HEADS
 from benchmark.models.layers import Rescale, WindowDenorm, WindowNorm
-from benchmark.registry import Registry
+from benchmark.spec import catalog
+from benchmark.spec.catalog import ArchitectureFacts, declared
+from benchmark.spec.errors import TlbenchError
+from benchmark.spec.registry import Registry
+from benchmark.spec.sections import ModelSpec
 
 # (spec, inputs [B, L, F], stateful) -> (sequence_output [B, L, U], last_state_output [B, U])
 BodyBuilder = Callable[[ModelSpec, Any, bool], tuple[Any, Any]]
@@ -61,10 +68,12 @@ class Architecture:
     ``test_params`` are :class:`ModelSpec` overrides small enough for the contract test.
     ``output_scale``: when set, a :class:`~benchmark.models.layers.Rescale` named
     ``head_rescale`` multiplies the output (the Sunspots recipe; 1.0 on z-scored data).
-    ``stateful_capable``: whether the stateful regime may use it; ``why_not_stateful`` says why
-    not when it may not. ``build_window_map``: set for a window map (then ``build_body`` is None);
-    ``refused_modes``: (transfer mode, why not and the fix) pairs; ``window_sized``: the weights'
-    shapes depend on lookback and horizon, so a pretrained model loads only with the cell's.
+    ``build_window_map``: set for a window map (then ``build_body`` is None). ``facts``: the
+    catalogue's entry of the same name (:class:`~benchmark.spec.catalog.ArchitectureFacts`):
+    ``stateful_capable`` (whether the stateful regime may use it; ``why_not_stateful`` says why
+    not), ``refused_modes`` ((transfer mode, why not and the fix) pairs) and ``window_sized`` (the
+    weights' shapes depend on lookback and horizon, so a pretrained model loads only with the
+    cell's), read through the properties of the same names.
     """
 
     name: str
@@ -74,58 +83,69 @@ class Architecture:
     cudnn_note: str = ""
     output_scale: float | None = None
     description: str = ""
-    stateful_capable: bool = True
-    why_not_stateful: str = ""
     build_window_map: WindowMapBuilder | None = None
-    refused_modes: tuple[tuple[str, str], ...] = ()
-    window_sized: bool = False
+    facts: ArchitectureFacts = field(default_factory=ArchitectureFacts)
+
+    @property
+    def stateful_capable(self) -> bool:
+        return self.facts.stateful_capable
+
+    @property
+    def why_not_stateful(self) -> str:
+        return self.facts.why_not_stateful
+
+    @property
+    def refused_modes(self) -> tuple[tuple[str, str], ...]:
+        return self.facts.refused_modes
+
+    @property
+    def window_sized(self) -> bool:
+        return self.facts.window_sized
 
     def refusal(self, mode: str) -> str | None:
         """Why this architecture refuses transfer ``mode`` (None when it accepts it)."""
-        from benchmark.catalog import mode_refusal
-
-        return mode_refusal(self.name, mode, self.refused_modes)
+        return self.facts.refusal(self.name, mode)
 
     def n_layers(self, spec: ModelSpec) -> int:
         """Recurrent layers of the body: ``spec.layers`` or this architecture's default."""
         return self.default_layers if spec.layers is None else spec.layers
 
 
-ARCHITECTURES: Registry[Architecture] = Registry("architecture")
+ARCHITECTURES: Registry[Architecture] = Registry(catalog.ARCHITECTURES.kind)
 
 
 def register_architecture(name: str, *, default_layers: int, test_params: Mapping[str, Any],
                           cudnn_note: str, description: str,
-                          output_scale: float | None = None,
-                          why_not_stateful: str = "") -> Callable[[BodyBuilder], BodyBuilder]:
-    """Decorator: register a body builder as architecture ``name`` (stateful-capable unless
-    ``why_not_stateful`` says why not)."""
+                          output_scale: float | None = None) -> Callable[[BodyBuilder], BodyBuilder]:
+    """Decorator: register a body builder as architecture ``name``, with the facts that
+    :data:`benchmark.spec.catalog.ARCHITECTURES` declares for it."""
+    facts = declared(catalog.ARCHITECTURES, name)
 
     def decorator(build_body: BodyBuilder) -> BodyBuilder:
         ARCHITECTURES.add(name, Architecture(name=name, default_layers=default_layers,
                                              build_body=build_body, test_params=dict(test_params),
                                              cudnn_note=cudnn_note, output_scale=output_scale,
-                                             description=description,
-                                             stateful_capable=not why_not_stateful,
-                                             why_not_stateful=why_not_stateful))
+                                             description=description, facts=facts))
         return build_body
 
     return decorator
 
 
 def register_window_map(name: str, *, default_layers: int, test_params: Mapping[str, Any],
-                        description: str, why_not_stateful: str,
-                        refused_modes: tuple[tuple[str, str], ...]) -> Callable[[WindowMapBuilder],
-                                                                                WindowMapBuilder]:
+                        description: str) -> Callable[[WindowMapBuilder], WindowMapBuilder]:
     """Decorator: register a whole lookback -> horizon forecaster (no head, never stateful) as
-    architecture ``name``; ``default_layers`` is its number of body layers."""
+    architecture ``name``; ``default_layers`` is its number of body layers. Its catalogue entry
+    must say so (``window_sized``, not ``stateful_capable``)."""
+    facts = declared(catalog.ARCHITECTURES, name)
+    if facts.stateful_capable or not facts.window_sized:
+        raise TlbenchError(f"window map {name!r}: its entry in benchmark.spec.catalog.ARCHITECTURES must "
+                           "say window_sized=True and stateful_capable=False (it maps a fixed window "
+                           f"and has no recurrent state), got {facts}.")
 
     def decorator(build: WindowMapBuilder) -> WindowMapBuilder:
         ARCHITECTURES.add(name, Architecture(name=name, default_layers=default_layers, build_body=None,
                                              test_params=dict(test_params), description=description,
-                                             stateful_capable=False, why_not_stateful=why_not_stateful,
-                                             build_window_map=build, refused_modes=tuple(refused_modes),
-                                             window_sized=True))
+                                             build_window_map=build, facts=facts))
         return build
 
     return decorator
@@ -180,11 +200,7 @@ def stacked_lstm_body(spec: ModelSpec, inputs, stateful: bool = False):
                        test_params={"units": 8, "conv_filters": 4, "kernel_size": 3},
                        cudnn_note=_RNN_CUDNN + " (the LSTM layers); the Conv1D is unaffected",
                        description="causal Conv1D(relu) then LSTM layers (the Sunspots recipe)",
-                       output_scale=1.0,
-                       why_not_stateful=("its causal Conv1D sees only the steps of the current call "
-                                         "(zero padding before each chunk), so its output would "
-                                         "depend on how the series is chunked; use lstm, gru or "
-                                         "stacked_lstm for the stateful regime"))
+                       output_scale=1.0)
 def conv1d_lstm_body(spec: ModelSpec, inputs, stateful: bool = False):
     if stateful:
         raise TlbenchError(f"conv1d_lstm cannot be stateful: "
@@ -256,8 +272,6 @@ def build_model(spec: ModelSpec, lookback: int | None, n_features: int, horizon:
 
 def _window_stage(spec: ModelSpec, stateful: bool) -> str | None:
     """The window stage of ``spec.normalisation`` (None for a series-scaler-only one)."""
-    from benchmark.data.normalisation import NORMALISATIONS
-
     stage = NORMALISATIONS.get(spec.normalisation).window
     if stage and stateful:
         raise TlbenchError(f"normalisation {spec.normalisation!r} normalises each input window, but a "

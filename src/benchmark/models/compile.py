@@ -1,7 +1,7 @@
 """Compiling a model: the optimiser and loss registries and :func:`compile_model`.
 
 Owned here, below both :mod:`benchmark.models.transfer` (which recompiles after every change of
-``trainable``) and :mod:`benchmark.training` (which compiles before a fit), so neither imports the
+``trainable``) and :mod:`benchmark.models.training` (which compiles before a fit), so neither imports the
 other to compile.
 """
 
@@ -11,21 +11,29 @@ from typing import Callable
 
 import keras
 
-from benchmark.config import TrainingSpec
-from benchmark.registry import Registry
+from benchmark.spec import catalog
+from benchmark.spec.catalog import declared
+from benchmark.spec.registry import Registry
+from benchmark.spec.sections import TrainingSpec
 
-# name -> learning rate -> optimiser
-OPTIMIZERS: Registry[Callable[[float], keras.optimizers.Optimizer]] = Registry("optimizer")
-OPTIMIZERS.add("adam", lambda lr: keras.optimizers.Adam(learning_rate=lr))
-OPTIMIZERS.add("nadam", lambda lr: keras.optimizers.Nadam(learning_rate=lr))
-OPTIMIZERS.add("adamw", lambda lr: keras.optimizers.AdamW(learning_rate=lr))
-OPTIMIZERS.add("sgd", lambda lr: keras.optimizers.SGD(learning_rate=lr, momentum=0.9))
+# name -> learning rate -> optimiser (names declared in benchmark.spec.catalog.OPTIMIZERS)
+OPTIMIZERS: Registry[Callable[[float], keras.optimizers.Optimizer]] = Registry(catalog.OPTIMIZERS.kind)
+# name -> () -> loss (names declared in benchmark.spec.catalog.LOSSES)
+LOSSES: Registry[Callable[[], keras.losses.Loss]] = Registry(catalog.LOSSES.kind)
 
-# name -> () -> loss
-LOSSES: Registry[Callable[[], keras.losses.Loss]] = Registry("loss")
-LOSSES.add("mse", keras.losses.MeanSquaredError)
-LOSSES.add("mae", keras.losses.MeanAbsoluteError)
-LOSSES.add("huber", keras.losses.Huber)
+
+def _add(registry: Registry, declarations: Registry, name: str, builder: Callable) -> None:
+    declared(declarations, name)  # refuses a name the catalogue does not declare
+    registry.add(name, builder)
+
+
+_add(OPTIMIZERS, catalog.OPTIMIZERS, "adam", lambda lr: keras.optimizers.Adam(learning_rate=lr))
+_add(OPTIMIZERS, catalog.OPTIMIZERS, "nadam", lambda lr: keras.optimizers.Nadam(learning_rate=lr))
+_add(OPTIMIZERS, catalog.OPTIMIZERS, "adamw", lambda lr: keras.optimizers.AdamW(learning_rate=lr))
+_add(OPTIMIZERS, catalog.OPTIMIZERS, "sgd", lambda lr: keras.optimizers.SGD(learning_rate=lr, momentum=0.9))
+_add(LOSSES, catalog.LOSSES, "mse", keras.losses.MeanSquaredError)
+_add(LOSSES, catalog.LOSSES, "mae", keras.losses.MeanAbsoluteError)
+_add(LOSSES, catalog.LOSSES, "huber", keras.losses.Huber)
 
 
 def compile_model(model: keras.Model, training: TrainingSpec, learning_rate: float | None = None) -> None:

@@ -12,8 +12,10 @@ from typing import Any, Callable
 
 import keras
 
-from benchmark.config import ModelSpec
-from benchmark.registry import Registry
+from benchmark.spec import catalog
+from benchmark.spec.catalog import declared
+from benchmark.spec.registry import Registry
+from benchmark.spec.sections import ModelSpec
 
 # (spec, sequence_output [B, L, U], last_state_output [B, U], horizon, stateful) -> [B, horizon]
 HeadBuilder = Callable[[ModelSpec, Any, Any, int, bool], Any]
@@ -29,11 +31,13 @@ class Head:
     description: str
 
 
-HEADS: Registry[Head] = Registry("head")
+HEADS: Registry[Head] = Registry(catalog.HEADS.kind)
 
 
 def register_head(name: str, description: str) -> Callable[[HeadBuilder], HeadBuilder]:
-    """Decorator: register a head builder under ``name``."""
+    """Decorator: register a head builder under ``name`` (declared in
+    :data:`benchmark.spec.catalog.HEADS`)."""
+    declared(catalog.HEADS, name)
 
     def decorator(build: HeadBuilder) -> HeadBuilder:
         HEADS.add(name, Head(name=name, build=build, description=description))

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import keras
 
+from benchmark.data.normalisation import WINDOW_STAGES
+
 
 @keras.saving.register_keras_serializable(package="tlbench")
 class Rescale(keras.layers.Layer):
@@ -37,8 +39,6 @@ class Rescale(keras.layers.Layer):
 
 
 def _stage_stats(stage: str, inputs):
-    from benchmark.data.normalisation import WINDOW_STAGES
-
     return WINDOW_STAGES.get(stage).stats(inputs[:, :, :1], keras.ops)  # [B, 1, 1] each
 
 

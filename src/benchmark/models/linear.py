@@ -1,6 +1,7 @@
 """The linear reference forecasters of LTSF-Linear (Zeng et al. 2023, "Are Transformers Effective
 for Time Series Forecasting?"; cure-lab/LTSF-Linear models/NLinear.py and DLinear.py), registered
-as window maps (:func:`~benchmark.models.architectures.register_window_map`).
+as window maps (:func:`~benchmark.models.architectures.register_window_map`); what they refuse
+(some transfer modes, the stateful regime) is declared in :data:`benchmark.spec.catalog.ARCHITECTURES`.
 
 * ``nlinear``: subtract the window's last value, one ``Dense`` lookback -> horizon (``body_0``),
   add the last value back. Under the ``last_value`` normalisation the subtraction is an exact
@@ -18,10 +19,9 @@ from __future__ import annotations
 
 import keras
 
-from benchmark.catalog import LINEAR_REFUSED_MODES, LINEAR_WHY_NOT_STATEFUL
-from benchmark.config import ModelSpec
 from benchmark.models.architectures import register_window_map
 from benchmark.models.layers import MovingAverage, WindowDenorm, WindowNorm
+from benchmark.spec.sections import ModelSpec
 
 #: DLinear's moving-average kernel (LTSF-Linear's default ``moving_avg = 25``).
 DLINEAR_KERNEL = 25
@@ -33,8 +33,7 @@ def _time_linear(x, horizon: int, name: str):
     return keras.layers.Dense(horizon, name=name)(flat)  # [B, L] -> [B, H]
 
 
-@register_window_map("nlinear", default_layers=1, test_params={}, why_not_stateful=LINEAR_WHY_NOT_STATEFUL,
-                     refused_modes=LINEAR_REFUSED_MODES,
+@register_window_map("nlinear", default_layers=1, test_params={},
                      description="NLinear: last value removed, one Dense lookback -> horizon, last value restored")
 def nlinear(spec: ModelSpec, inputs, horizon: int):
     relative = WindowNorm("last_value", name="nlinear_subtract_last")(inputs)  # [B, L, 1]
@@ -42,8 +41,7 @@ def nlinear(spec: ModelSpec, inputs, horizon: int):
     return WindowDenorm("last_value", name="nlinear_add_last")([outputs, inputs])  # [B, H]
 
 
-@register_window_map("dlinear", default_layers=2, test_params={}, why_not_stateful=LINEAR_WHY_NOT_STATEFUL,
-                     refused_modes=LINEAR_REFUSED_MODES,
+@register_window_map("dlinear", default_layers=2, test_params={},
                      description=f"DLinear: moving-average trend ({DLINEAR_KERNEL} steps) and remainder, "
                                  "one Dense lookback -> horizon each, summed")
 def dlinear(spec: ModelSpec, inputs, horizon: int):

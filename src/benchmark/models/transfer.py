@@ -5,6 +5,10 @@ A :class:`TransferMode` says whether the pretrained body (and head) is loaded an
 factor. :func:`apply_freezing` is the one place that sets ``trainable``, and it always recompiles:
 Keras raises when a model is unfrozen without recompiling. Weights move from a pretrained model
 by layer name and value (:func:`load_pretrained_weights`), never by sharing layer objects.
+
+What a mode loads (``load_body``, ``load_head``) and whether it trains is declared once, in
+:data:`benchmark.spec.catalog.TRANSFER_MODES`; :func:`register_mode` reads the entry of the same
+name and checks the phases against it.
 """
 
 from __future__ import annotations
@@ -16,13 +20,21 @@ from typing import Callable
 import keras
 import numpy as np
 
-from benchmark.config import ModelSpec, TrainingSpec, TransferSpec
-from benchmark.errors import TlbenchError
-from benchmark.models.architectures import (ARCHITECTURES, body_layer_names, build_model,
-                                             head_layer_names, window_stage_of)
+from benchmark.data.normalisation import NORMALISATIONS
+from benchmark.models.architectures import (
+    ARCHITECTURES,
+    body_layer_names,
+    build_model,
+    head_layer_names,
+    window_stage_of,
+)
 from benchmark.models.compile import compile_model
 from benchmark.models.layers import TakeFirst
-from benchmark.registry import Registry
+from benchmark.spec import catalog
+from benchmark.spec.catalog import TransferModeFacts, declared
+from benchmark.spec.errors import TlbenchError
+from benchmark.spec.registry import Registry
+from benchmark.spec.sections import ModelSpec, TrainingSpec, TransferSpec
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +59,21 @@ class Phase:
 
 @dataclass(frozen=True)
 class TransferMode:
-    """What a mode loads from the pretrained model and how it then trains (``phases`` in order)."""
+    """How a mode trains (``phases`` in order); what it loads from the pretrained model is its
+    catalogue entry's (``facts``: ``load_body``, ``load_head``, read through those properties)."""
 
     name: str
-    load_body: bool
     phases: tuple[Phase, ...]
-    load_head: bool = False
     description: str = ""
+    facts: TransferModeFacts = TransferModeFacts(load_body=False)
+
+    @property
+    def load_body(self) -> bool:
+        return self.facts.load_body
+
+    @property
+    def load_head(self) -> bool:
+        return self.facts.load_head
 
     def resolved_phases(self, transfer: TransferSpec) -> tuple[Phase, ...]:
         """The phases with every symbolic field replaced by its number from ``transfer``."""
@@ -77,27 +97,31 @@ def _knob(value: float | str, transfer: TransferSpec, mode: str) -> float:
     return float(value)
 
 
-TRANSFER_MODES: Registry[TransferMode] = Registry("transfer mode")
+TRANSFER_MODES: Registry[TransferMode] = Registry(catalog.TRANSFER_MODES.kind)
 
 
-def _register(mode: TransferMode) -> None:
-    TRANSFER_MODES.add(mode.name, mode)
+def register_mode(name: str, phases: tuple[Phase, ...], description: str) -> TransferMode:
+    """Register transfer mode ``name`` with the facts :data:`benchmark.spec.catalog.TRANSFER_MODES`
+    declares for it; its phases must agree with the declared ``trains`` (no phases: no training)."""
+    facts = declared(catalog.TRANSFER_MODES, name)
+    if facts.trains != bool(phases):
+        raise TlbenchError(f"transfer mode {name!r} has {len(phases)} training phase(s) but "
+                           f"benchmark.spec.catalog.TRANSFER_MODES declares trains={facts.trains}; "
+                           "make the two agree.")
+    mode = TransferMode(name, tuple(phases), description, facts)
+    TRANSFER_MODES.add(name, mode)
+    return mode
 
 
-_register(TransferMode("scratch", load_body=False, phases=(Phase("none"),),
-                       description="random init, all layers trained (the baseline)"))
-_register(TransferMode("frozen", load_body=True, phases=(Phase("body"),),
-                       description="pretrained body frozen; a fresh head trained"))
-_register(TransferMode("finetune", load_body=True, phases=(Phase("none"),),
-                       description="pretrained body, everything trained"))
-_register(TransferMode("lp_ft", load_body=True,
-                       phases=(Phase("body", epochs_fraction="probe_epochs_fraction"),
-                               Phase("none", epochs_fraction=_REST, lr_factor="finetune_lr_factor")),
-                       description="linear probe (body frozen), then everything at lr x finetune_lr_factor"))
-_register(TransferMode("partial", load_body=True, phases=(Phase("first_k"),),
-                       description="first transfer.partial_frozen_layers body layers frozen, rest trained"))
-_register(TransferMode("zeroshot", load_body=True, load_head=True, phases=(),
-                       description="pretrained body and head used as is, no training"))
+register_mode("scratch", (Phase("none"),), "random init, all layers trained (the baseline)")
+register_mode("frozen", (Phase("body"),), "pretrained body frozen; a fresh head trained")
+register_mode("finetune", (Phase("none"),), "pretrained body, everything trained")
+register_mode("lp_ft", (Phase("body", epochs_fraction="probe_epochs_fraction"),
+                        Phase("none", epochs_fraction=_REST, lr_factor="finetune_lr_factor")),
+              "linear probe (body frozen), then everything at lr x finetune_lr_factor")
+register_mode("partial", (Phase("first_k"),),
+              "first transfer.partial_frozen_layers body layers frozen, rest trained")
+register_mode("zeroshot", (), "pretrained body and head used as is, no training")
 
 
 # --------------------------------------------------------------------------- freezing
@@ -247,8 +271,6 @@ def check_normalisation(spec: ModelSpec, pretrained: keras.Model) -> None:
     learnt windows scaled another way (docs/models.md, "Normalisation"). Bodies tlbench pretrains
     for a grid always match (the normalisation is part of their key); a pinned registry version
     may not."""
-    from benchmark.data.normalisation import NORMALISATIONS
-
     wanted = NORMALISATIONS.get(spec.normalisation).window
     found = window_stage_of(pretrained)
     if wanted != found:
