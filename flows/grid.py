@@ -4,7 +4,13 @@ as a table artifact plus a markdown summary.
 
 ``execution="local"`` trains every cell in this flow run (task runs, ``concurrency`` at a time);
 ``execution="pool"`` pretrains and runs the baselines here, then sends the cells to the work pool
-in child runs of ``batch_size`` cells (``flows.pool.PoolEngine``, docs/orchestration.md)."""
+in child runs of ``batch_size`` cells (``flows.pool.PoolEngine``, docs/orchestration.md).
+
+A grid already running on the same results location (its lease, ``benchmark.run.lease``) ends the
+flow run at once as **Cancelled**, with the message that names the running holder: not Failed,
+since nothing is broken and the other run records every cell (a red run would page whoever watches
+failures, and a retry would only collide again); not Completed, which would claim a result this
+run did not produce."""
 
 from __future__ import annotations
 
@@ -17,10 +23,12 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
+from prefect.states import Cancelled
 from pydantic import Field
 
 from benchmark.run.grid import local_report_url, run_grid
 from benchmark.run.jobs import GridResult
+from benchmark.run.lease import GridAlreadyRunning
 from benchmark.spec.profiles import load_grid, profile_names
 from benchmark.spec.settings import Settings, apply_mlflow_http_policy
 from flows.executions import make_engine
@@ -136,8 +144,12 @@ def benchmark_grid(grid: Union[Annotated[GridProfile, Field(title="profile")],
     built = Settings.from_environment(**{**(settings or {}), **given})
     apply_mlflow_http_policy(built)
     spec = load_grid(grid, overrides or [])
-    with make_engine(execution, concurrency, batch_size, timeout_s=pool_timeout_s) as engine:
-        result = run_grid(spec, built, engine, label=grid)
+    try:
+        with make_engine(execution, concurrency, batch_size, timeout_s=pool_timeout_s) as engine:
+            result = run_grid(spec, built, engine, label=grid)
+    except GridAlreadyRunning as exc:  # Cancelled with the holder named: see the module's docstring
+        logger.warning("%s", exc)
+        return Cancelled(message=str(exc))
     _rename(result)
     _publish(result, local_report_url(result, spec, built))
     logger.info("grid %s (%s): %s in %.1f s", result.grid, execution, result.counts(),
@@ -157,5 +169,8 @@ def launch(grid: str, overrides: list[str], settings: Settings, concurrency: int
     # and reach the flow (in this process) through the environment; secrets in overrides (e.g. a
     # grid name) are redacted, as everything downstream redacts them.
     os.environ.update(settings.credential_env())
-    return benchmark_grid(grid, [settings.redact(item) for item in overrides], "local", concurrency,
-                          fail_on_cell_errors=False, settings=settings.to_plain())
+    state = benchmark_grid(grid, [settings.redact(item) for item in overrides], "local", concurrency,
+                           fail_on_cell_errors=False, settings=settings.to_plain(), return_state=True)
+    if state.is_cancelled():  # the grid runs elsewhere: the CLI prints the message, exit 2
+        raise GridAlreadyRunning(state.message)
+    return state.result()

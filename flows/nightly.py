@@ -3,7 +3,9 @@
 over the work pool with ``execution="pool"``; then compares the run with the previous run of the
 same grid (``benchmark.results.nightly.regression_check``) and publishes the comparison as a table
 artifact and a markdown summary. With regressions the flow run ends FAILED
-(``fail_on_regression``) or COMPLETED under the state name ``Regressed`` (a warning)."""
+(``fail_on_regression``) or COMPLETED under the state name ``Regressed`` (a warning). When the grid
+is already running on the same results location, the subflow and this flow run end Cancelled with
+the message that names the running holder (``flows/grid.py`` says why Cancelled)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Annotated, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.states import Completed, Failed
+from prefect.states import Cancelled, Completed, Failed
 from pydantic import Field
 
 from benchmark.run.ledger import METRICS, regression_check
@@ -42,8 +44,11 @@ def nightly(grid: str = "nightly", overrides: list[str] | None = None,
     """
     logger = get_run_logger()
     settings = Settings.from_environment()
-    result = benchmark_grid(grid, overrides or [], execution, concurrency, batch_size, fail_on_cell_errors=False,
-                            settings=settings.to_plain())
+    state = benchmark_grid(grid, overrides or [], execution, concurrency, batch_size, fail_on_cell_errors=False,
+                           settings=settings.to_plain(), return_state=True)
+    if state.is_cancelled():  # the grid is already running on these results: nothing to compare yet
+        return Cancelled(message=state.message)
+    result = state.result()
     check = regression_check(settings, result.grid, result.run_id, metric, threshold_pct)
     create_table_artifact(check.records(), key="regression-check", description=check.summary())
     create_markdown_artifact(check.markdown(), key="regression-summary")

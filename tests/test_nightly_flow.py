@@ -97,3 +97,31 @@ def test_two_nights_the_second_with_a_planted_regression_fails_with_the_alert(pr
     assert "**1 regression(s)**" in markdown and "| ett/ETTh1:OT | 240 | lstm · global | scratch |" in markdown
     night1_run = summary["run_id"]
     assert f"compared with run `{night1_run}`" in markdown
+
+
+@pytest.mark.timeout(300)
+def test_a_grid_already_running_ends_its_flow_runs_cancelled_naming_the_holder(prefect_api, settings, tmp_path,
+                                                                               monkeypatch):
+    """A second trigger of a running grid (its lease held) ends Cancelled at once with the message,
+    as ``benchmark_grid`` and as ``nightly`` (not a silent success, not a red failure), and
+    ``tlbench run --engine prefect`` (``launch``) raises the error the CLI prints."""
+    from benchmark.run.lease import GridAlreadyRunning, acquire
+    from benchmark.run.plan import plan_grid
+    from benchmark.spec.profiles import load_grid
+    from flows.grid import benchmark_grid, launch
+    from flows.nightly import nightly
+
+    for name, value in settings.to_env().items():
+        monkeypatch.setenv(name, value)
+    grid = tmp_path / "nightly-tiny.yaml"
+    grid.write_text(GRID_YAML)
+    plan = plan_grid(load_grid(str(grid), []), settings)
+    with acquire(settings, plan.spec.name, plan.grid_id):
+        alone = benchmark_grid(grid=str(grid), settings=settings.to_plain(), return_state=True)
+        night = nightly(grid=str(grid), return_state=True)
+        with pytest.raises(GridAlreadyRunning, match="is already running on this results folder"):
+            launch(str(grid), [], settings)
+    for state in (alone, night):
+        assert state.type.value == "CANCELLED", (state.type, state.message)
+        assert state.message.startswith("grid 'nightly-tiny' (id ") and "started by " in state.message
+    assert not (settings.mlflow_dir / "mlflow.db").exists()  # refused before MLflow was opened

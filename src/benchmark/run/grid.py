@@ -35,6 +35,7 @@ from benchmark.run import baselines
 from benchmark.run.dispatch import longest_first
 from benchmark.run.engines import Engine, LocalEngine, engine_slots
 from benchmark.run.jobs import CellJob, CellOutcome, GridResult, RunContext, now
+from benchmark.run.lease import acquire, pid_alive
 from benchmark.run.plan import GridPlan, needs_pretrained, plan_grid
 from benchmark.run.repair import repair
 from benchmark.spec.identity import to_plain
@@ -70,13 +71,23 @@ def run_grid(spec: GridSpec, settings: Settings, engine: Engine | None = None,
 
     Everything that can be checked is checked before anything trains (spec problems all at once,
     then every target and size). ``on_progress(stage, done, total)`` reports progress.
+
+    One run of a grid at a time per results location: a second run of the same grid (the same
+    spec hash) raises :class:`benchmark.run.lease.GridAlreadyRunning` before it opens MLflow
+    (:mod:`benchmark.run.lease`); other grids run beside it.
     """
+    t0 = time.perf_counter()
+    plan = plan_grid(spec, settings, label)
+    with acquire(settings, plan.spec.name, plan.grid_id):  # one run of this grid at a time here
+        return _run_plan(plan, settings, engine or LocalEngine(), on_progress, t0)
+
+
+def _run_plan(plan: GridPlan, settings: Settings, engine: Engine, on_progress: Progress | None,
+              t0: float) -> GridResult:
+    """:func:`run_grid` once the plan is made and the grid's lease held."""
     from benchmark.results.verdicts import headline  # scipy: loaded only when a grid runs
     from benchmark.tracking.tracker import Heartbeat, Tracker  # MLflow, as above
 
-    t0 = time.perf_counter()
-    engine = engine or LocalEngine()
-    plan = plan_grid(spec, settings, label)
     spec = plan.spec
     tracker = Tracker(settings, default_experiment(spec, settings))
     tracker.ensure_store()  # once, before any fan-out
@@ -121,7 +132,7 @@ def _start(plan: GridPlan, settings: Settings, tracker) -> RunContext:
     spec, started = plan.spec, now()
     run_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     commit, host = _git_commit(), socket.gethostname()
-    tracker.close_orphaned_grid_runs(host, _pid_alive, settings.stale_grid_seconds)
+    tracker.close_orphaned_grid_runs(host, pid_alive, settings.stale_grid_seconds)
     parent = tracker.start_run(f"grid-{spec.name}-{run_id}", "grid",
                                {TAG_GRID_ID: plan.grid_id, TAG_RUN_ID: run_id, "grid": spec.name,
                                 "package_version": __version__, "git_commit": commit or "",
@@ -224,13 +235,3 @@ def _git_commit() -> str | None:
         return out.stdout.strip() or None
     except Exception:  # noqa: BLE001 - not a git checkout (an installed wheel): no commit
         return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True

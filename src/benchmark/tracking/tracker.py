@@ -5,9 +5,9 @@ and per cell. Runs carry their configuration as params and as filterable tags (a
 target, target_size, seed, grid_id, cell_key, package version, git commit, host, device).
 
 The embedded default is a SQLite file plus a local artifact folder (see ``Settings``); the store is
-created once, before any fan-out (several processes creating a fresh SQLite store at once corrupt
-it). The active-run stack of MLflow's fluent API is thread-local, so cells running in threads each
-hold their own run.
+created once, before any fan-out, and under a file lock (:func:`open_client`: several processes
+creating a fresh SQLite store at once corrupt it). The active-run stack of MLflow's fluent API is
+thread-local, so cells running in threads each hold their own run.
 
 Against a server, every request is retried on connection errors and transient HTTP codes with
 exponential backoff by MLflow's own client, whose policy the edges set once from ``Settings``
@@ -26,6 +26,7 @@ the models a run logs and the registry are :class:`benchmark.tracking.models.Mod
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import re
 import tempfile
@@ -68,13 +69,37 @@ _DATASET_RACE = re.compile(r"UNIQUE constraint failed: datasets|duplicate key va
 DATASET_RETRIES = 3
 
 
+def open_client(tracking_uri: str) -> MlflowClient:
+    """A client of the store at ``tracking_uri``. MLflow creates a SQLite store's schema on the
+    first open, without a lock: two processes opening one new store at once corrupt it (``table
+    runs already exists``; an alembic ``CommandError``). So a SQLite store (``sqlite:///<file>``) is
+    opened under an exclusive ``flock`` on ``<file>.lock`` beside the database, held until the
+    schema is there (about 5 s the first time, milliseconds after; once per process, since MLflow
+    caches the store). The lock file stays: removing it would let a third process lock a new file."""
+    database = sqlite_file(tracking_uri)
+    if database is None:
+        return MlflowClient(tracking_uri=tracking_uri)
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # given back when the file closes, also if this process dies
+        return MlflowClient(tracking_uri=tracking_uri)
+
+
+def sqlite_file(tracking_uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI (``None`` for any other store)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    database = tracking_uri.removeprefix("sqlite:///").partition("?")[0]
+    return Path(database) if database and database != ":memory:" else None
+
+
 class Tracker(ModelRegistry):
     """Talks to one MLflow tracking store for one experiment (its models: :class:`ModelRegistry`)."""
 
     def __init__(self, settings: Settings, experiment: str):
         self.settings = settings
         self.experiment_name = redact(experiment, settings.secret_values)
-        self.client = MlflowClient(tracking_uri=settings.tracking_uri)
+        self.client = open_client(settings.tracking_uri)
         self._experiment_id: str | None = None
 
     # ------------------------------------------------------------------ set-up
