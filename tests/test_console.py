@@ -19,7 +19,7 @@ from benchmark.spec.settings import Settings
 
 GRID = ["target_sizes=[120]", "split.test_size=48", "model.units=8", "training.max_epochs=1",
         "pretrain.max_series=4", "pretrain.windows_per_series=20", "pretrain.training.max_epochs=1",
-        "modes=[scratch,frozen]", "seeds=[0]"]
+        "modes=[scratch,frozen]", "seeds=[0]", "baselines=[naive]"]
 #: TensorFlow's C++ logging, absl and the CUDA probe, as they print at import and first op.
 NOISE = re.compile(r"I0000|W0000|E0000|port\.cc|cudart_stub|cuInit|absl::InitializeLog|oneDNN|"
                    r"cuda drivers|WARNING: All log messages before absl")

@@ -1,7 +1,7 @@
 """``tlbench``: the command line (its parser and the commands that run, check and score), a thin
 shell over :mod:`benchmark.run.grid` and the evaluation; the commands that read results are in
 :mod:`benchmark.commands`. Errors a user can fix are printed as one clear message (exit code
-2), never as a traceback; a grid with failed cells exits 1.
+2), never as a traceback; a grid with failed cells exits 1; Ctrl-C prints one line and exits 130.
 
 ``tlbench run`` runs through Prefect by default (the ``prefect`` engine, found through the
 ``tlbench.launchers`` entry point group so this library never imports Prefect); ``--engine local``
@@ -33,6 +33,7 @@ from benchmark.spec.errors import TlbenchError
 from benchmark.spec.profiles import profile_names
 from benchmark.spec.registry import Registry
 from benchmark.spec.sections import DataSpec
+from benchmark.spec.settings import storage_problem
 
 log = logging.getLogger("tlbench")
 
@@ -322,12 +323,26 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         if args.command == "run":  # progress on the terminal, the rest in a log file
-            with RunConsole(settings_of(args), args.grid or args.profile, args.verbose,
+            settings = settings_of(args)
+            unwritable = settings.results_problem()  # before the log, the plan or any training
+            if unwritable:
+                raise TlbenchError(unwritable)
+            with RunConsole(settings, args.grid or args.profile, args.verbose,
                             progress_every=args.progress_every) as args.console:
                 return args.func(args)
         return args.func(args)
     except TlbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; rows are written whole or not at all
+        if not getattr(getattr(args, "console", None), "interrupted", False):
+            print("interrupted; run it again to resume", file=sys.stderr)
+        return 130
+    except OSError as exc:  # a disk that filled up or went read-only mid-run: one line too
+        problem = storage_problem(exc)
+        if problem is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
         return 2
 
 

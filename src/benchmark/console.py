@@ -32,6 +32,8 @@ from benchmark.data.sources import source_label
 from benchmark.results.leaderboard import Leaderboard
 from benchmark.run.jobs import cell_key
 from benchmark.run.progress import pretrain_progress_dir
+from benchmark.run.repair import repair_preview
+from benchmark.spec.errors import TlbenchError
 from benchmark.spec.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 PIPE_PROGRESS_SECONDS = 300.0
 #: Our loggers: their WARNING+ records also reach the terminal.
 OUR_LOGGERS = ("benchmark", "flows", "tlbench")
+#: The ledger's loggers: their per-file lines about unreadable files stay in the log (see _TerminalHandler).
+LEDGER_LOGGERS = ("benchmark.results.reader", "benchmark.results.leaderboard")
 #: Display names of the engine's stage names.
 STAGE_NAMES = {"pretrain": "pretraining", "baselines": "baselines", "cell": "cells"}
 
@@ -97,24 +101,32 @@ class _EngineView:
         active = self._progress.active
         active[stage] = active.get(stage, 0) + 1
         try:
-            return self._engine.map(stage, fn, items, settings)
+            done = self._engine.map(stage, fn, items, settings)
         finally:
             active[stage] -= 1
-            if not active[stage]:
-                self._progress.finished_stages.add(stage)
+        if not active[stage]:  # only a stage that got through: one cut short (Ctrl-C) did not finish
+            self._progress.finished_stages.add(stage)
+        return done
 
 
 class _TerminalHandler(logging.Handler):
-    """WARNING+ records of our loggers, printed above the live display."""
+    """WARNING+ records of our loggers, printed above the live display, each distinct line once.
+    The ledger's own lines about an unreadable file (skipped on a read, moved to quarantine) stay
+    in the log: the run repairs such files, and the repair says so in one line
+    (:func:`benchmark.run.repair.repair`), which the start line announced."""
 
     def __init__(self, console):
         super().__init__(logging.WARNING)
         self.console = console
+        self._shown: set[str] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.console.print(f"{record.levelname.lower()}: {record.getMessage()}", markup=False,
-                               highlight=False, soft_wrap=True)
+            line = f"{record.levelname.lower()}: {record.getMessage()}"
+            if line in self._shown or (record.name in LEDGER_LOGGERS and "unreadable" in line):
+                return
+            self._shown.add(line)
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
         except Exception:  # noqa: BLE001 - a display problem must not break the run
             self.handleError(record)
 
@@ -145,6 +157,8 @@ class RunConsole:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._keys: set[str] = set()
+        self._ledger: Leaderboard | None = None  # the poller's reader
+        self.interrupted = False  # Ctrl-C stopped the run, and the terminal was told
         self._last_stage = ""
         self._last_line = (0.0, "")  # through a pipe: when the last plain line was said, and its state
         self._summary: list[str] = []
@@ -161,11 +175,21 @@ class RunConsole:
         """Count this grid's cells (a :class:`benchmark.run.plan.GridPlan`) in the ledger from now on;
         ``slots``: jobs at once (until an engine view says otherwise)."""
         self.progress.slots = slots if self.progress.slots_unknown else self.progress.slots
-        self._keys = {cell_key(c, plan.fingerprints[source_label(c.target)]) for c in plan.cells}
-        self.progress.already = len(self._keys & self._finished_keys())
-        self.progress.total = len(self._keys)
+        keys = {cell_key(c, plan.fingerprints[source_label(c.target)]) for c in plan.cells}
+        board = Leaderboard(self.settings.results)
+        finished = board.finished_keys()
+        damaged = repair_preview(board)  # the run repairs a damaged ledger first: count what it restores
+        restored = len(keys & damaged.restorable)
+        self.progress.already = len(keys & (finished | damaged.restorable))
+        self.progress.total = len(keys)
+        repaired = ""
+        if damaged.files:
+            files = f"{damaged.files} damaged ledger file{'s' if damaged.files > 1 else ''}"
+            repaired = (f" ({restored} restored from the ledger archive: {files} "
+                        f"{'are' if damaged.files > 1 else 'is'} repaired first)")
+        self._keys = keys  # the poller counts from here on
         self._say(f"tlbench run {self.label}: {self.progress.total} cells, {self.progress.already} "
-                  f"already finished" + (f"; log: {self.log_path}" if self.log_path else ""))
+                  f"already finished{repaired}" + (f"; log: {self.log_path}" if self.log_path else ""))
 
     def finish(self, result) -> None:
         """Remember the summary of ``result`` (a :class:`benchmark.run.jobs.GridResult`); printed on exit."""
@@ -225,6 +249,8 @@ class RunConsole:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if self.verbose:  # today's output, printed by cmd_run itself
             return False
+        if exc_type is KeyboardInterrupt:  # where it stopped, for the log only
+            log.info("interrupted (Ctrl-C); a rerun resumes", exc_info=(exc_type, exc, tb))
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -243,9 +269,13 @@ class RunConsole:
             os.close(fd)
         if exc_type is not None and not self._keys:
             self._undo_folders()  # stopped before the plan (bad input): leave no folder behind
+        where = f". log: {self.log_path}" if self.log_path else ""
         if exc_type is KeyboardInterrupt:
-            self._summary = [f"interrupted; run it again to resume. log: {self.log_path}"]
-        elif exc_type is not None and self._summary == []:
+            self._summary = [f"interrupted; run it again to resume{where}"]
+            self.interrupted = True
+        elif exc_type is not None and issubclass(exc_type, TlbenchError):
+            pass  # a user's error: the CLI prints its message, what and how to fix, as one error line
+        elif exc_type is not None and self._summary == [] and self.log_path is not None:
             self._summary = [f"the run stopped: {exc_type.__name__}; log: {self.log_path}"]
         for line in self._summary:
             self._console.print(line, markup=False, soft_wrap=True)
@@ -253,16 +283,14 @@ class RunConsole:
         return False
 
     def _undo_folders(self) -> None:
-        """Move the log out of the folders this run created and remove them (innermost first),
-        so a run refused before it planned anything creates no results folder."""
-        if not getattr(self, "_created", None) or self.log_path is None:
+        """Remove an empty log and the folders this run created (innermost first), so a run
+        refused before it planned anything creates no results folder and leaves no file anywhere
+        (the refusal itself is printed on the terminal). A log that holds something stays where
+        it is, under the results."""
+        if not getattr(self, "_created", None) or self.log_path is None or self.log_path.stat().st_size:
             return
-        import shutil
-        import tempfile
-
-        moved = Path(tempfile.gettempdir()) / self.log_path.name
-        shutil.move(str(self.log_path), moved)
-        self.log_path = moved
+        self.log_path.unlink()
+        self.log_path = None
         for folder in reversed(self._created):
             try:
                 folder.rmdir()
@@ -304,13 +332,12 @@ class RunConsole:
             self._say(f"progress: {state}; elapsed {_duration(elapsed)}, left ~{self._eta(elapsed)}")
             self._last_line = (now, state)
 
-    def _finished_keys(self) -> set[str]:
-        return Leaderboard(self.settings.results).finished_keys()
-
     def _poll(self) -> None:
         if not self._keys:
             return
-        board = Leaderboard(self.settings.results)
+        if self._ledger is None:  # one reader for every poll: a damaged file is logged once, not each second
+            self._ledger = Leaderboard(self.settings.results)
+        board = self._ledger
         finished = len(self._keys & board.finished_keys())
         failures = board.failures()
         if len(failures):

@@ -53,12 +53,9 @@ def validate_frame(frame: pd.DataFrame, label: str, fill_gaps: str | None = None
     frame = frame[["unique_id", "ds", "y"]].copy()
     frame["unique_id"] = frame["unique_id"].astype(str)
     problems: list[str] = []  # every kind of problem in the file, not only the first kind found
-    try:
-        frame["y"] = _numeric_values(frame, origin, fill_gaps, max_gap)
-    except DataError as exc:
-        problems.append(str(exc))
-        # the timestamps are still checked, on values that cannot raise again
-        frame["y"] = pd.to_numeric(frame["y"], errors="coerce").replace([np.inf, -np.inf], np.nan).fillna(0.0)
+    values, found = _numeric_values(frame, origin, fill_gaps, max_gap)
+    problems.extend(found)
+    frame["y"] = values  # cells reported as wrong hold 0.0: the checks below do not report them again
     try:
         _check_timestamps_present(frame, origin)
     except DataError as exc:
@@ -145,34 +142,41 @@ def _rows(index: pd.Index, ds: pd.Series | None = None) -> str:
 
 
 def _numeric_values(frame: pd.DataFrame, origin: _Origin, fill_gaps: str | None,
-                    max_gap: int) -> pd.Series:
+                    max_gap: int) -> tuple[pd.Series, list[str]]:
+    """``(values, problems)``: the value column as float64 and every kind of problem in it at
+    once (non-numeric text, infinities, and missing values unless gaps are filled). Cells with
+    text or infinities hold 0.0 in ``values`` (they are errors, reported here, not gaps); missing
+    cells hold NaN."""
     raw = frame["y"]
-    values = pd.to_numeric(raw, errors="coerce")
+    values = pd.to_numeric(raw, errors="coerce").astype("float64")
+    problems: list[str] = []
+    wrong = np.zeros(len(raw), dtype=bool)  # [n_rows]: text or infinite, reported here
     if not pd.api.types.is_numeric_dtype(raw):
-        text = raw.notna() & values.isna()
+        text = (raw.notna() & values.isna()).to_numpy()
         if text.any():
-            bad = frame.index[text.to_numpy()]
+            bad = frame.index[text]
             examples = ", ".join(repr(v) for v in raw[text].head(3))
-            raise DataError(
+            problems.append(
                 f"{origin}: {int(text.sum())} non-numeric value(s) in {origin.column('y')} at "
                 f"{_rows(bad, frame['ds'])}: {examples}. Fix: correct those cells in the file "
                 "(a decimal point, no units or thousands separators; leave a cell empty for a "
                 "missing value) or choose another value column.")
-    values = values.astype("float64")
+            wrong |= text
     infinite = np.isinf(values.to_numpy())
     if infinite.any():
         bad = frame.index[infinite]
-        raise DataError(f"{origin}: infinite value(s) in {origin.column('y')} at "
+        problems.append(f"{origin}: infinite value(s) in {origin.column('y')} at "
                         f"{_rows(bad, frame['ds'])}. Fix: correct those cells in the file.")
-    missing = values.isna().to_numpy()
+        wrong |= infinite
+    missing = values.isna().to_numpy() & ~wrong
     if missing.any() and fill_gaps is None:
         bad = frame.index[missing]
-        raise DataError(
+        problems.append(
             f"{origin}: {int(missing.sum())} missing value(s) in {origin.column('y')}, first at "
             f"{_rows(bad, frame['ds'])}. Fix: fill them in the file, or set `fill_gaps: "
             f"interpolate` (split.fill_gaps) to fill runs of up to max_gap={max_gap} points by "
             "linear interpolation.")
-    return values
+    return values.mask(wrong, 0.0), problems
 
 
 def _check_timestamps_present(frame: pd.DataFrame, origin: _Origin) -> None:
@@ -256,6 +260,8 @@ def _suspects(codes: np.ndarray, starts: np.ndarray, frame: pd.DataFrame) -> np.
 
 def _check_series(series: pd.DataFrame, origin: _Origin, fill_gaps: str | None,
                   max_gap: int) -> pd.DataFrame:
+    """One series, checked (and its gaps filled when asked); every problem of every kind in one
+    :class:`DataError`: duplicate or unordered timestamps do not hide the gaps behind them."""
     ds = series["ds"].to_numpy()
     where = f"{origin}, series {series['unique_id'].iloc[0]!r}"
     if len(ds) < 2:
@@ -275,8 +281,23 @@ def _check_series(series: pd.DataFrame, origin: _Origin, fill_gaps: str | None,
         found.append(f"{where}: timestamps in {origin.column('ds')} are not in increasing "
                      f"order, first at {_rows(bad, series['ds'])}. Fix: sort the file by its "
                      "date column.")
-    if found:  # the spacing checks below assume unique, increasing timestamps
+    if found:  # the spacing checks need unique, increasing timestamps: check the sorted rest
+        series = series.sort_values("ds", kind="stable").drop_duplicates("ds")
+    try:
+        checked = _check_spacing(series, where, origin, fill_gaps, max_gap) if len(series) > 1 else series
+    except DataError as exc:
+        found.extend(exc.problems)
+    if found:
         raise DataError("\n".join(found), origin.file, found)
+    return checked
+
+
+def _check_spacing(series: pd.DataFrame, where: str, origin: _Origin, fill_gaps: str | None,
+                   max_gap: int) -> pd.DataFrame:
+    """A series of unique, increasing timestamps on its regular grid: irregular rows and missing
+    timestamps are reported together; with ``fill_gaps`` its short gaps are interpolated."""
+    ds = series["ds"].to_numpy()
+    diffs = np.diff(ds)
     if (diffs == diffs[0]).all() and not series["y"].isna().any():
         if np.issubdtype(ds.dtype, np.integer) and diffs[0] != 1:
             pass  # an integer index must step by 1: fall through to the grid check
@@ -286,35 +307,43 @@ def _check_series(series: pd.DataFrame, origin: _Origin, fill_gaps: str | None,
     points = grid.points(ds[0], ds[-1])
     position = np.searchsorted(points, ds)
     on_grid = (position < len(points)) & (points[np.minimum(position, len(points) - 1)] == ds)
+    found = []
     if not on_grid.all():
         bad = series.index[~on_grid]
-        raise DataError(f"{where}: irregular spacing in {origin.column('ds')}: expected a step of "
-                        f"{grid.description}, but {_rows(bad, series['ds'])} fall between grid "
-                        "points. Fix: resample the file to a regular grid, or remove those rows.")
+        found.append(f"{where}: irregular spacing in {origin.column('ds')}: expected a step of "
+                     f"{grid.description}, but {_rows(bad, series['ds'])} fall between grid "
+                     "points. Fix: resample the file to a regular grid, or remove those rows.")
+        series, position = series[on_grid], position[on_grid]  # the missing points of the rest
+    absent = np.ones(len(points), dtype=bool)  # [n_grid]: no row at this grid point
+    absent[position] = False
+    if fill_gaps is None:  # missing values were reported with the values; here the timestamps
+        if absent.any():
+            first_run = [_stamp(points[s]) for s, _ in _runs(absent)[:_SHOW]]
+            found.append(
+                f"{where}: {int(absent.sum())} missing timestamp(s) in {origin.column('ds')} (expected "
+                f"a step of {grid.description}), first at {', '.join(map(str, first_run))}. Fix: add "
+                f"the missing rows, or set `fill_gaps: interpolate` (split.fill_gaps) to fill runs "
+                f"of up to max_gap={max_gap} points by linear interpolation.")
+        if found:
+            raise DataError("\n".join(found), origin.file, found)
+        return series
     y = np.full(len(points), np.nan)  # [n_grid]: observed values at their grid positions
     y[position] = series["y"].to_numpy()
     missing = np.isnan(y)
-    if not missing.any():
-        return series
-    runs = _runs(missing)
-    n_absent = len(points) - len(ds)
-    if fill_gaps is None:  # only missing timestamps get here; missing values raised earlier
-        first_run = [_stamp(points[s]) for s, _ in runs[:_SHOW]]
-        raise DataError(
-            f"{where}: {n_absent} missing timestamp(s) in {origin.column('ds')} (expected a step "
-            f"of {grid.description}), first at {', '.join(map(str, first_run))}. Fix: add the "
-            f"missing rows, or set `fill_gaps: interpolate` (split.fill_gaps) to fill runs of up "
-            f"to max_gap={max_gap} points by linear interpolation.")
-    for start, stop in runs:
+    for start, stop in _runs(missing):
         if start == 0 or stop == len(points) or stop - start > max_gap:
             why = ("at the start of the series" if start == 0 else
                    "at the end of the series" if stop == len(points) else
                    f"longer than max_gap={max_gap}")
-            raise DataError(
+            found.append(
                 f"{where}: a run of {stop - start} missing point(s) in {origin.column('y')} from "
                 f"{_stamp(points[start])} to {_stamp(points[stop - 1])} cannot be interpolated "
                 f"({why}). Fix: repair or trim the file, or raise split.max_gap if interpolating "
                 "that long a run is acceptable.")
+    if found:
+        raise DataError("\n".join(found), origin.file, found)
+    if not missing.any():
+        return series
     observed = ~missing
     index = np.arange(len(points))
     y[missing] = np.interp(index[missing], index[observed], y[observed])

@@ -43,7 +43,7 @@ class LeaderboardReader:
     """Reads the Parquet leaderboard at ``location`` (a folder path or a pyarrow filesystem URI).
 
     ``skipped`` lists ``(path, reason)`` for the files the last read had to leave out (unreadable,
-    or not matching the schema); each is also logged as a warning.
+    or not matching the schema); each is also logged as a warning, once per reader.
     """
 
     def __init__(self, location: str):
@@ -58,6 +58,7 @@ class LeaderboardReader:
                                "path or a URI pyarrow understands (file:///abs/path, s3://bucket/prefix).") from exc
         self.root = self.root.rstrip("/") or "/"
         self.skipped: list[tuple[str, str]] = []
+        self._warned: set[tuple[str, str]] = set()  # (file, reason) already logged by this reader
         self._vanished = False  # a file listed by the current read was gone when it was read
 
     def __repr__(self) -> str:
@@ -199,8 +200,12 @@ class LeaderboardReader:
         self.skipped.append((self._display(path), reason))
 
     def _report_skipped(self) -> None:
+        """Log each skipped file once per reader (``skipped`` still lists it on every read), so a
+        reader polled every second logs a damaged file once, not every second."""
         for shown, reason in self.skipped:
-            logger.warning("leaderboard: skipping %s: %s", shown, reason)
+            if (shown, reason) not in self._warned:
+                self._warned.add((shown, reason))
+                logger.warning("leaderboard: skipping %s: %s", shown, reason)
 
     def _display(self, path: str) -> str:
         """A path under root, spelled the way the location was given (plain path or URI)."""

@@ -1,7 +1,10 @@
 """Repairing the leaderboard ledger after a damaged file: :func:`repair` moves unreadable files
 (and, when asked, compacted files whose bytes no longer match their manifest) to quarantine, then
 puts back the archived copies of every row that is now missing, and says what it recovered, from
-where, and what it could not recover (those cells run again on the next run of their grid).
+where, and what it could not recover (those cells run again on the next run of their grid): file
+by file in the log, and in one line (:meth:`RepairReport.summary`) where a person reads it.
+:func:`repair_preview` says, without moving anything, what a repair would restore (the start line
+of ``tlbench run`` counts it).
 
 Redundancy comes from :meth:`benchmark.results.leaderboard.Leaderboard.compact`: it moves the files it
 merged to ``{location}/archive/cells/`` instead of deleting them, so a compacted file is never the
@@ -52,6 +55,49 @@ class RepairReport:
                 "run of their grid" for path in self.unrecovered]
         return out or ["nothing to repair: every leaderboard file is readable"]
 
+    def summary(self) -> str | None:
+        """The whole repair in one line (None when there was nothing to repair), e.g. ``ledger
+        repaired: 1 unreadable file quarantined, 18 rows recovered from the archive, nothing to
+        retrain``; :meth:`lines` has the details, file by file."""
+        if not (self.quarantined or self.mismatched or self.recovered or self.unrecovered):
+            return None
+        parts = [_count(len(self.quarantined), "unreadable file") + " quarantined"]
+        if self.mismatched:
+            parts.append(_count(len(self.mismatched), "file") + " differing from its manifest quarantined")
+        parts.append(_count(len(self.recovered_keys), "row") + " recovered from the archive")
+        if not self.unrecovered:
+            return "ledger repaired: " + ", ".join(parts) + ", nothing to retrain"
+        lost = _count(len(self.unrecovered), "file") + (" had" if len(self.unrecovered) == 1 else " have")
+        return (f"ledger repaired: {', '.join(parts)}; {lost} no archived copy, its cells run again: "
+                + ", ".join(self.unrecovered))
+
+
+@dataclass(frozen=True)
+class RepairPreview:
+    """What :func:`repair` (as a grid run calls it) would do now, found without moving anything:
+    ``files`` unreadable ledger files to quarantine, ``restorable`` the cell keys whose rows it
+    would put back from the archive."""
+
+    files: int = 0
+    restorable: frozenset[str] = frozenset()
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}{'' if n == 1 else 's'}"
+
+
+def repair_preview(board: Leaderboard) -> RepairPreview:
+    """Read-only: the unreadable files a grid run's repair will quarantine and the rows it will
+    restore, so that a run's start line can count them before the repair has run."""
+    live = board.finished_keys()
+    files = sum(1 for _, reason in board.skipped if reason.startswith("unreadable"))
+    if not files:
+        return RepairPreview()
+    archived: set[str] = set()
+    for path in _archived(board, ".parquet"):
+        archived |= _archived_keys(board, path) or set()
+    return RepairPreview(files, frozenset(archived - live))
+
 
 def repair(board: Leaderboard, full: bool = True) -> RepairReport:
     """Quarantine unreadable files and restore the rows they held from the archive.
@@ -69,11 +115,9 @@ def repair(board: Leaderboard, full: bool = True) -> RepairReport:
     live = board.finished_keys()
     restored_names = set()
     for path in _archived(board, ".parquet"):
-        try:
-            with board.filesystem.open_input_file(path) as handle:
-                keys = set(pq.read_table(handle, columns=["cell_key"]).column("cell_key").to_pylist())
-        except (OSError, pa.ArrowException) as exc:
-            log.warning("leaderboard repair: archived %s is unreadable too: %s", path, exc)
+        keys = _archived_keys(board, path)
+        if keys is None:
+            log.warning("leaderboard repair: archived %s is unreadable too", path)
             continue
         missing = keys - live
         if missing:
@@ -89,9 +133,21 @@ def repair(board: Leaderboard, full: bool = True) -> RepairReport:
             continue
         if name.rsplit("-", 1)[0] not in live_names:  # a per-cell file: <cell key>-<uuid8>.parquet
             report.unrecovered.append(old)
-    for line in report.lines():
-        log.warning("leaderboard repair: %s", line)
+    for line in report.lines():  # the details, file by file, in the log
+        log.info("leaderboard repair: %s", line)
+    if report.summary():
+        log.warning("%s", report.summary())
     return report
+
+
+def _archived_keys(board: Leaderboard, path: str) -> set[str] | None:
+    """The cell keys of an archived file (None when it cannot be read)."""
+    try:
+        with board.filesystem.open_input_file(path) as handle:
+            return set(pq.read_table(handle, columns=["cell_key"]).column("cell_key").to_pylist())
+    except (OSError, pa.ArrowException) as exc:
+        log.debug("archived %s is unreadable: %s", path, exc)
+        return None
 
 
 def _archived(board: Leaderboard, suffix: str) -> list[str]:

@@ -73,6 +73,7 @@ def grid_problems(spec: GridSpec) -> list[str]:
                             f"grid.target_sizes has {size}; drop {name} or use sizes <= {cap}")
     need(len(spec.seeds) > 0, "grid.seeds: at least one seed is needed")
     need(len(set(spec.seeds)) == len(spec.seeds), f"grid.seeds: duplicates in {list(spec.seeds)}")
+    problems.extend(seed_problems(spec))
     need(spec.model.head in HEADS, f"grid.model.head: {HEADS.unknown_message(spec.model.head)}")
     need(spec.model.units > 0, f"grid.model.units: must be positive, got {spec.model.units}")
     need(spec.model.layers is None or spec.model.layers > 0,
@@ -120,6 +121,26 @@ def grid_problems(spec: GridSpec) -> list[str]:
          f"grid.transfer.partial_frozen_layers: must be >= 0, got {transfer.partial_frozen_layers}")
     need(0 < transfer.probe_epochs_fraction < 1,
          f"grid.transfer.probe_epochs_fraction: must be in (0, 1), got {transfer.probe_epochs_fraction}")
+    need(transfer.body_lr_factor >= 0,
+         f"grid.transfer.body_lr_factor: must be >= 0 (0: the body stays as loaded), got {transfer.body_lr_factor}")
+    return problems
+
+
+#: The largest seed NumPy and TensorFlow accept (``seed_everything`` seeds both): seeds are 0..2**32-1.
+MAX_SEED = 2**32 - 1
+
+
+def seed_problems(spec: GridSpec) -> list[str]:
+    """Seeds (``seeds``, ``pretrain.seeds``) that are not whole numbers in 0..:data:`MAX_SEED`:
+    refused here, before a cell fails on them in ``seed_everything``. A value that is not a number
+    at all was already reported when the YAML was read."""
+    problems = []
+    for path, seeds in (("grid.seeds", spec.seeds), ("grid.pretrain.seeds", spec.pretrain.seeds)):
+        for i, seed in enumerate(seeds):
+            whole = isinstance(seed, int) and not isinstance(seed, bool)
+            if seed is not None and not (whole and 0 <= seed <= MAX_SEED):
+                problems.append(f"{path}[{i}]: {seed!r} is not a valid seed; use a whole number from 0 to "
+                                f"{MAX_SEED} (2**32 - 1)")
     return problems
 
 
@@ -221,6 +242,8 @@ def subgrid_problems(spec: GridSpec) -> list[str]:
     """Problems of ``grid.subgrids``: keys that are not :data:`~benchmark.spec.axes.SUBGRID_AXES`,
     values the grid's own axes do not list (so the grid's checks cover every cell), and each
     sub-grid's own problems (e.g. a pretrained head too short for its modes)."""
+    if not spec.subgrids:  # the grid itself: its own checks already ran, with its own paths
+        return []
     problems: list[str] = []
     for index, subgrid in enumerate(spec.subgrids):
         path = f"grid.subgrids[{index}]"

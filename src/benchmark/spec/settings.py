@@ -36,6 +36,8 @@ any worker process starts; nothing else in the library touches the environment.
 Results location: :meth:`Settings.local_dir` is the one rule for the local folders that go with
 the results (pretrained models, reports): under the results folder when it is local, beside the
 MLflow store when the results live on an object store (the shared copy is then in MLflow).
+:meth:`Settings.results_problem` says in one line why a run could not write there (read-only or
+full disk, no permission, a file in the way); ``tlbench run`` asks it before anything starts.
 
 Credentials: the *values* of environment variables whose names look like credentials (TOKEN,
 SECRET, PASSWORD, KEY, CREDENTIAL, ...) are kept in ``secret_values`` so that the tracking edge can
@@ -44,8 +46,11 @@ redact them wherever they would end up in an MLflow param or tag; they are never
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, MutableMapping, NamedTuple
@@ -91,6 +96,19 @@ _ENV = {"data_dir": _Variable("TLBENCH_DATA_DIR", Path),
 _BACKOFF_MAX = 120.0  # urllib3's cap on one wait
 #: Local folder names beside the MLflow store when the results live on an object store.
 _OBJECT_STORE_FOLDERS = {"pretrained": "pretrained-cache"}
+
+#: The least free space a run needs where its results go: a small grid's models, report and log.
+MIN_FREE_BYTES = 64 * 2**20
+#: Why a folder cannot be written, by ``errno``, and the fix for it (the place is named around it).
+_STORAGE_CAUSES = {
+    errno.EROFS: ("it is on a read-only file system", "remount it read-write"),
+    errno.ENOSPC: ("its disk is full", "free space there"),
+    errno.EDQUOT: ("its disk quota is used up", "free space there"),
+    errno.EACCES: ("this user may not write there", "give this user write access"),
+    errno.EPERM: ("this user may not write there", "give this user write access"),
+    errno.ENOTDIR: ("a part of its path is a file, not a folder", "move that file out of the way"),
+}
+_ANOTHER_FOLDER = "another folder with --results or TLBENCH_RESULTS"
 
 REDACTED = "***"
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]+:[^/@\s]*@")
@@ -194,6 +212,17 @@ class Settings:
             return self.mlflow_dir / _OBJECT_STORE_FOLDERS.get(kind, kind) / name
         return Path(self.results.removeprefix("file://")) / kind / name
 
+    def results_problem(self, min_free_bytes: int = MIN_FREE_BYTES) -> str | None:
+        """Why a run could not write its results here, in one line (which folder, why, the fix),
+        or None when it can: read-only or full disk, no permission, a file in the way. Checked at
+        the edge (``tlbench run``), before anything starts; it creates nothing that stays (it
+        probes with an anonymous temporary file in the nearest existing folder). An object store
+        answers for itself: then the local folder beside the MLflow store is checked."""
+        if self.results_on_object_store:
+            return folder_problem(self.mlflow_dir, "the local results folder", min_free_bytes)
+        return folder_problem(Path(self.results.removeprefix("file://")), "the results location",
+                              min_free_bytes)
+
     def mlflow_retry_budget_seconds(self) -> float:
         """The longest one MLflow request can take before it gives up: every backoff wait (urllib3
         waits 0 s before the first retry, then ``factor * 2**(n-1)`` capped at 120 s, plus up to 1 s
@@ -242,6 +271,37 @@ class Settings:
             env["TLBENCH_BASELINE_FIT_SECONDS"] = str(self.baseline_fit_seconds)
         env.update(self.mlflow_http_env())
         return env
+
+
+def folder_problem(folder: Path, what: str, min_free_bytes: int = MIN_FREE_BYTES) -> str | None:
+    """Why nothing can be written under ``folder`` (``what`` names it in the message), or None."""
+    existing = Path(folder)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    head = f"cannot write {what} {folder}"
+    if not existing.is_dir():
+        return f"{head}: {existing} is a file, not a folder. Fix: choose {_ANOTHER_FOLDER}."
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        cause, remedy = _STORAGE_CAUSES.get(exc.errno, (exc.strerror or str(exc), "fix that"))
+        return f"{head}: {cause} ({existing}: {exc.strerror}). Fix: {remedy} or choose {_ANOTHER_FOLDER}."
+    free = shutil.disk_usage(existing).free
+    if free < min_free_bytes:
+        return (f"{head}: its disk is full ({free / 2**20:.0f} MiB free, a run needs at least "
+                f"{min_free_bytes / 2**20:.0f} MiB). Fix: free space there or choose {_ANOTHER_FOLDER}.")
+    return None
+
+
+def storage_problem(exc: OSError) -> str | None:
+    """One line for an error of writing a file mid-run (the disk filled up, a mount went
+    read-only): the file, why, the fix; None for an error that is not about the storage."""
+    if exc.errno not in _STORAGE_CAUSES:
+        return None
+    cause, remedy = _STORAGE_CAUSES[exc.errno]
+    return (f"cannot write {exc.filename or 'a file'}: {cause} ({exc.strerror}). Fix: {remedy}, then "
+            "run it again to resume (finished cells are kept).")
 
 
 def apply_mlflow_http_policy(settings: Settings, environ: MutableMapping[str, str] | None = None) -> None:
