@@ -103,6 +103,57 @@ def test_zeroshot_trains_nothing():
     assert (result.epochs_run, result.seconds, result.history) == (0, 0.0, {"loss": [], "val_loss": []})
 
 
+def exact_nlinear(x: np.ndarray, y: np.ndarray):
+    """An ``nlinear`` body fitted by least squares to ``(x, y)``: on sine windows, an exact fit
+    (a sine obeys a linear recurrence), so no weight change can lower its validation loss."""
+    spec = ModelSpec(architecture="nlinear", normalisation="global")
+    model = build_model(spec, LOOKBACK, 1, HORIZON, name="exact_body")
+    relative = (x[..., 0] - x[:, -1:, 0]).astype("float64")  # [n, L]: the window minus its last value
+    design = np.hstack([relative, np.ones((len(x), 1))])
+    coefficients, *_ = np.linalg.lstsq(design, (y - x[:, -1:, 0]).astype("float64"), rcond=None)
+    model.get_layer("body_0").set_weights([coefficients[:-1].astype("float32"), coefficients[-1].astype("float32")])
+    return spec, model
+
+
+def test_ft_from_head_ends_with_its_start_when_every_epoch_hurts():
+    """The body fits the validation windows exactly; the training windows' targets are shifted by
+    1 (a level shift), so every step moves away from the validation optimum. ft_from_head scores
+    its start, no epoch beats it, and it ends with the starting weights and the zero-shot
+    validation score. finetune, the same training without that start, ends worse."""
+    x, y = sine_windows(200)
+    train, val = (x[:150], y[:150] + 1.0), (x[150:], y[150:])
+    spec, body = exact_nlinear(x, y)
+    zeroshot = prepare_for_mode("zeroshot", spec, LOOKBACK, 1, HORIZON, body)
+    zeroshot_score = float(np.mean((predict(zeroshot, val[0]) - val[1]) ** 2))
+    assert zeroshot_score < 1e-8  # the start is the validation optimum
+    training = TrainingSpec(learning_rate=1e-2, batch_size=256, max_epochs=6, patience=2)  # 1 step an epoch
+    results, models = {}, {}
+    for mode in ("ft_from_head", "finetune"):
+        seed_everything(0)
+        models[mode] = prepare_for_mode(mode, spec, LOOKBACK, 1, HORIZON, body)
+        results[mode] = train_for_mode(models[mode], TRANSFER_MODES.get(mode), train, val, training, TransferSpec())
+    kept = results["ft_from_head"]
+    assert kept.start_loss == pytest.approx(zeroshot_score, abs=1e-9)
+    assert all(v > kept.start_loss for v in kept.history["val_loss"])  # every epoch hurt
+    assert (kept.best_epoch, kept.epochs_run, kept.stopped_early) == (0, training.patience, True)
+    assert all(np.array_equal(a, b) for a, b in zip(models["ft_from_head"].get_weights(), body.get_weights()))
+    assert np.array_equal(predict(models["ft_from_head"], val[0]), predict(zeroshot, val[0]))
+    moved = results["finetune"]
+    assert moved.start_loss is None and moved.best_epoch >= 1  # its best is a trained epoch, worse than the start
+    assert float(np.mean((predict(models["finetune"], val[0]) - val[1]) ** 2)) > 100 * max(zeroshot_score, 1e-12)
+
+
+def test_body_lr_factor_is_key_neutral_at_its_default_and_validated():
+    from benchmark.run.validation import grid_problems
+    from benchmark.spec.identity import key_plain, to_plain
+    from benchmark.spec.tree import GridSpec
+
+    assert "body_lr_factor" in to_plain(TransferSpec()) and "body_lr_factor" not in key_plain(TransferSpec())
+    assert key_plain(TransferSpec(body_lr_factor=0.5))["body_lr_factor"] == 0.5
+    assert "grid.transfer.body_lr_factor: must be >= 0 (0: the body stays as loaded), got -1" in \
+        grid_problems(GridSpec(transfer=TransferSpec(body_lr_factor=-1)))
+
+
 @pytest.mark.parametrize("fractions,max_epochs,expected", [
     ([1.0], 7, [7]), ([0.5, 0.5], 1, [1, 1]), ([0.3, 0.7], 50, [15, 35]), ([0.5, 0.5], 5, [3, 2]),
     ([0.9, 0.1], 3, [3, 1]),

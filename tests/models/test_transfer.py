@@ -100,7 +100,7 @@ def test_contract(architecture, mode_name, data, pretrained, reference_signature
     loaded = layer_weights(model)
     source_weights = layer_weights(source)
     for name, values in loaded.items():
-        is_loaded = mode.load_body and (name.startswith("body_") or mode.load_head)
+        is_loaded = mode.load_body and (name.startswith("body_") or mode.load_head or mode.start_from_head)
         assert same(values, source_weights[name]) == is_loaded, f"{name}: loaded={is_loaded}"
 
     result = train_for_mode(model, mode, train, val, TRAINING, TRANSFER)
@@ -134,12 +134,109 @@ def test_contract(architecture, mode_name, data, pretrained, reference_signature
 
 
 def test_modes_declare_what_they_do():
-    assert set(TRANSFER_MODES) == {"scratch", "frozen", "finetune", "lp_ft", "partial", "zeroshot"}
+    assert set(TRANSFER_MODES) == {"scratch", "frozen", "finetune", "lp_ft", "partial", "zeroshot", "ft_from_head"}
     assert not TRANSFER_MODES.get("scratch").load_body
     assert TRANSFER_MODES.get("zeroshot").phases == () and TRANSFER_MODES.get("zeroshot").load_head
     phases = TRANSFER_MODES.get("lp_ft").resolved_phases(
         TransferSpec(probe_epochs_fraction=0.3, finetune_lr_factor=0.1))
     assert phases == (Phase("body", 0.3, 1.0), Phase("none", 0.7, 0.1))
+    # the new mode is the only one that starts from the head, keeps its start or reads body_lr_factor
+    head = TRANSFER_MODES.get("ft_from_head")
+    assert head.load_body and head.start_from_head and head.keep_start and not head.load_head
+    assert head.resolved_phases(TransferSpec(body_lr_factor=0.25)) == (Phase("none", 1.0, 1.0, 0.25),)
+    assert head.resolved_phases(TransferSpec()) == (Phase("none", 1.0, 1.0, 0.1),)
+    others = [TRANSFER_MODES.get(name) for name in TRANSFER_MODES if name != "ft_from_head"]
+    assert not any(m.start_from_head or m.keep_start for m in others)
+    assert all(p.body_lr_factor == 1.0 for m in others for p in m.resolved_phases(TransferSpec(body_lr_factor=0.5)))
+
+
+def test_ft_from_head_starts_from_the_heads_first_outputs(data):
+    """A body pretrained for 6 steps, a cell of 2: the model has scratch's shapes and, before any
+    training, forecasts exactly the body's first 2 outputs (the zero-shot forecast); its start
+    score is the zero-shot validation score. A cell of 8 steps gets a fresh head on the body."""
+    train, val = data
+    spec = tiny_spec("lstm")
+    seed_everything(7)
+    source = build_model(spec, LOOKBACK, 1, 6, name="body_for_6")
+    seed_everything(0)
+    model = prepare_for_mode("ft_from_head", spec, LOOKBACK, 1, HORIZON, source)
+    assert signature(model) == signature(build_model(spec, LOOKBACK, 1, HORIZON))  # scratch's shapes
+    kernel, bias = model.get_layer("head_output").get_weights()
+    source_kernel, source_bias = source.get_layer("head_output").get_weights()
+    assert np.array_equal(kernel, source_kernel[:, :HORIZON]) and np.array_equal(bias, source_bias[:HORIZON])
+    zeroshot = prepare_for_mode("zeroshot", spec, LOOKBACK, 1, HORIZON, source)
+    start = predict(model, val[0])
+    np.testing.assert_allclose(start, predict(source, val[0])[:, :HORIZON], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(start, predict(zeroshot, val[0]), rtol=0, atol=1e-6)
+
+    result = train_for_mode(model, TRANSFER_MODES.get("ft_from_head"), train, val, TRAINING, TransferSpec())
+    assert result.start_loss == pytest.approx(float(np.mean((predict(zeroshot, val[0]) - val[1]) ** 2)), rel=1e-5)
+    assert result.phases[0]["body_lr_factor"] == 0.1
+    assert model.optimizer.layer_lr_factors == {"body_0": 0.1, "body_1": 0.1}
+
+    longer = prepare_for_mode("ft_from_head", spec, LOOKBACK, 1, 8, source)  # 8 > 6: a fresh head
+    assert longer.get_layer("head_output").get_weights()[0].shape == (spec.units, 8)
+    for name in body_layer_names(longer):
+        assert same(longer.get_layer(name).get_weights(), source.get_layer(name).get_weights())
+    recurrent = prepare_for_mode("ft_from_head", ModelSpec(units=8, head="recurrent"), LOOKBACK, 1, HORIZON, source)
+    assert not same(recurrent.get_layer("head_output").get_weights(), [kernel, bias])  # another kind: fresh
+
+
+def one_step_moves(factor: float, training: TrainingSpec, spec: ModelSpec, start: list, batch) -> dict:
+    """How far each layer's weights move in one optimizer step on ``batch`` from ``start`` with the
+    body at ``factor`` x the rate (the production path: apply_freezing's recompile)."""
+    model = build_model(spec, LOOKBACK, 1, HORIZON)
+    model.set_weights(start)
+    before = layer_weights(model)
+    apply_freezing(model, [], training, training.learning_rate, body_lr_factor=factor)
+    model.train_on_batch(*batch)
+    after = layer_weights(model)
+    return {name: [a - b for a, b in zip(after[name], before[name])] for name in before}
+
+
+@pytest.mark.parametrize("optimizer,rate,eager,factors", [("adam", 1e-2, True, (1.0, 0.1, 0.0)),
+                                                         ("adam", 1e-2, False, (1.0, 0.1)),
+                                                         ("sgd", 1.0, True, (1.0, 0.1, 0.0))])
+def test_body_lr_factor_scales_the_bodys_steps_and_not_the_heads(data, optimizer, rate, eager, factors):
+    """Keras 3 has no per-variable rate: the optimiser twin scales the rate per layer. After one
+    step from the same weights on the same batch, the body moves factor x what it moves at factor
+    1 (0: not at all) and the head moves the same, eager and in the compiled (graph) path."""
+    import tensorflow as tf
+
+    spec = ModelSpec(units=8, layers=1)
+    seed_everything(0)
+    start = build_model(spec, LOOKBACK, 1, HORIZON).get_weights()
+    batch = (data[0][0][:64], data[0][1][:64])
+    tf.config.run_functions_eagerly(eager)
+    try:
+        moves = {factor: one_step_moves(factor, TrainingSpec(optimizer=optimizer, learning_rate=rate), spec,
+                                        start, batch) for factor in factors}
+    finally:
+        tf.config.run_functions_eagerly(True)
+    assert min(np.abs(m).max() for m in moves[1.0]["body_0"]) > 1e-3  # the body does move at factor 1
+    # weights are float32 near 1: a difference of two of them is exact to about 1e-7
+    for full, tenth in zip(moves[1.0]["body_0"], moves[0.1]["body_0"]):
+        np.testing.assert_allclose(tenth, 0.1 * full, rtol=1e-3, atol=2e-7)
+    if 0.0 in moves:
+        assert not any(m.any() for m in moves[0.0]["body_0"])
+    for factor in factors[1:]:
+        for a, b in zip(moves[factor]["head_output"], moves[1.0]["head_output"]):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=2e-7)
+
+
+def test_a_model_compiled_with_layer_rates_saves_and_loads(tmp_path, data):
+    import keras
+
+    model = build_model(ModelSpec(units=8, layers=1), LOOKBACK, 1, HORIZON)
+    apply_freezing(model, [], TRAINING, 1e-3, body_lr_factor=0.1)
+    model.train_on_batch(*data[0])
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert type(loaded.optimizer).__name__ == "LayerRatesAdam"
+    assert loaded.optimizer.layer_lr_factors == {"body_0": 0.1}
+    assert np.array_equal(predict(loaded, data[1][0]), predict(model, data[1][0]))
+    with pytest.raises(TlbenchError, match=r"layer 'body_9' is not in model .*; layer 'body_0' has factor -1"):
+        compile_model(model, TRAINING, layer_lr_factors={"body_9": 1.0, "body_0": -1.0})
 
 
 def test_partial_freezes_exactly_the_first_k(pretrained):

@@ -90,7 +90,9 @@ _add_schedule(LrSchedule("plateau", _plateau,
 @dataclass
 class FitResult:
     """What training did. ``history`` has ``loss`` and ``val_loss``, one value per epoch across all
-    phases; ``best_epoch`` is 1-based (0: no epoch ran) and its weights are the model's final ones."""
+    phases; ``best_epoch`` is 1-based and its weights are the model's final ones (0: no epoch ran,
+    or, for a mode with ``keep_start``, no epoch beat the starting weights, which were kept).
+    ``start_loss``: the monitored loss of the starting weights (``keep_start`` modes; else None)."""
 
     history: dict[str, list[float]] = field(default_factory=lambda: {"loss": [], "val_loss": []})
     epochs_run: int = 0
@@ -98,6 +100,7 @@ class FitResult:
     seconds: float = 0.0
     stopped_early: bool = False
     phases: list[dict] = field(default_factory=list)
+    start_loss: float | None = None
 
 
 @dataclass
@@ -205,10 +208,34 @@ class _StatefulEpochs(keras.callbacks.Callback):
         reset_states(self.model)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        v = self.validation
-        y_pred = stateful_forecast(self.model, v.values, v.start, v.first, v.end, v.horizon)
         if logs is not None:
-            logs["val_loss"] = float(self.loss(self.y_true, y_pred))
+            logs["val_loss"] = self.score(self.model)
+
+    def score(self, model: keras.Model) -> float:
+        """The loss of ``model``'s forecasts of the validation stream (state reset, then warmed)."""
+        v = self.validation
+        y_pred = stateful_forecast(model, v.values, v.start, v.first, v.end, v.horizon)
+        return float(self.loss(self.y_true, y_pred))
+
+
+def _keep_start(model: keras.Model, arrays: tuple[Arrays, Arrays | StreamValidation], run: _Run) -> None:
+    """Score the compiled ``model`` as it starts on what early stopping watches (``val_loss``: the
+    validation windows or stream, as Keras scores them after an epoch; ``loss``: the training
+    windows) and make its weights the best so far: an epoch must beat them to replace them."""
+    (x_train, y_train), val = arrays
+    batch = run.training.batch_size
+    if isinstance(val, StreamValidation):
+        score = _StatefulEpochs(val, LOSSES.get(run.training.loss)()).score(model)
+        reset_states(model)
+    elif run.training.monitor == "loss":
+        score = float(model.evaluate(x_train, y_train, batch_size=batch, verbose=0))
+    else:
+        score = float(model.evaluate(val[0], val[1], batch_size=batch, verbose=0))
+    if not math.isfinite(score):
+        raise CellFailed(f"the starting model's {run.training.monitor} is {score}; check the pretrained "
+                         "weights and the inputs for NaN/inf.")
+    run.best_val_loss, run.best_weights = score, model.get_weights()
+    run.result.start_loss, run.result.best_epoch = score, 0
 
 
 def _fit_phase(model: keras.Model, arrays: tuple[Arrays, Arrays | StreamValidation], run: _Run,
@@ -244,9 +271,9 @@ def budget_epochs(training: TrainingSpec, n_windows: int, batch_size: int) -> in
     """The epochs a training run may take: ``training.max_epochs``, raised to
     ``ceil(min_steps / steps_per_epoch)`` (``steps_per_epoch = ceil(n_windows / batch_size)``) so
     that a small target gets at least ``training.min_steps`` optimizer steps, as a large one does in
-    its ``max_epochs``. Early stopping (``patience`` on ``monitor``) still ends the run sooner."""
-    steps_per_epoch = max(1, math.ceil(int(n_windows) / max(1, int(batch_size))))
-    return max(int(training.max_epochs), math.ceil(int(training.min_steps) / steps_per_epoch))
+    its ``max_epochs``. Early stopping (``patience`` on ``monitor``) still ends the run sooner.
+    (:meth:`TrainingSpec.budget_epochs`, which the dispatch cost reads without Keras.)"""
+    return training.budget_epochs(n_windows, batch_size)
 
 
 def _budget(training: TrainingSpec, arrays: tuple[Arrays, Arrays | StreamValidation]) -> int:
@@ -298,6 +325,9 @@ def train_for_mode(model: keras.Model, mode: TransferMode, train: Arrays, val: A
     patience, and the best weights over all epochs are restored. The phases share
     :func:`budget_epochs` (``max_epochs`` raised by ``training.min_steps``). A mode without phases
     (``zeroshot``) trains nothing: every layer is frozen and an empty FitResult (0 epochs) returned.
+    A mode with ``keep_start`` scores the model before the first epoch (``FitResult.start_loss``) and
+    keeps its starting weights unless an epoch beats them by more than ``min_delta``. A phase's
+    ``body_lr_factor`` trains the body layers at ``rate x body_lr_factor`` (the head at ``rate``).
     A stateful model (:func:`is_stateful`) trains on ``train`` = its chunks in order with ``val``
     a :class:`StreamValidation` (see the module docstring).
     """
@@ -311,12 +341,16 @@ def train_for_mode(model: keras.Model, mode: TransferMode, train: Arrays, val: A
     for index, (phase, epochs) in enumerate(zip(phases, epochs_per_phase)):
         frozen = frozen_layer_names(model, phase, transfer)
         rate = training.learning_rate * phase.lr_factor
-        apply_freezing(model, frozen, training, rate)
-        log.debug("%s phase %d: %d epochs at lr %g, frozen %s", mode.name, index, epochs, rate, frozen)
+        apply_freezing(model, frozen, training, rate, phase.body_lr_factor)
+        if index == 0 and mode.keep_start:
+            _keep_start(model, arrays, run)
+        log.debug("%s phase %d: %d epochs at lr %g (body x %g), frozen %s", mode.name, index, epochs, rate,
+                  phase.body_lr_factor, frozen)
         info = _fit_phase(model, arrays, run, epochs, index)
         counts = param_counts(model)
         run.result.phases.append({**info, "freeze": phase.freeze, "frozen_layers": frozen,
-                                  "learning_rate": rate, "trainable_params": counts["trainable"],
+                                  "learning_rate": rate, "body_lr_factor": phase.body_lr_factor,
+                                  "trainable_params": counts["trainable"],
                                   "non_trainable_params": counts["non_trainable"]})
     run.result.seconds = run.elapsed()
     return run.result

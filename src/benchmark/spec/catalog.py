@@ -78,8 +78,11 @@ _LINEAR = ArchitectureFacts(False, _LINEAR_WHY_NOT_STATEFUL, _LINEAR_REFUSED_MOD
 @dataclass(frozen=True)
 class TransferModeFacts:
     load_body: bool
-    load_head: bool = False
+    load_head: bool = False  # uses the pretrained head as it is: the cells' horizon must fit in the body's
     trains: bool = True  # has training phases (``zeroshot`` has none)
+    # trains from the pretrained head (its first H outputs) where the cell's horizon H fits in the
+    # body's and the head is of the same kind; a fresh head otherwise (so validation needs no fit)
+    start_from_head: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,7 @@ ARCHITECTURES = _registry("architecture", {
 HEADS = _registry("head", {"dense": True, "recurrent": True})
 TRANSFER_MODES = _registry("transfer mode", {
     "finetune": TransferModeFacts(True), "frozen": TransferModeFacts(True), "lp_ft": TransferModeFacts(True),
+    "ft_from_head": TransferModeFacts(True, start_from_head=True),
     "partial": TransferModeFacts(True), "scratch": TransferModeFacts(False),
     "zeroshot": TransferModeFacts(True, load_head=True, trains=False)})
 LOSSES = _registry("loss", {"huber": True, "mae": True, "mse": True})

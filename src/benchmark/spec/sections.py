@@ -80,15 +80,26 @@ class TrainingSpec:
     # steps (early stopping on the monitor still ends it); 0: max_epochs alone
     min_steps: int = field(default=0, metadata=KEY_NEUTRAL_DEFAULT)
 
+    def budget_epochs(self, n_windows: int, batch_size: int) -> int:
+        """The epochs a run over ``n_windows`` training windows may take: ``max_epochs``, raised to
+        ``ceil(min_steps / ceil(n_windows / batch_size))`` (training and the dispatch cost share it)."""
+        steps_per_epoch = max(1, -(-int(n_windows) // max(1, int(batch_size))))
+        return max(int(self.max_epochs), -(-int(self.min_steps) // steps_per_epoch))
+
 
 @dataclass(frozen=True)
 class TransferSpec:
-    """Knobs of the transfer modes that have any (``partial``, ``lp_ft``) and the pretrained pin."""
+    """Knobs of the transfer modes that have any (``partial``, ``lp_ft``, ``ft_from_head``) and the
+    pretrained pin."""
 
     partial_frozen_layers: int = 1  # partial: freeze the first k body layers
     probe_epochs_fraction: float = 0.5  # lp_ft: share of max_epochs spent on the linear probe
     finetune_lr_factor: float = 0.1  # lp_ft: learning-rate multiplier once unfrozen
     pretrained_version: str | None = None  # registry version or alias to pin; None: build/reuse
+    # ft_from_head: the body layers train at training.learning_rate x this, the head at the full
+    # rate (discriminative fine-tuning; 0 keeps the body as loaded). Read by no other mode, so
+    # keys stay as they were while it holds its default.
+    body_lr_factor: float = field(default=0.1, metadata=KEY_NEUTRAL_DEFAULT)
 
 
 @dataclass(frozen=True)
