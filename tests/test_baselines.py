@@ -22,7 +22,8 @@ def seasonal_series(n: int, level: float = 10.0) -> np.ndarray:
 
 
 def test_registry_names():
-    assert BASELINES.names() == ["arima", "ets", "mean", "mstl", "naive", "naive2", "seasonal_naive", "theta"]
+    assert BASELINES.names() == ["arima", "ets", "mean", "mstl", "mstl_every_origin", "naive", "naive2",
+                                 "seasonal_naive", "theta"]
 
 
 def test_multi_step_forecasts_by_hand():

@@ -151,14 +151,19 @@ def test_the_axes_table_names_real_fields():
 
 
 def test_the_shipped_profiles_keep_their_grid_ids_and_cell_keys(settings):
-    """Pinned from the code at commit 12d075e, before the spec split and the axes table."""
-    expected = json.loads((Path(__file__).parent / "fixtures" / "profile_keys.json").read_text())["profiles"]
+    """Pinned from the code at commit 12d075e, before the spec split and the axes table; a profile
+    that grew cells since (issue 34: ETT's lp_ft and ft_from_head) keeps every key it had; one whose
+    baselines grew (issue 35: mstl in five profiles) has a new grid id and the same cell keys."""
+    fixture = json.loads((Path(__file__).parent / "fixtures" / "profile_keys.json").read_text())
+    expected, kept = fixture["profiles"], fixture["kept_cells"]
     assert sorted(expected) == profile_names()
     for name, pinned in expected.items():
         plan = plan_grid(load_grid(name), settings, name)
         keys = sorted(cell_key(c, plan.fingerprints[source_label(c.target)]) for c in plan.cells)
         assert (plan.grid_id, len(keys), hashlib.sha256("\n".join(keys).encode()).hexdigest()) == \
             (pinned["grid_id"], pinned["n_cells"], pinned["cells_sha256"]), name
+        lost = set(kept.get(name, ())) - set(keys)
+        assert not lost, f"{name}: {len(lost)} cells of existing ledgers would retrain: {sorted(lost)[:3]}"
 
 
 def test_a_new_option_at_its_default_keeps_every_key():

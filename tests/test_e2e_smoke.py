@@ -42,10 +42,10 @@ def smoke_run(tmp_path_factory, data_dir):
 def test_smoke_grid_runs_through_prefect_and_prints_the_leaderboard(smoke_run):
     root, env, first, _ = smoke_run
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-5000:]
-    assert "18 finished" in first.stdout  # 6 cells + 2 sizes x 6 baselines
+    assert "20 finished" in first.stdout  # 6 cells + 2 sizes x 7 baselines
     # the summary names the baselines in its verdict, one line per size, and where things are
     verdicts = [line for line in first.stdout.splitlines() if line.startswith("verdict: ")]
-    named = ("naive", "seasonal_naive", "naive2", "mean", "ets", "theta")  # the smoke profile's baselines
+    named = ("naive", "seasonal_naive", "naive2", "mean", "ets", "theta", "mstl")  # the smoke profile's baselines
     assert len(verdicts) == 2 and all(any(f" {name} " in line for name in named) for line in verdicts), first.stdout
     assert "report: " in first.stdout and "tlbench ui" in first.stdout
     log = Path(first.stdout.split("log: ", 1)[1].split()[0].rstrip(";"))
@@ -79,8 +79,8 @@ def test_leaderboard_holds_one_row_per_cell_plus_baselines(smoke_run):
     assert set(models["mode"]) == {"scratch", "frozen", "finetune"}
     assert set(models["target_size"]) == {120, 240}
     assert set(models["architecture"]) == {"lstm"}
-    assert len(baselines) == 12
-    assert set(baselines["mode"]) == {"naive", "seasonal_naive", "naive2", "mean", "ets", "theta"}
+    assert len(baselines) == 14
+    assert set(baselines["mode"]) == {"naive", "seasonal_naive", "naive2", "mean", "ets", "theta", "mstl"}
     for column in ("mse", "mae", "mape", "mase", "smape", "rmse"):
         assert np.isfinite(rows[column]).all(), column
     assert (models["train_seconds"] > 0).all()

@@ -28,6 +28,7 @@ def test_a_ledger_from_before_the_layout_resumes_with_nothing_to_retrain(tmp_pat
     finished = Leaderboard(settings.results).finished_keys()
     assert len(finished) == 18  # 6 cells + 2 sizes x 6 baselines, as written at 12d075e
 
-    plan = plan_grid(load_grid("smoke"), settings)
+    # the smoke profile's baselines at 12d075e: mstl joined them later (issue 35), a new row, not a moved key
+    plan = plan_grid(load_grid("smoke", ["baselines=[naive, seasonal_naive, naive2, mean, ets, theta]"]), settings)
 
     assert pending_keys(plan, settings) == []

@@ -114,6 +114,10 @@ def test_holm_counts_one_test_per_comparison_and_corrects_the_seeds_behind_it_ap
     assert np.allclose(deciding["p_holm"], stats.holm(deciding["p_value"].to_numpy()).adjusted)
     assert np.allclose(seeds["p_holm"], stats.holm(seeds["p_value"].to_numpy()).adjusted)
     assert (table["significant"] == (table["p_holm"] <= verdicts.SIGNIFICANCE)).all()
+    # every row says how many tests its p was adjusted over; a mode less shrinks the family
+    assert set(deciding["holm_family"]) == {5} and set(seeds["holm_family"]) == {12}
+    fewer = verdicts.forecast_comparisons(rows.loc[rows["mode"] != "frozen"], errors)
+    assert set(fewer.loc[fewer["seed"].astype(str) == "pooled", "holm_family"]) == {3}
 
 
 def test_a_mode_without_seeds_of_its_own_is_held_against_every_seed_of_scratch():
@@ -146,9 +150,11 @@ def test_the_verdict_says_whether_the_best_model_beats_the_best_baseline_signifi
     row = table.iloc[0]
     assert row["p_holm"] == pooled["p_holm"]
     assert pooled["significant"] and pooled["mean_loss_difference"] > 0  # naive's errors are the smaller ones
+    # the family: one test per comparison (finetune and frozen against scratch, the three models against naive)
+    assert pooled["holm_family"] == row["holm_family"] == 5
     assert row["sentence"] == ("lstm/finetune beats every baseline on t at 240 points: MASE 0.6 against naive 0.7 "
                                f"(skill 14.3%); Diebold-Mariano against naive, pooled over 3 seeds: "
-                               f"Holm p {pooled['p_holm']:.2g}, naive significantly better.")
+                               f"Holm p {pooled['p_holm']:.2g} (family of 5), naive significantly better.")
     # the direction is the test's own: a verdict by MASE and a test on squared errors may disagree, and
     # the sentence then says so rather than calling the MASE winner significant
     flipped = verdicts.baseline_verdicts(agg, comparisons=comparisons.assign(
@@ -186,7 +192,7 @@ def test_a_verdict_against_another_baseline_is_also_tested_against_the_naive_for
     assert row["p_holm_anchor"] == pooled["p_holm"] and row["p_holm"] != row["p_holm_anchor"]
     assert row["sentence"].startswith("lstm/finetune beats every baseline on t at 240 points: MASE 0.6 against mean 0.7")
     assert row["sentence"].endswith(f"; Diebold-Mariano against naive (MASE 0.8), pooled over 3 seeds: "
-                                    f"Holm p {pooled['p_holm']:.2g}, naive significantly better.")
+                                    f"Holm p {pooled['p_holm']:.2g} (family of 6), naive significantly better.")
     # where naive is the best baseline there is nothing more to test or say
     plain = agg.assign(mase_mean=agg["mase_mean"].where(agg["mode"] != "mean", 2.0))
     assert verdicts.verdict_anchors(plain) == {}
@@ -296,3 +302,23 @@ def test_report_pulls_the_statistical_source_rows_of_evaluate_source(settings, d
     found = source_baselines(board, grid_rows)
     assert list(found["mode"]) == ["theta"] and found.iloc[0]["owa"] == pytest.approx(result["owa"])
     assert source_baselines(board, grid_rows.assign(kind="model")).empty  # no body: nothing pulled
+
+
+def test_the_report_names_the_best_baseline_and_each_holm_familys_size():
+    from benchmark.report.verdicts import evidence_sections, headline_section
+
+    rows, errors = comparison_rows()
+    agg = agg_frame([("t", 240, "lstm", "scratch", 1.0), ("t", 240, "lstm", "finetune", 0.6),
+                     ("t", 240, "lstm", "frozen", 1.0), ("t", 240, "baseline", "naive", 0.7),
+                     ("t", 240, "baseline", "mstl", 0.65), ("t", 240, "baseline", "mean", 2.0)])
+    rows = pd.concat([rows, rows.loc[rows["mode"] == "naive"].assign(mode="mstl", cell_key="mstl")])
+    errors["mstl"] = errors["naive"] * 0.99
+    comparisons = verdicts.forecast_comparisons(rows, errors, baselines=verdicts.verdict_baselines(agg),
+                                                anchors=verdicts.verdict_anchors(agg))
+    headline = headline_section(agg, "mase", comparisons)
+    assert "MASE 0.6 against mstl 0.65" in headline  # MSTL is the verdict's baseline
+    assert "Diebold-Mariano against mstl, pooled over 3 seeds: Holm p " in headline
+    assert headline.count("(family of 6)") == 2  # against mstl and against naive, one family
+    html = "".join(evidence_sections(agg, comparisons, "mase", {"win-rates": ("w.png", b"png")}))
+    assert "<h3>against best_baseline: mstl at t 240</h3>" in html
+    assert "<th>p_holm</th><th>holm_family</th>" in html

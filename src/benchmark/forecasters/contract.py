@@ -18,13 +18,14 @@ horizon, the longest history, the transfer modes it refuses. Validation happens 
 edge, once (:func:`checked_series`, :func:`checked_origins`); implementations trust their inputs.
 
 :class:`Baseline` is what the registry of baselines (:mod:`benchmark.forecasters.baselines`)
-holds: a name, its facts, and how to build an unfitted forecaster for a season length.
+holds: a name, its facts, the settings that change its numbers, and how to build an unfitted
+forecaster for a season length.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -90,6 +91,9 @@ class Baseline:
     one_step: Callable[[np.ndarray, int, int, int, int], np.ndarray]
     description: str = ""
     facts: ForecasterFacts = ForecasterFacts()
+    # settings that change its numbers (mstl's refit interval and history); non-empty ones enter
+    # the baseline row's key (benchmark.run.jobs.BaselineJob.key), so other settings make other rows
+    settings: Mapping[str, Any] | None = None
 
     @property
     def max_history(self) -> int | None:

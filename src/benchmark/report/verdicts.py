@@ -156,7 +156,8 @@ def evidence_sections(agg: pd.DataFrame, comparisons: pd.DataFrame, metric: str,
     for reference in (verdicts.BEST_BASELINE, "seasonal_naive", "naive"):  # best: of all the grid's baselines
         summary = verdicts.ratio_summary(agg, reference=reference, metric=metric)
         if len(summary):
-            sections += [f"<h3>against {esc(reference)}</h3>",
+            which = _best_baselines_named(agg, metric) if reference == verdicts.BEST_BASELINE else ""
+            sections += [f"<h3>against {esc(reference)}{esc(which)}</h3>",
                          table(summary, ["architecture", "mode", "n_units", "geomean_ratio", "ci_low", "ci_high",
                                          "skill"])]
     rates = verdicts.win_rate_table(agg, metric)
@@ -177,12 +178,22 @@ def evidence_sections(agg: pd.DataFrame, comparisons: pd.DataFrame, metric: str,
                  "squared per-origin errors of the test segment: Diebold-Mariano with the Harvey-Leybourne-"
                  "Newbold small-sample correction, autocovariance lags set by the horizon, per seed and "
                  "pooled over seeds (each origin's error averaged over seeds). Multiple comparisons: "
-                 f"{esc(verdicts.CORRECTION)}; significant = Holm-adjusted p &lt; {verdicts.SIGNIFICANCE:g}. "
+                 f"{esc(verdicts.CORRECTION)}; significant = Holm-adjusted p &lt; {verdicts.SIGNIFICANCE:g}; "
+                 "holm_family: how many tests that p was adjusted over (a mode or a baseline more in the grid "
+                 "adds tests and moves every adjusted p). "
                  "A negative difference means the mode is more accurate.</p>",
                  table(comparisons, ["target", "target_size", "architecture", "mode", "against", "seed",
                                      "n_origins", "mean_loss_difference", "statistic", "p_value", "p_holm",
-                                     "significant"])]
+                                     "holm_family", "significant"])]
     return sections
+
+
+def _best_baselines_named(agg: pd.DataFrame, metric: str) -> str:
+    """``: ets at ETTh2:OT 720; mstl at ETTh1:OT 720, ETTh1:OT 8640``: the best baseline where."""
+    where: dict[str, list[str]] = {}
+    for (target, size), name in verdicts.verdict_baselines(agg, metric).items():
+        where.setdefault(name, []).append(f"{target} {size}")
+    return ": " + "; ".join(f"{name} at {', '.join(units)}" for name, units in sorted(where.items())) if where else ""
 
 
 def verdict_figures(agg: pd.DataFrame, metric: str) -> list[tuple[str, str, Figure]]:

@@ -16,7 +16,9 @@ the per-seed rows) and per-origin forecast errors; no files, no logging. What ea
   per-origin errors against its scratch and against the best baseline (the verdict's model also
   against the naive forecast, :data:`ANCHOR`, where the best baseline is another), per seed and pooled over
   seeds (each origin's squared error averaged over the seeds first, which keeps the time order
-  the test assumes), with Holm's correction over the grid's comparisons (:data:`CORRECTION`).
+  the test assumes), with Holm's correction over the grid's comparisons (:data:`CORRECTION`); every
+  adjusted p is quoted with its family's size (``Holm p 0.042 (family of 14)``), since adding a
+  mode or a baseline to a grid adds tests to the family and moves every adjusted p.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ BASELINE, SCRATCH = "baseline", "scratch"
 #: How the report and the CLI name a baseline in a sentence.
 BASELINE_WORDS = {"naive": "the naive forecast", "seasonal_naive": "the seasonal naive forecast",
                   "naive2": "Naive2", "mean": "the mean forecast", "ets": "ETS (AutoETS)",
-                  "theta": "Theta (AutoTheta)", "mstl": "MSTL", "arima": "ARIMA (AutoARIMA)"}
+                  "theta": "Theta (AutoTheta)", "mstl": "MSTL", "mstl_every_origin": "MSTL (refitted at every origin)",
+                  "arima": "ARIMA (AutoARIMA)"}
 #: :func:`ratio_summary`'s reference that is, per (target, size), the best of all baselines there.
 BEST_BASELINE = "best_baseline"
 #: The family-wise correction the forecast comparisons use (named in the report).
@@ -68,14 +71,14 @@ def baseline_verdicts(agg: pd.DataFrame, metric: str | None = None,
     against the best baseline (``1 - model / baseline``) and the ``sentence`` that says it.
 
     Columns: target, target_size, metric, best_model, model_mean, best_baseline, baseline_mean,
-    model_beats_baselines, skill_vs_best_baseline, p_holm, sentence. A size with no model rows (or no
+    model_beats_baselines, skill_vs_best_baseline, p_holm, holm_family, p_holm_anchor, sentence. A size with no model rows (or no
     baseline rows) says so in its sentence and has ``model_beats_baselines`` False (or True).
     ``comparisons`` (:func:`forecast_comparisons`, tested against these best baselines: pass
     :func:`verdict_baselines`): the Diebold-Mariano test of the best model against the best
     baseline (pooled over seeds where there are several) ends the sentence and gives ``p_holm``,
     so the verdict says whether the difference is real and which way (on squared errors), e.g.
-    ``...; Diebold-Mariano against naive, pooled over 3 seeds: Holm p 0.0001, lstm/scratch
-    significantly better.``
+    ``...; Diebold-Mariano against naive, pooled over 3 seeds: Holm p 0.0001 (family of 14),
+    lstm/scratch significantly better.`` (``holm_family``: the size of that test's Holm family).
     """
     metric = _metric(agg, metric)
     mean = f"{metric}_mean"
@@ -114,9 +117,10 @@ def baseline_verdicts(agg: pd.DataFrame, metric: str | None = None,
                          baseline_mean=float(baseline[mean]) if baseline is not None else math.nan,
                          model_beats_baselines=beats, skill_vs_best_baseline=skill,
                          p_holm=test[0] if test is not None else math.nan,
+                         holm_family=test[2] if test is not None else 0,
                          p_holm_anchor=also[0] if also is not None else math.nan, sentence=sentence))
     columns = ["target", "target_size", "metric", "best_model", "model_mean", "best_baseline",
-               "baseline_mean", "model_beats_baselines", "skill_vs_best_baseline", "p_holm", "p_holm_anchor",
+               "baseline_mean", "model_beats_baselines", "skill_vs_best_baseline", "p_holm", "holm_family", "p_holm_anchor",
                "sentence"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -136,10 +140,10 @@ def _verdict_pairs(agg: pd.DataFrame, mean: str):
 
 
 def _verdict_test(comparisons: pd.DataFrame | None, target, size, model, baseline,
-                  named: str = "") -> tuple[float, str] | None:
-    """``(Holm p, clause)`` of the Diebold-Mariano test of ``model`` against ``baseline`` in
-    ``comparisons``: the pooled row, or the one seed's; None when there is none. ``named``: how the
-    clause names the baseline (its name by default)."""
+                  named: str = "") -> tuple[float, str, int] | None:
+    """``(Holm p, clause, Holm family size)`` of the Diebold-Mariano test of ``model`` against
+    ``baseline`` in ``comparisons``: the pooled row, or the one seed's; None when there is none.
+    ``named``: how the clause names the baseline (its name by default)."""
     if comparisons is None or comparisons.empty or model is None or baseline is None:
         return None
     found = comparisons.loc[(comparisons["target"] == target) & (comparisons["target_size"] == int(size))
@@ -153,14 +157,16 @@ def _verdict_test(comparisons: pd.DataFrame | None, target, size, model, baselin
     seeds = int(found["seed"].astype(str).ne("pooled").sum())
     over = f"pooled over {seeds} seeds" if len(pooled) == 1 else f"seed {test['seed']}"
     p_holm = float(test["p_holm"])
+    members = int(test["holm_family"]) if "holm_family" in test else 0  # Holm's m for this test
     if not math.isfinite(p_holm):
         why = test["note"] if isinstance(test["note"], str) and test["note"] else "n/a"
-        return p_holm, f"Diebold-Mariano against {named}, {over}: no test ({why})"
+        return p_holm, f"Diebold-Mariano against {named}, {over}: no test ({why})", members
+    family = f" (family of {members})" if members else ""
     if not bool(test["significant"]):
         verdict = "no significant difference"
     else:  # the test's own direction (squared errors), which a MASE verdict need not share
         verdict = f"{_method(model) if test['mean_loss_difference'] < 0 else baseline['mode']} significantly better"
-    return p_holm, f"Diebold-Mariano against {named}, {over}: Holm p {p_holm:.2g}, {verdict}"
+    return p_holm, f"Diebold-Mariano against {named}, {over}: Holm p {p_holm:.2g}{family}, {verdict}", members
 
 
 def verdict_baselines(agg: pd.DataFrame, metric: str | None = None) -> dict[tuple[str, int], str]:
@@ -257,10 +263,12 @@ def forecast_comparisons(rows: pd.DataFrame, errors: Mapping[str, np.ndarray], a
 
     Columns: target, target_size, architecture, mode, against (``scratch`` or the baseline's
     name), seed (an int, or ``pooled``), n_origins, mean_loss_difference (negative: the mode is
-    better), statistic, p_value, p_holm, significant, note.
+    better), statistic, p_value, p_holm, holm_family (how many tests, with a p-value, its Holm
+    family holds: adding a mode or a baseline adds tests and moves every adjusted p, so the report
+    prints it next to each), significant, note.
     """
     columns = ["target", "target_size", "architecture", "mode", "against", "seed", "n_origins",
-               "mean_loss_difference", "statistic", "p_value", "p_holm", "significant", "note"]
+               "mean_loss_difference", "statistic", "p_value", "p_holm", "holm_family", "significant", "note"]
     have = rows.loc[rows["cell_key"].isin(list(errors))]
     out = []
     for (target, size), part in have.groupby(["target", "target_size"], sort=True):
@@ -291,15 +299,17 @@ def forecast_comparisons(rows: pd.DataFrame, errors: Mapping[str, np.ndarray], a
                                     mode=mode, against=against, seed=seed, n_origins=result.n,
                                     mean_loss_difference=result.mean_difference,
                                     statistic=result.statistic, p_value=result.p_value, note=result.note))
-    frame = pd.DataFrame(out, columns=[c for c in columns if c not in ("p_holm", "significant")])
-    frame["p_holm"], frame["significant"] = np.nan, False
+    frame = pd.DataFrame(out, columns=[c for c in columns if c not in ("p_holm", "holm_family", "significant")])
+    frame["p_holm"], frame["holm_family"], frame["significant"] = np.nan, 0, False
     comparison = ["target", "target_size", "architecture", "mode", "against"]
     pooled = (frame["seed"].astype(str) == "pooled").to_numpy()
     has_pool = frame.set_index(comparison).index.isin(frame.loc[pooled].set_index(comparison).index)
     for family in (pooled | ~has_pool, ~pooled & has_pool):  # the deciding tests; the seeds behind a pool
         if family.any():
-            corrected = stats.holm(frame.loc[family, "p_value"].to_numpy(float), alpha)
+            p_values = frame.loc[family, "p_value"].to_numpy(float)
+            corrected = stats.holm(p_values, alpha)
             frame.loc[family, "p_holm"], frame.loc[family, "significant"] = corrected.adjusted, corrected.reject
+            frame.loc[family, "holm_family"] = int(np.count_nonzero(~np.isnan(p_values)))  # Holm's m
     frame["significant"] = frame["significant"].astype(bool)
     frame["seed"] = frame["seed"].astype(object)
     return frame[columns]

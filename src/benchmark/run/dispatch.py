@@ -8,11 +8,15 @@ not for predicting seconds.
 
 Formula (relative units; docs/orchestration.md, *Dispatch*)::
 
-    cost = points * max_epochs * lookback * layers * units**2 * ARCHITECTURE_WEIGHT * MODE_WEIGHT
+    cost = points * epochs * lookback * layers * units**2 * ARCHITECTURE_WEIGHT * MODE_WEIGHT
 
 * ``points``: ``target_size`` (the training windows grow with it); a full series (``None``)
   counts as :data:`FULL_SERIES_POINTS`.
-* ``max_epochs``: the cap (early stopping ends most cells sooner, alike across a grid).
+* ``epochs``: the cap training runs under (early stopping ends most cells sooner, alike across a
+  grid): ``max_epochs``, raised by ``training.min_steps`` where the target's training windows
+  (:func:`training_windows`) make fewer steps than that in ``max_epochs``
+  (:meth:`~benchmark.spec.sections.TrainingSpec.budget_epochs`, the training loop's own budget),
+  so a small target with a high ``min_steps`` is not scheduled as cheap.
 * ``lookback * layers * units**2``: the recurrent work per window (each step multiplies a
   ``units x units`` state per gate and layer).
 * ``ARCHITECTURE_WEIGHT``: gates per step relative to an LSTM (GRU 3/4); ``stacked_lstm`` adds a
@@ -25,6 +29,9 @@ from __future__ import annotations
 
 from typing import Sequence, TypeVar
 
+from benchmark.data.protocols import PROTOCOLS
+from benchmark.data.windows import FORECASTS
+from benchmark.spec.catalog import REGIMES
 from benchmark.spec.tree import CellSpec
 
 J = TypeVar("J")
@@ -35,11 +42,23 @@ MODE_WEIGHT = {"scratch": 1.0, "finetune": 1.0, "lp_ft": 1.0, "partial": 0.8, "f
                "zeroshot": 0.02}
 
 
+def training_windows(cell: CellSpec) -> tuple[int, int]:
+    """``(training samples, batch size)`` of one epoch, from the spec: the windows of the training
+    part (``split.protocol``'s), or the stateful regime's non-overlapping chunks at batch 1."""
+    points = cell.target_size if cell.target_size is not None else FULL_SERIES_POINTS
+    train = PROTOCOLS.get(cell.split.protocol).training_points(points, cell.split.val_fraction)
+    if REGIMES.get(cell.regime).stateful:
+        return max(1, (train - cell.split.horizon) // cell.split.lookback), 1
+    horizon = FORECASTS.get(cell.split.forecast).model_horizon(cell.split.horizon)
+    return max(1, train - cell.split.lookback - horizon + 1), cell.training.batch_size
+
+
 def cell_cost(cell: CellSpec) -> float:
     """The estimated relative compute of one cell (see the module's formula)."""
     points = cell.target_size if cell.target_size is not None else FULL_SERIES_POINTS
     layers = cell.model.layers or 1
-    return (float(points) * cell.training.max_epochs * cell.split.lookback * layers * cell.model.units ** 2
+    epochs = cell.training.budget_epochs(*training_windows(cell))
+    return (float(points) * epochs * cell.split.lookback * layers * cell.model.units ** 2
             * ARCHITECTURE_WEIGHT.get(cell.model.architecture, 1.0) * MODE_WEIGHT.get(cell.mode, 1.0))
 
 

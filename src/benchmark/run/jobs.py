@@ -21,6 +21,7 @@ import pandas as pd
 from benchmark import __version__
 from benchmark.data.protocols import apply_protocol
 from benchmark.data.sources import source_label
+from benchmark.forecasters.baselines import BASELINES
 from benchmark.spec.axes import AXES, AXIS
 from benchmark.spec.catalog import TRANSFER_MODES
 from benchmark.spec.identity import spec_hash
@@ -179,8 +180,11 @@ class BaselineJob:
     context: RunContext
 
     def key(self, name: str) -> str:
+        """Baseline ``name``'s row key; its registered ``settings`` (mstl's refit interval and
+        history) enter it where it has any, so rows made with other settings are other rows."""
+        settings = BASELINES.get(name).settings if name in BASELINES else None
         return spec_hash("baseline", name, self.cell.target, self.cell.target_size, self.cell.split,
-                         self.data_fingerprint, __version__)
+                         self.data_fingerprint, __version__, *([dict(settings)] if settings else []))
 
     @property
     def task_name(self) -> str:
