@@ -159,7 +159,7 @@ def test_leaderboard_json_lists_rows(smoke_run):
     out = _tlbench(["leaderboard", "--json"], env, timeout=120)
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
-    assert len(rows) == 18  # 6 cells + 2 sizes x 6 baselines
+    assert len(rows) == 20  # 6 cells + 2 sizes x 7 baselines
     assert {"mode", "mlflow_run_id", "target_size", "architecture", "mase"} <= set(rows[0])
 
 

@@ -51,7 +51,7 @@ def test_forecaster_callable_and_non_m4_source(tmp_path):
 
 
 def test_unknown_method_lists_baselines(tmp_path):
-    with pytest.raises(UnknownNameError, match="Unknown baseline 'prophet'. Known: arima, ets, mean, mstl, naive"):
+    with pytest.raises(UnknownNameError, match="Unknown baseline 'prophet'. Known: arima, ets, mean, mstl, mstl_every_origin, naive"):
         evaluate_source(DataSpec("sine", {}), "prophet", tmp_path)
 
 
