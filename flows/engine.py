@@ -1,11 +1,11 @@
-"""The in-flow Prefect engine, and the registry of executions ``benchmark_grid`` may pick.
+"""The in-flow Prefect engine: every stage of a grid as task runs of the grid's own flow run.
 
 :class:`PrefectEngine` (``execution="local"``) runs each stage's jobs as Prefect task runs inside
 the current flow run, ``concurrency`` at a time (threads that carry the flow run's context, so
 every job shows up as a task run in the UI); progress is published as a progress artifact.
 ``execution="pool"`` (:class:`flows.pool.PoolEngine`) and ``execution="served"``
 (:class:`flows.served.ServedEngine`) send the cells elsewhere (:mod:`flows.remote`);
-:func:`make_engine` picks one by name from :data:`EXECUTIONS`.
+:func:`flows.executions.make_engine` picks one by name.
 """
 
 from __future__ import annotations
