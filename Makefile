@@ -15,7 +15,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,team]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -27,7 +27,7 @@ run: $(STAMP)
 	$(VENV)/bin/tlbench run --profile smoke --concurrency $(CONCURRENCY)
 
 ## What CI runs: every test but the `slow` ones. Everything the docs cite as evidence is in here
-## (real MLflow and Prefect servers, killed workers, the nightly flow, the 80-cell pool load test);
+## (real MLflow and Prefect servers, killed workers, the nightly flow, the 40-cell pool load test);
 ## `slow` is only extra depth that no doc cites. About 45 minutes on 2 cores at most.
 ## Exit 5 (no tests collected) is an error: a suite that ran nothing proves nothing.
 PYTEST := $(PY) -m pytest
