@@ -14,6 +14,10 @@
 # printed. Stop one with SIGINT (a worker ignores SIGTERM): kill -INT "$(cat RUN_DIR/<name>.pid)",
 # or all of them with deployments/stop_workers.sh.
 #
+# First, flow runs that processes of this host left RUNNING when they died (a lost machine, its
+# workers started again) are closed, with the reason, so that they free their pool slots
+# (python -m flows.lost; docs/orchestration.md).
+#
 # Usage: deployments/start_workers.sh [--pool gpu] [--count N] [--cpu] [--run-dir DIR]
 #        (RUN_DIR default: ${TMPDIR:-/tmp}/tlbench-workers-$USER)
 # Environment: PREFECT_API_URL (required); TLBENCH_HOME (the checkout flow runs start in, see
@@ -21,7 +25,7 @@
 # TLBENCH_ARTIFACTS are passed on to every flow run; PREFECT (the prefect executable).
 set -euo pipefail
 
-help_lines=2,21
+help_lines=2,25
 source "$(dirname "${BASH_SOURCE[0]}")/workers_lib.sh"
 parse_worker_options "$@"
 
@@ -36,6 +40,11 @@ if ! "$PREFECT" --no-prompt work-pool inspect "$pool" >/dev/null 2>&1; then
   echo "Work pool '$pool' does not exist on $PREFECT_API_URL: create it with deployments/create_pools.sh" >&2
   exit 2
 fi
+
+# Runs that processes of this host left RUNNING when they died (a lost machine restarted) are
+# closed first, so they free their pool slots before the workers poll (flows/lost.py).
+PYTHONPATH="$root/src:$root${PYTHONPATH:+:$PYTHONPATH}" "$(venv_or python python3)" -m flows.lost --pool gpu \
+  || echo "could not check for runs left open by dead processes of this host (see above); starting anyway" >&2
 
 if [[ "$pool" == gpu ]]; then visible_gpus; else gpus=(); fi
 start_all "$host-$pool" "$PREFECT" --no-prompt worker start --pool "$pool" --limit 1 --install-policy never

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
 from typing import Any, Sequence
 
 from prefect import flow, get_run_logger
@@ -29,14 +30,12 @@ from benchmark.run.ledger import tag_run
 from benchmark.spec.convert import from_dict
 from benchmark.spec.identity import to_plain
 from benchmark.spec.settings import Settings, apply_mlflow_http_policy
+from flows.labels import HOST_LABEL, PID_LABEL, WORKER_LABEL
 from tasks.stages import stage_task
 
 #: The deployment pool mode submits batches to: "<flow name>/<deployment name>".
 CELL_DEPLOYMENT = "train-cell/train-cell"
 
-#: Flow-run label a running batch sets to its worker's name, so the parent can check that
-#: worker's heartbeat while it waits (a dead worker cannot report its runs as crashed).
-WORKER_LABEL = "tlbench.worker"
 
 #: MLflow tags added to every cell run trained by a pool worker.
 TAG_WORKER = "prefect_worker"
@@ -58,15 +57,17 @@ def worker_name() -> str:
     return os.environ.get("PREFECT__WORKER_NAME") or f"no-worker@{platform.node()}"
 
 
-def _label_flow_run(worker: str) -> str | None:
-    """Put the worker's name on this flow run (see WORKER_LABEL); returns the flow run id."""
+def label_flow_run(worker: str) -> str | None:
+    """Put the worker's name, this host and this process's pid on this flow run (``WORKER_LABEL``,
+    ``HOST_LABEL``, ``PID_LABEL``); returns the flow run id."""
 
     run_id = flow_run.get_id()
     if run_id is None:
         return None
     try:
         with get_client(sync_client=True) as client:
-            client.update_flow_run_labels(run_id, {WORKER_LABEL: worker})
+            client.update_flow_run_labels(run_id, {WORKER_LABEL: worker, HOST_LABEL: socket.gethostname(),
+                                                   PID_LABEL: str(os.getpid())})
     except Exception:  # noqa: BLE001 - a missing label only slows crash detection
         get_run_logger().warning("could not label flow run %s with its worker", run_id, exc_info=True)
     return str(run_id)
@@ -87,7 +88,7 @@ def train_cell(jobs: list[dict[str, Any]], results: str | None = None,
     """
     logger = get_run_logger()
     worker = worker_name()
-    flow_run_id = _label_flow_run(worker)
+    flow_run_id = label_flow_run(worker)
     cell_jobs = jobs_from_plain(jobs)
     device = configure_worker_device()
     settings = Settings.from_environment(results=results, tracking_uri=tracking_uri)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -31,7 +32,9 @@ from benchmark.run.jobs import GridResult
 from benchmark.run.lease import GridAlreadyRunning
 from benchmark.spec.profiles import load_grid, profile_names
 from benchmark.spec.settings import Settings, apply_mlflow_http_policy
+from flows.cell import label_flow_run, worker_name
 from flows.executions import make_engine
+from flows.lost import on_lease
 
 
 def _flow_run_name() -> str:
@@ -137,6 +140,7 @@ def benchmark_grid(grid: Union[Annotated[GridProfile, Field(title="profile")],
     ``TLBENCH_RESULTS``, ``MLFLOW_TRACKING_URI``, ``TLBENCH_ARTIFACTS``).
     """
     logger = get_run_logger()
+    label_flow_run(worker_name())  # host and pid: a lost machine's run is found dead later (flows/lost.py)
     # Only the parameters that were given override ``settings``: a ``None`` here must not erase
     # the value the CLI passed in ``settings`` (it would fall back to the worker's environment).
     given = {name: value for name, value in (("data_dir", data_dir), ("results", results),
@@ -145,8 +149,12 @@ def benchmark_grid(grid: Union[Annotated[GridProfile, Field(title="profile")],
     apply_mlflow_http_policy(built)
     spec = load_grid(grid, overrides or [])
     try:
-        with make_engine(execution, concurrency, batch_size, timeout_s=pool_timeout_s) as engine:
-            result = run_grid(spec, built, engine, label=grid)
+        with make_engine(execution, concurrency, batch_size, timeout_s=pool_timeout_s,
+                         lost_after_s=built.lost_worker_seconds) as engine:
+            # once the grid's lease is held: this flow run is recorded in it, and the Prefect runs
+            # of a dead run it was taken from are closed (flows/lost.py)
+            result = run_grid(spec, built, engine, label=grid,
+                              on_lease=partial(on_lease, pool="gpu", lost_after_s=built.lost_worker_seconds))
     except GridAlreadyRunning as exc:  # Cancelled with the holder named: see the module's docstring
         logger.warning("%s", exc)
         return Cancelled(message=str(exc))
@@ -174,3 +182,11 @@ def launch(grid: str, overrides: list[str], settings: Settings, concurrency: int
     if state.is_cancelled():  # the grid runs elsewhere: the CLI prints the message, exit 2
         raise GridAlreadyRunning(state.message)
     return state.result()
+
+
+if __name__ != "flows.grid":
+    # Loaded by file path (a deployment's entrypoint ``flows/grid.py``: Prefect names the module
+    # ``grid``): use the flow of the package module instead, so that what Prefect pickles with a
+    # served cell's task run (the flow run's context, the flow in it) names ``flows.grid``, which a
+    # cell worker can import; ``grid`` it cannot (docs/orchestration.md, served mode).
+    from flows.grid import benchmark_grid  # noqa: E402,F811 - the package module's flow, on purpose

@@ -50,6 +50,18 @@ class _Child:
     worker: str | None = None  # the worker running it (its ``tlbench.worker`` label)
 
 
+def _worker_of(run) -> str | None:
+    """The worker that holds a child run: its own ``tlbench.worker`` label, else the one Prefect's
+    worker puts on a run before it proposes PENDING (so a worker that dies while starting the run
+    is tied to it too)."""
+    labels = run.labels or {}
+    return labels.get(WORKER_LABEL) or labels.get(PREFECT_WORKER_LABEL)
+
+
+#: The label a Prefect worker gives each flow run it submits, before it proposes PENDING.
+PREFECT_WORKER_LABEL = "prefect.worker.name"
+
+
 class CellTable:
     """One row per cell of a pool-mode grid, in the parent flow run's table artifact
     ``grid-cells``: the cell, its state (``FINISHED``/``FAILED`` once its leaderboard row says so,
@@ -133,8 +145,10 @@ class PoolEngine(RemoteCellEngine):
             batches = [jobs[i:i + self.batch_size] for i in range(0, len(jobs), self.batch_size)]
             self.progress.start("cell", len(jobs))
             children = self._submit(batches, settings)
-            run_logger().info("pool mode: %d cell(s) in %d child run(s) of %s (pool %r)", len(jobs),
-                        len(children), self.deployment, pool)
+            run_logger().info("pool mode: %d cell(s) in %d child run(s) of %s (pool %r); a worker silent for "
+                              "%.0f s is lost (TLBENCH_LOST_WORKER_S); this run waits at most %.0f s in all "
+                              "(pool_timeout_s)", len(jobs), len(children), self.deployment, pool,
+                              self._heartbeats.lost_after_s, self.timeout_s)
             self._wait(client, children, pool, len(jobs), settings)
             for child in children:
                 if child.state_name != "COMPLETED":
@@ -237,12 +251,14 @@ class PoolEngine(RemoteCellEngine):
             if state is None:
                 continue
             child.state_name, child.state_message = state.type.value, state.message
-            child.worker = (run.labels or {}).get(WORKER_LABEL) or child.worker
+            child.worker = _worker_of(run) or child.worker
             if state.is_final():
                 child.final = True
             elif state.is_running():
                 running.append((child, run))
             elif state.is_pending():
+                if _worker_of(run):  # its worker labelled it before it went PENDING
+                    running.append((child, run))
                 child.pending_since = child.pending_since or time.monotonic()
                 if time.monotonic() - child.pending_since > self.pending_timeout_s:
                     self._end(client, child, "CRASHED",
@@ -256,9 +272,9 @@ class PoolEngine(RemoteCellEngine):
         workers = {w.name: w for w in client.read_workers_for_work_pool(pool, limit=200)}
         now = time.monotonic()
         for child, run in running:
-            name = (run.labels or {}).get(WORKER_LABEL)
+            name = _worker_of(run)
             if not name:
-                continue  # not labelled yet (just started): the deadlines still apply
+                continue  # not submitted by a worker (yet): the deadlines still apply
             worker = workers.get(name)
             if worker is None:
                 self._end(client, child, "CRASHED", f"its worker {name!r} is no longer in pool {pool!r}")

@@ -30,9 +30,10 @@ from benchmark.spec.errors import TlbenchError
 from benchmark.spec.settings import Settings
 from flows.engine import run_logger
 
-#: The shortest silence that makes a worker lost, whatever its interval: a 30 s stall of the Prefect
-#: server's SQLite writes silenced a live worker for 65 s (docs/orchestration.md); Prefect's OFFLINE
-#: (3 late intervals) is no proof of death, and ending a live run fails cells still training.
+#: The shortest silence that makes a worker lost, whatever its interval, by default: a 30 s stall of
+#: the Prefect server's SQLite writes silenced a live worker for 65 s (docs/orchestration.md);
+#: Prefect's OFFLINE (3 late intervals) is no proof of death, and ending a live run fails cells
+#: still training. ``benchmark_grid`` passes ``Settings.lost_worker_seconds`` (``TLBENCH_LOST_WORKER_S``).
 LOST_AFTER_S = 120.0
 
 

@@ -16,11 +16,15 @@ Three things differ from Prefect's stock task worker, each for the killed-worker
   then subscribes again. An idle worker is never starved by a busy one holding the next cell.
 * **Heartbeats.** Each worker sends Prefect worker heartbeats to the work pool (``gpu`` by
   default) under its own name, so it appears in the UI beside the pool's workers, and the parent
-  can tell a dead worker (no heartbeat for 3 intervals and at least ``flows.remote.LOST_AFTER_S``,
-  120 s) from a slow cell or a loaded server.
-* **Claim.** A cell's task run renames itself ``<cell> @ <worker>`` when it starts; the parent
-  marks a RUNNING run whose worker stopped heartbeating CRASHED, reports its cell failed (no row)
-  and closes its MLflow run: the next trigger trains it, once.
+  can tell a dead worker (no heartbeat for 3 intervals and at least ``lost_worker_seconds``,
+  ``TLBENCH_LOST_WORKER_S``, 120 s by default) from a slow cell or a loaded server.
+* **Claim before the ack.** A worker renames the task run it receives ``<cell> @ <worker>`` on the
+  server *before* it acknowledges it (:meth:`CellWorker._claim_next`): a worker killed before the
+  ack leaves the run to the server, which hands it to another worker; one killed after it has its
+  name on the run, also at its very first cell. The parent marks a run claimed by a worker that
+  stopped heartbeating (or never heartbeated, for ``lost_worker_seconds``) CRASHED, reports its
+  cell failed (no row) and closes its MLflow run: the next trigger trains it, once. A run a worker
+  deleted ("failed to submit") ends its cell as failed at once.
 
 The parent (:class:`ServedEngine`) keeps at most two cells in flight per live worker (the
 grid-level concurrency limit: one training, one waiting in the server's queue, where no worker
@@ -40,6 +44,7 @@ import argparse
 import asyncio
 import hashlib
 import inspect
+import json
 import logging
 import os
 import socket
@@ -48,12 +53,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from prefect import task
+import websockets
+from prefect import tags, task
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterId
 from prefect.client.schemas.objects import TaskRun
 from prefect.client.subscriptions import Subscription
-from prefect.context import TaskRunContext
 from prefect.runtime import task_run
 from prefect.settings import get_current_settings
 from prefect.states import Cancelled, Crashed
@@ -68,9 +73,10 @@ from benchmark.spec.errors import TlbenchError
 from benchmark.spec.identity import to_plain
 from benchmark.spec.settings import Settings, apply_mlflow_http_policy
 from flows.cell import TAG_WORKER
+from flows.engine import run_logger
+from flows.labels import CELL_TAG, CLAIM
 from flows.remote import LOST_AFTER_S, Heartbeats, RemoteCellEngine, lost_outcome
 
-CLAIM = " @ "  # "<cell task name> @ <worker name>": the task run's name once a worker runs it
 TAG_TASK_RUN = "prefect_task_run_id"
 _log = logging.getLogger(__name__)
 
@@ -83,38 +89,24 @@ def worker_name() -> str:
     return os.environ.get("TLBENCH_WORKER_NAME") or f"{socket.gethostname()}-{os.getpid()}"
 
 
-def _claim(worker: str) -> str | None:
-    """Rename the running task run ``<name> @ <worker>``; returns its id."""
-
-    run_id, name = task_run.get_id(), task_run.get_name()
-    if run_id is None:
-        return None
-
-    claimed = f"{name}{CLAIM}{worker}"
-    context = TaskRunContext.get()
-    if context is not None:  # the engine's own copy: its later state events carry the name
-        context.task_run.name = claimed
-    try:
-        with get_client(sync_client=True) as client:
-            client._client.patch(f"/task_runs/{run_id}", json={"name": claimed})
-    except Exception:  # noqa: BLE001 - an unclaimed run is only noticed later if its worker dies
-        _log.warning("could not claim task run %s for %s", run_id, worker, exc_info=True)
-    return str(run_id)
+def claimed_name(name: str, worker: str) -> str:
+    """A task run's name once ``worker`` holds it: ``<cell> @ <worker>`` (an earlier claim replaced)."""
+    return f"{name.split(CLAIM, 1)[0]}{CLAIM}{worker}"
 
 
-@task(name="train-cell", task_run_name="{name}", retries=0, log_prints=True)
+@task(name="train-cell", retries=0, log_prints=True)
 def served_cell(name: str, job: dict[str, Any], results: str | None = None,
                 tracking_uri: str | None = None) -> dict[str, Any]:
     """Train one cell (``benchmark.run.cells.run_cell``) on this worker; FAILED when the cell failed
     (its failure row and FAILED MLflow run are written first)."""
     worker = worker_name()
-    task_run_id = _claim(worker)
+    task_run_id = task_run.get_id()
     settings = Settings.from_environment(results=results, tracking_uri=tracking_uri)
     apply_mlflow_http_policy(settings)
     cell_job = from_dict(CellJob, job, "job")
     outcome = run_cell(cell_job, settings)
     tag_run(settings, cell_job.context.experiment, outcome.mlflow_run_id,
-            {TAG_WORKER: worker, TAG_TASK_RUN: task_run_id or ""})
+            {TAG_WORKER: worker, TAG_TASK_RUN: str(task_run_id or "")})
     if outcome.status == "failed":
         raise RuntimeError(f"{outcome.label}: {outcome.error}")
     return to_plain(outcome)
@@ -133,6 +125,7 @@ class CellWorker(TaskWorker):
         super().__init__(*tasks, limit=1)
         for original, copy in zip(tasks, self.tasks):  # with_options() recomputed the key
             copy.task_key = original.task_key
+            copy.task_run_name = None  # the engine keeps the name the claim gave the run
         self.name = name
 
     @property
@@ -149,11 +142,39 @@ class CellWorker(TaskWorker):
             subscription = Subscription(TaskRun, "/task_runs/subscriptions/scheduled", self.task_keys,
                                         client_id=self.client_id, base_url=base_url)
             try:
-                task_run = await subscription.__anext__()
+                task_run = await self._claim_next(subscription)
             finally:  # close before working: the server re-queues a run it could not deliver
                 if subscription._websocket is not None:
                     await subscription._connect.__aexit__(None, None, None)
-            await self._safe_submit_scheduled_task_run(task_run)
+            if task_run is not None:
+                await self._safe_submit_scheduled_task_run(task_run)
+
+    async def _claim_next(self, subscription: Subscription) -> TaskRun | None:
+        """The next scheduled run, claimed before it is acknowledged: renamed ``<cell> @ <worker>``
+        on the server, then acked. A worker that dies before the ack leaves the run to the server,
+        which hands it to another worker; one that dies after it has its name on the run, so the
+        parent notices its silence (``Subscription.__anext__`` acks first, then returns). ``None``
+        when the claim could not be written (the run is not acked: the server hands it out again)."""
+        while True:
+            try:
+                await subscription._ensure_connected()
+                task_run = TaskRun.model_validate_json(await subscription.websocket.recv())
+                break
+            except (ConnectionRefusedError, websockets.exceptions.ConnectionClosedError):
+                subscription._websocket = None
+                if hasattr(subscription._connect, "protocol"):
+                    await subscription._connect.__aexit__(None, None, None)
+                await asyncio.sleep(0.5)
+        cell = next((tag.removeprefix(CELL_TAG) for tag in task_run.tags if tag.startswith(CELL_TAG)), task_run.name)
+        task_run.name = claimed_name(cell, self.name)  # the engine's copy too: its state events carry it
+        try:
+            await self._client._client.patch(f"/task_runs/{task_run.id}", json={"name": task_run.name})
+        except Exception:  # noqa: BLE001 - unclaimed, unacked: another worker (or this one) takes it
+            _log.warning("could not claim task run %s; leaving it to the server", task_run.id, exc_info=True)
+            await asyncio.sleep(1.0)
+            return None
+        await subscription.websocket.send(json.dumps({"type": "ack"}))
+        return task_run
 
 
 def _heartbeats(pool: str, name: str, seconds: float, stop: threading.Event) -> None:
@@ -210,6 +231,7 @@ class _Cell:
     state_name: str = "SCHEDULED"
     state_message: str | None = None
     final: bool = False
+    claimed_at: float | None = None  # when this parent first saw the run claimed (its clock)
 
 
 class ServedEngine(RemoteCellEngine):
@@ -228,6 +250,7 @@ class ServedEngine(RemoteCellEngine):
         self._in_flight = 0
         self._lock = threading.Lock()
         self._heartbeats = Heartbeats(lost_after_s)  # lost: silent for 3 intervals and lost_after_s
+        self.lost_after_s = float(lost_after_s)
 
     remote_name = "served mode"
 
@@ -238,59 +261,83 @@ class ServedEngine(RemoteCellEngine):
             raise TlbenchError("execution='served' needs a Prefect server that cell workers subscribe to: "
                                "set PREFECT_API_URL (deployments/README.md), or use execution='local'")
         self.local.progress.start("cell", len(cells))
+        run_logger().info("served mode: %d cell(s) for the cell workers of pool %r; a worker silent for "
+                          "%.0f s is lost (its cell failed, TLBENCH_LOST_WORKER_S); this run waits at most "
+                          "%.0f s in all (pool_timeout_s)", len(cells), self.pool, self.lost_after_s, self.timeout_s)
         with get_client(sync_client=True) as client:
             self._run(client, cells, settings)
         return self._outcomes(cells, settings)
 
     def _run(self, client, cells: list[_Cell], settings: Settings) -> None:
         deadline, todo, open_ = time.monotonic() + self.timeout_s, list(cells), []
+        noted = time.monotonic()
         shared = {"results": settings.shareable(settings.results),
                   "tracking_uri": settings.shareable(settings.tracking_uri)}
+        live: set[str] = set()
         while todo or open_:
-            live = self._live_workers(client)
+            read = self._live_workers(client)  # None: not readable this round, judge nobody
+            live = live if read is None else read
             with self._lock:  # two maps at once (early cells beside pretraining) share the limit
                 room = 2 * max(1, len(live)) - self._in_flight  # one running + one queued per worker
                 batch, todo = todo[:max(room, 0)], todo[max(room, 0):]
                 self._in_flight += len(batch)
             for cell in batch:
-                future = served_cell.delay(cell.job.task_name, to_plain(cell.job), **shared)
+                with tags(f"{CELL_TAG}{cell.job.task_name}"):  # the name its worker gives it
+                    future = served_cell.delay(cell.job.task_name, to_plain(cell.job), **shared)
                 cell.task_run_id = future.task_run_id
                 open_.append(cell)
             time.sleep(self.poll_s)
-            ended = self._poll(client, open_, live, time.monotonic() >= deadline)
+            ended = self._poll(client, open_, read, time.monotonic() >= deadline)
             for cell in ended:
                 open_.remove(cell)
                 self.local.progress.record("cell", CellOutcome(cell.job.cell_key, "finished" if
                                            cell.state_name == "COMPLETED" else "failed", cell.name))
             with self._lock:
                 self._in_flight -= len(ended)
+            if not live and open_ and time.monotonic() - noted > 120:
+                noted = time.monotonic()
+                run_logger().warning("%d cell(s) waiting and no live cell worker on pool %r: start "
+                                     "deployments/start_cell_workers.sh (this run gives up after %.0f s)",
+                                     len(open_) + len(todo), self.pool, self.timeout_s)
             if time.monotonic() >= deadline and todo:
                 for cell in todo:
                     cell.final, cell.state_name = True, "NOT SUBMITTED"
                 todo = []
 
-    def _live_workers(self, client) -> set[str]:
-        """Workers of the pool whose heartbeat moved within 3 of their intervals."""
+    def _live_workers(self, client) -> set[str] | None:
+        """Workers of the pool whose heartbeat moved within 3 of their intervals and
+        ``lost_after_s``; ``None`` when the pool could not be read."""
         now, live = time.monotonic(), set()
         try:
             workers = client.read_workers_for_work_pool(self.pool, limit=200)
-        except Exception:  # noqa: BLE001 - a missing pool or a hiccup: treat as none this round
+        except Exception:  # noqa: BLE001 - a missing pool or a hiccup: nobody is judged this round
             _log.debug("reading the workers of pool %r failed", self.pool, exc_info=True)
-            return live
+            return None
         for worker in workers:
             if not self._heartbeats.check(worker, now)[0]:
                 live.add(worker.name)
         return live
 
-    def _poll(self, client, open_: list[_Cell], live: set[str], give_up: bool) -> list[_Cell]:
-        """Read the open cells' task runs; end the ones whose worker died. The cells now final."""
+    def _poll(self, client, open_: list[_Cell], live: set[str] | None, give_up: bool) -> list[_Cell]:
+        """Read the open cells' task runs; end the ones whose worker died (``live``: the workers
+        heartbeating now, ``None`` when unknown). The cells now final."""
 
         if not open_:
             return []
         by_id = {cell.task_run_id: cell for cell in open_}
-        runs = client.read_task_runs(task_run_filter=TaskRunFilter(id=TaskRunFilterId(any_=list(by_id))),
-                                     limit=len(by_id))
+        try:
+            runs = client.read_task_runs(task_run_filter=TaskRunFilter(id=TaskRunFilterId(any_=list(by_id))),
+                                         limit=len(by_id))
+        except Exception as exc:  # noqa: BLE001 - a server hiccup: read again next round
+            run_logger().warning("reading the cells' task runs failed (%s: %s); retrying", type(exc).__name__, exc)
+            return []
         ended = []
+        for cell in [c for c in open_ if c.task_run_id not in {run.id for run in runs}]:
+            # a worker that could not start it deletes it ("failed to submit"): nothing runs it
+            cell.final, cell.state_name = True, "DELETED"
+            cell.state_message = "deleted by a cell worker that could not start it: see the cell workers' logs"
+            run_logger().warning("task run %s: %s", cell.job.task_name, cell.state_message)
+            ended.append(cell)
         for run in runs:
             cell, state = by_id[run.id], run.state
             cell.name = run.name
@@ -298,18 +345,22 @@ class ServedEngine(RemoteCellEngine):
                 continue
             cell.state_name, cell.state_message = state.type.value, state.message
             worker = run.name.rsplit(CLAIM, 1)[1] if CLAIM in run.name else None
+            if worker and cell.claimed_at is None:
+                cell.claimed_at = time.monotonic()
             why = None
             if state.is_final():
                 cell.final = True
-            elif worker and self._heartbeats.known(worker) and worker not in live:
-                why = ("CRASHED", f"its worker {worker!r} stopped heartbeating: the worker or its machine died")
+            elif worker and live is not None and worker not in live and (self._heartbeats.known(worker) or
+                                                    time.monotonic() - cell.claimed_at > self.lost_after_s):
+                why = ("CRASHED", f"its worker {worker!r} stopped heartbeating (silent for more than "
+                                  f"{self.lost_after_s:.0f} s): the worker or its machine died")
             elif give_up:
                 why = ("CANCELLED" if state.is_scheduled() else "CRASHED",
                        f"tlbench served mode gave up waiting after {self.timeout_s:.0f} s")
             if why:
                 new = Cancelled(message=why[1]) if why[0] == "CANCELLED" else Crashed(message=why[1])
                 client.set_task_run_state(run.id, new, force=True)
-                _log.warning("task run %s marked %s: %s", run.name, why[0], why[1])
+                run_logger().warning("task run %s marked %s: %s", run.name, why[0], why[1])
                 cell.final, cell.state_name, cell.state_message = True, why[0], why[1]
             if cell.final:
                 ended.append(cell)

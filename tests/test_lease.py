@@ -60,7 +60,7 @@ def test_the_lease_is_given_back_on_an_exception_and_on_ctrl_c(lease_settings):
 def test_a_lease_whose_process_was_killed_on_this_host_is_taken_over_with_a_warning(lease_settings, caplog):
     hold_and_die = ("import os, signal, sys; from benchmark.run.lease import acquire; "
                     "from benchmark.spec.settings import Settings; s = Settings(results=sys.argv[1]); "
-                    "acquire(s, 'grid-g1', 'g1'); os.kill(os.getpid(), signal.SIGKILL)")
+                    "acquire(s, 'grid-g1', 'g1').own('prefect-flow-run:abc'); os.kill(os.getpid(), signal.SIGKILL)")
     # a real holder, SIGKILLed while it holds the lease: no finally runs
     holder = subprocess.run([sys.executable, "-c", hold_and_die, lease_settings.results], cwd=ROOT,
                             capture_output=True, text=True, timeout=60, check=False)
@@ -71,6 +71,14 @@ def test_a_lease_whose_process_was_killed_on_this_host_is_taken_over_with_a_warn
         lease = take(lease_settings)
     assert lease.holder.pid == os.getpid()
     assert f"its process {dead.pid} on {dead.host} is gone" in caplog.text
+    # what the new holder needs to close the dead run's Prefect runs (flows/lost.py)
+    assert lease.taken_over == dead and dead.owner == "prefect-flow-run:abc"
+    assert lease.why == f"its process {dead.pid} on {dead.host} is gone"
+    lease.own("prefect-flow-run:def")
+    assert Holder.read(lease.path).owner == "prefect-flow-run:def"
+    fresh = take(lease_settings, "g2")
+    assert fresh.taken_over is None
+    fresh.release()
     lease.release()
 
 

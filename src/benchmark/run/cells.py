@@ -28,6 +28,7 @@ from benchmark.spec.sections import ModelSpec
 from benchmark.spec.settings import Settings
 from benchmark.spec.tree import CellSpec
 from benchmark.tracking.tags import TAG_CELL_KEY, TAG_GRID_ID, TAG_RUN_ID, DatasetRef, flatten, host_and_device
+from benchmark.tracking.outage import TrackingUnavailable
 from benchmark.tracking.tracker import Tracker
 from benchmark.tracking.views import TAG_NOTE
 
@@ -170,12 +171,16 @@ def run_cell(job: CellJob, settings: Settings) -> CellOutcome:
         row = model_row(job, result, started, run_id, model_uri)
         leaderboard.write_errors(row, result.data.y_test_true - result.y_pred)  # for the DM tests
         leaderboard.append([row])
+    except TrackingUnavailable:  # not the cell's fault: the grid stops with one line (outage.py)
+        raise
     except Exception as exc:  # noqa: BLE001 - a cell's failure is recorded, not raised
         error = f"{type(exc).__name__}: {exc}"
         log.error("cell %s failed: %s\n%s", names.label, error, traceback.format_exc())
         try:
             curves.flush()  # the curve up to the failure (a NaN loss shows where it went wrong)
             tracker.end_run(run_id, "FAILED", error=error)
+        except TrackingUnavailable:  # the store is gone: the rerun trains the cell and closes the run
+            raise
         except Exception:  # noqa: BLE001 - MLflow is down: the failure row still goes in; the
             log.warning("could not mark MLflow run %s FAILED", run_id, exc_info=True)  # rerun closes it
         record_failure(leaderboard, job, job.cell_key, error, names)
@@ -183,7 +188,7 @@ def run_cell(job: CellJob, settings: Settings) -> CellOutcome:
     try:
         tracker.end_run(run_id, "FINISHED")
         tracker.supersede_runs(job.cell_key, run_id, settings.delete_superseded)  # one counted run
-    except Exception:  # noqa: BLE001 - the row counts; the next run marks this run FINISHED
+    except Exception:  # noqa: BLE001 - the row counts (a TrackingUnavailable too); the next run marks it FINISHED
         log.warning("cell %s is recorded but MLflow run %s could not be marked FINISHED; the next run "
                     "of the grid reconciles it", names.label, run_id, exc_info=True)
     return CellOutcome(job.cell_key, "finished", names.label, dict(result.metrics), run_id,

@@ -17,6 +17,7 @@ is per machine); MLflow is reconciled against it (runs left RUNNING are closed).
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import os
 import socket
@@ -35,18 +36,29 @@ from benchmark.run import baselines
 from benchmark.run.dispatch import longest_first
 from benchmark.run.engines import Engine, LocalEngine, engine_slots
 from benchmark.run.jobs import CellJob, CellOutcome, GridResult, RunContext, now
-from benchmark.run.lease import acquire, pid_alive
+from benchmark.run.lease import GridLease, acquire, pid_alive
 from benchmark.run.plan import GridPlan, needs_pretrained, plan_grid
 from benchmark.run.repair import repair
+from benchmark.spec.files import atomic_write
 from benchmark.spec.identity import to_plain
 from benchmark.spec.settings import Settings
 from benchmark.spec.tree import GridSpec
-from benchmark.tracking.tags import TAG_GRID_ID, TAG_HEARTBEAT, TAG_HOST, TAG_PID, TAG_RUN_ID, flatten
+from benchmark.tracking.outage import TrackingUnavailable
+from benchmark.tracking.tags import (
+    TAG_CLOSED_REASON,
+    TAG_GRID_ID,
+    TAG_HEARTBEAT,
+    TAG_HOST,
+    TAG_PID,
+    TAG_RUN_ID,
+    flatten,
+)
 from benchmark.tracking.views import LOCAL_UI
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
+OnLease = Callable[[GridLease], None]
 
 
 def default_experiment(spec: GridSpec, settings: Settings) -> str:
@@ -65,7 +77,8 @@ def local_report_url(result: GridResult, spec: GridSpec, settings: Settings) -> 
 
 
 def run_grid(spec: GridSpec, settings: Settings, engine: Engine | None = None,
-             label: str = "grid spec", on_progress: Progress | None = None) -> GridResult:
+             label: str = "grid spec", on_progress: Progress | None = None,
+             on_lease: OnLease | None = None) -> GridResult:
     """Run a whole grid: validate, plan, pretrain what is missing, run the baselines and every
     unfinished cell, then aggregate the leaderboard. The one entry point for CLI, flows and tests.
 
@@ -74,11 +87,15 @@ def run_grid(spec: GridSpec, settings: Settings, engine: Engine | None = None,
 
     One run of a grid at a time per results location: a second run of the same grid (the same
     spec hash) raises :class:`benchmark.run.lease.GridAlreadyRunning` before it opens MLflow
-    (:mod:`benchmark.run.lease`); other grids run beside it.
+    (:mod:`benchmark.run.lease`); other grids run beside it. ``on_lease(lease)`` is called once
+    the lease is held, before anything else starts: a Prefect flow records its run in it and
+    closes the runs of a dead holder it took the lease from (``flows/lost.py``).
     """
     t0 = time.perf_counter()
     plan = plan_grid(spec, settings, label)
-    with acquire(settings, plan.spec.name, plan.grid_id):  # one run of this grid at a time here
+    with acquire(settings, plan.spec.name, plan.grid_id) as lease:  # one run of this grid at a time here
+        if on_lease is not None:
+            on_lease(lease)
         return _run_plan(plan, settings, engine or LocalEngine(), on_progress, t0)
 
 
@@ -90,6 +107,7 @@ def _run_plan(plan: GridPlan, settings: Settings, engine: Engine, on_progress: P
 
     spec = plan.spec
     tracker = Tracker(settings, default_experiment(spec, settings))
+    tracker.forget_outage()  # a server this process gave up on earlier is tried again
     tracker.ensure_store()  # once, before any fan-out
     context = _start(plan, settings, tracker)
     heartbeat = Heartbeat(tracker, context.parent_run_id, settings.heartbeat_seconds)
@@ -116,6 +134,9 @@ def _run_plan(plan: GridPlan, settings: Settings, engine: Engine, on_progress: P
         return GridResult(spec.name, plan.grid_id, context.run_id, context.parent_run_id, all_outcomes,
                           rows, aggregate_uri, time.perf_counter() - t0, report_path, agg, verdict,
                           report_url)
+    except TrackingUnavailable as exc:  # one line; the grid's run is closed by the next run
+        _defer_close(settings, plan.grid_id, context.parent_run_id, f"the tracking server was gone: {exc}")
+        raise
     except BaseException as exc:
         try:
             tracker.end_run(context.parent_run_id, "FAILED", error=f"{type(exc).__name__}: {exc}")
@@ -132,6 +153,7 @@ def _start(plan: GridPlan, settings: Settings, tracker) -> RunContext:
     spec, started = plan.spec, now()
     run_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     commit, host = _git_commit(), socket.gethostname()
+    _close_deferred(tracker, settings, plan.grid_id)
     tracker.close_orphaned_grid_runs(host, pid_alive, settings.stale_grid_seconds)
     parent = tracker.start_run(f"grid-{spec.name}-{run_id}", "grid",
                                {TAG_GRID_ID: plan.grid_id, TAG_RUN_ID: run_id, "grid": spec.name,
@@ -140,6 +162,26 @@ def _start(plan: GridPlan, settings: Settings, tracker) -> RunContext:
                                flatten("", to_plain(spec)))
     return RunContext(spec.name, plan.grid_id, run_id, f"{started:%Y-%m-%d}",
                       default_experiment(spec, settings), parent, commit)
+
+
+def _defer_close(settings: Settings, grid_id: str, run_id: str, reason: str) -> None:
+    """Leave a note that the grid's MLflow run ``run_id`` is to be closed FAILED when the tracking
+    server is back (it was gone: no request can close it now); the next run of the grid does it."""
+    note = settings.local_dir("leases", f"{grid_id}.unclosed-{run_id}.json")
+    note.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(note, json.dumps({"run_id": run_id, "reason": reason[:2000]}))
+    log.info("grid run %s stays RUNNING in MLflow until the tracking server is back: the next run of "
+             "the grid closes it", run_id)
+
+
+def _close_deferred(tracker, settings: Settings, grid_id: str) -> None:
+    """Close the grid's MLflow runs that an earlier run left noted by :func:`_defer_close`."""
+    for note in sorted(settings.local_dir("leases", "").glob(f"{grid_id}.unclosed-*.json")):
+        item = json.loads(note.read_text(encoding="utf-8"))
+        tracker.set_tags(item["run_id"], {TAG_CLOSED_REASON: item["reason"]})
+        tracker.end_run(item["run_id"], "FAILED", error=item["reason"])
+        note.unlink(missing_ok=True)
+        log.info("closed grid run %s left RUNNING while the tracking server was gone", item["run_id"])
 
 
 def _reconcile(jobs: list[CellJob], leaderboard, tracker,

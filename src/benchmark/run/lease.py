@@ -77,6 +77,7 @@ class Holder:
     started: float  # epoch seconds
     heartbeat: float  # epoch seconds, refreshed while the grid runs
     token: str
+    owner: str = ""  # what runs the grid, set by its caller (a Prefect flow run: its id), see GridLease.own
 
     @classmethod
     def read(cls, path: Path) -> "Holder | None":
@@ -117,10 +118,13 @@ def stale_reason(holder: Holder, now: float, stale_after_s: float, host: str,
 
 class GridLease:
     """A held lease: refreshes its heartbeat in a daemon thread until :meth:`release`. A context
-    manager (``with acquire(...) as lease:``) that releases on any exit."""
+    manager (``with acquire(...) as lease:``) that releases on any exit. ``taken_over``: the dead
+    holder this lease was taken from (``None`` for a fresh lease) and ``why`` it was judged dead,
+    so the caller can close what that run left open elsewhere (its Prefect runs: ``flows/lost.py``)."""
 
-    def __init__(self, path: Path, holder: Holder, heartbeat_s: float):
-        self.path, self.holder = path, holder
+    def __init__(self, path: Path, holder: Holder, heartbeat_s: float, taken_over: Holder | None = None,
+                 why: str = ""):
+        self.path, self.holder, self.taken_over, self.why = path, holder, taken_over, why
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat_every, args=(max(0.05, heartbeat_s),), daemon=True,
                                         name="tlbench-lease")
@@ -145,6 +149,12 @@ class GridLease:
             return False
         atomic_write(self.path, Holder(**{**asdict(self.holder), "heartbeat": time.time()}).json())
         return True
+
+    def own(self, owner: str) -> None:
+        """Record what runs the grid (e.g. ``prefect-flow-run:<id>``) in the lease, so that a run
+        that takes it over after this one died knows what to close."""
+        self.holder = Holder(**{**asdict(self.holder), "owner": owner})
+        atomic_write(self.path, self.holder.json())
 
     def release(self) -> None:
         """Stop the heartbeat and remove the lease file if it is still this run's."""
@@ -194,7 +204,8 @@ def acquire(settings: Settings, grid: str, grid_id: str, is_alive: Callable[[int
         if _take_over(path, holder, mine):
             log.warning("grid %s: took over the lease %s of a run that died (%s; it ran %s)", grid, path,
                         reason, holder.describe(time.time()))
-            return GridLease(path, mine, settings.heartbeat_seconds)
+            return GridLease(path, mine, settings.heartbeat_seconds, taken_over=holder,
+                             why=reason)
         time.sleep(0.05)
     raise TlbenchError(f"could not take the lease {path} of grid {grid!r}: other runs kept taking it over; "
                        "run the command again")

@@ -15,6 +15,8 @@ environment variable        CLI option              meaning
 ``TLBENCH_ARTIFACTS``       (none)                  artifact root for a SQLite tracking store
 ``TLBENCH_EXPERIMENT``      ``--experiment``        MLflow experiment (default: the grid's name)
 ``MLFLOW_HTTP_REQUEST_*``   (none)                  retry policy towards an MLflow server (below)
+``TLBENCH_TRACKING_WAIT_S`` (none)                  longest wait for a silent tracking server (120)
+``TLBENCH_LOST_WORKER_S``   (none)                  pool/served: silence that makes a worker lost (120)
 ==========================  ======================  =============================================
 
 ``TLBENCH_DELETE_SUPERSEDED=1`` deletes (instead of only tagging) the older FINISHED MLflow runs of
@@ -25,9 +27,12 @@ codes (408, 429, 500, 502, 503, 504) with exponential backoff: MLflow's own clie
 (urllib3 ``Retry``), tlbench only sets its policy. ``mlflow_max_retries`` (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``,
 default 7, at most 10), ``mlflow_backoff_factor`` (``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR``, default 2:
 waits of 0, 4, 8, 16, 32, 64, 120 s, capped at 120 s, plus up to 1 s jitter each) and
-``mlflow_timeout`` (``MLFLOW_HTTP_REQUEST_TIMEOUT``, default 120 s per attempt). The defaults ride
-out a server restart of a few minutes; :meth:`Settings.mlflow_retry_budget_seconds` is the
-longest one request can take before it fails the cell or the grid with an error.
+``mlflow_timeout`` (``MLFLOW_HTTP_REQUEST_TIMEOUT``, default 120 s per attempt). The retries are
+lowered so that one request's waits fit in a quarter of ``tracking_wait_seconds``
+(``TLBENCH_TRACKING_WAIT_S``, default 120 s: :meth:`Settings.effective_mlflow_retries`); the tracker
+tries a request that could not reach the server again until the server has been silent that long,
+then stops the grid with one line (:mod:`benchmark.tracking.outage`). A server restart of a minute
+or two is waited out; :meth:`Settings.mlflow_retry_budget_seconds` is the longest one request can take.
 
 MLflow's HTTP client reads that policy only from its environment variables, so the edges (the CLI,
 the flows) call :func:`apply_mlflow_http_policy` once, after building the settings and before
@@ -92,7 +97,9 @@ _ENV = {"data_dir": _Variable("TLBENCH_DATA_DIR", Path),
                                        lambda v: True if _switched_on(v) else None),
         **{name: _Variable(variable, int, "a whole number") for name, variable in _HTTP_ENV.items()},
         "baseline_fit_seconds": _Variable("TLBENCH_BASELINE_FIT_SECONDS", float,
-                                          "a number of seconds, e.g. 60")}
+                                          "a number of seconds, e.g. 60"),
+        "lost_worker_seconds": _Variable("TLBENCH_LOST_WORKER_S", float, "a number of seconds, e.g. 120"),
+        "tracking_wait_seconds": _Variable("TLBENCH_TRACKING_WAIT_S", float, "a number of seconds, e.g. 120")}
 _BACKOFF_MAX = 120.0  # urllib3's cap on one wait
 #: Local folder names beside the MLflow store when the results live on an object store.
 _OBJECT_STORE_FOLDERS = {"pretrained": "pretrained-cache"}
@@ -141,6 +148,8 @@ class Settings:
     stale_grid_seconds: int = 900  # a RUNNING grid run silent this long died (on any machine)
     delete_superseded: bool = False  # delete, not only tag, older FINISHED runs of a recomputed cell
     baseline_fit_seconds: float = 60.0  # time limit of one statistical baseline fit per series
+    lost_worker_seconds: float = 120.0  # pool/served: a worker silent this long (and 3 beats) is dead
+    tracking_wait_seconds: float = 120.0  # how long a tracking server that does not answer is waited for
     secret_values: frozenset[str] = field(default_factory=frozenset, repr=False)
 
     @classmethod
@@ -223,13 +232,27 @@ class Settings:
         return folder_problem(Path(self.results.removeprefix("file://")), "the results location",
                               min_free_bytes)
 
+    def effective_mlflow_retries(self) -> int:
+        """``mlflow_max_retries``, lowered so that one request's backoff waits (for a server that
+        refuses connections) fit in a quarter of ``tracking_wait_seconds``: the tracker then tries
+        the request again until the whole bound is reached (:mod:`benchmark.tracking.outage`), so
+        a server that is gone is reported within that bound, not after MLflow's own minutes."""
+        retries = self.mlflow_max_retries
+        while retries > 1 and self._backoff_waits(retries) > self.tracking_wait_seconds / 4:
+            retries -= 1
+        return retries
+
+    def _backoff_waits(self, retries: int) -> float:
+        """urllib3's waits before retries 2..``retries`` (the first is immediate), capped, plus jitter."""
+        return sum(min(_BACKOFF_MAX, self.mlflow_backoff_factor * 2 ** (n - 1)) + 1.0 for n in range(2, retries + 1))
+
     def mlflow_retry_budget_seconds(self) -> float:
         """The longest one MLflow request can take before it gives up: every backoff wait (urllib3
         waits 0 s before the first retry, then ``factor * 2**(n-1)`` capped at 120 s, plus up to 1 s
-        jitter) plus ``mlflow_timeout`` for each attempt (a server that accepts but never answers)."""
-        waits = sum(min(_BACKOFF_MAX, self.mlflow_backoff_factor * 2 ** (n - 1)) + 1.0
-                    for n in range(2, self.mlflow_max_retries + 1))
-        return waits + 1.0 + (self.mlflow_max_retries + 1) * self.mlflow_timeout
+        jitter) plus ``mlflow_timeout`` for each attempt (a server that accepts but never answers),
+        with :meth:`effective_mlflow_retries`."""
+        retries = self.effective_mlflow_retries()
+        return self._backoff_waits(retries) + 1.0 + (retries + 1) * self.mlflow_timeout
 
     def resolved(self) -> "Settings":
         """Absolute local paths, so worker threads and child processes agree on them."""
@@ -253,7 +276,9 @@ class Settings:
 
     def mlflow_http_env(self) -> dict[str, str]:
         """MLflow's own retry-policy variables for these settings."""
-        return {variable: str(int(getattr(self, name))) for name, variable in _HTTP_ENV.items()}
+        values = {name: int(getattr(self, name)) for name in _HTTP_ENV}
+        values["mlflow_max_retries"] = self.effective_mlflow_retries()
+        return {variable: str(values[name]) for name, variable in _HTTP_ENV.items()}
 
     def to_env(self) -> dict[str, str]:
         """The environment that reproduces these settings in a child process or worker."""
@@ -269,6 +294,10 @@ class Settings:
             env["TLBENCH_DELETE_SUPERSEDED"] = "1"
         if self.baseline_fit_seconds != Settings.baseline_fit_seconds:
             env["TLBENCH_BASELINE_FIT_SECONDS"] = str(self.baseline_fit_seconds)
+        if self.lost_worker_seconds != Settings.lost_worker_seconds:
+            env["TLBENCH_LOST_WORKER_S"] = str(self.lost_worker_seconds)
+        if self.tracking_wait_seconds != Settings.tracking_wait_seconds:
+            env["TLBENCH_TRACKING_WAIT_S"] = str(self.tracking_wait_seconds)
         env.update(self.mlflow_http_env())
         return env
 

@@ -13,8 +13,9 @@ Against a server, every request is retried on connection errors and transient HT
 exponential backoff by MLflow's own client, whose policy the edges set once from ``Settings``
 (:func:`benchmark.spec.settings.apply_mlflow_http_policy`: ``mlflow_max_retries``,
 ``mlflow_backoff_factor``, ``mlflow_timeout``; :class:`Tracker` never touches the environment), so a server
-restart of a few minutes is waited out and a server that never comes back fails the request with an
-``MlflowException`` within ``Settings.mlflow_retry_budget_seconds()``.
+restart of a minute or two is waited out; a server that does not answer for
+``Settings.tracking_wait_seconds`` stops the grid with one :class:`~benchmark.tracking.outage.TrackingUnavailable`
+line (:mod:`benchmark.tracking.outage`: every client call goes through its ``Guarded``).
 
 Credentials never reach MLflow: params and tags whose *names* look secret are dropped, and every
 param or tag *value* is passed through :func:`redact` (the values of credential-like environment
@@ -45,6 +46,7 @@ from mlflow.tracking import MlflowClient
 from benchmark.results.leaderboard import write_frame
 from benchmark.spec.settings import Settings, redact
 from benchmark.tracking.models import ModelRegistry
+from benchmark.tracking.outage import Guarded, forget_outage
 from benchmark.tracking.tags import (
     TAG_CELL_KEY,
     TAG_CLOSED_REASON,
@@ -99,10 +101,14 @@ class Tracker(ModelRegistry):
     def __init__(self, settings: Settings, experiment: str):
         self.settings = settings
         self.experiment_name = redact(experiment, settings.secret_values)
-        self.client = open_client(settings.tracking_uri)
+        self.client = Guarded(open_client(settings.tracking_uri), settings)  # a silent server: outage.py
         self._experiment_id: str | None = None
 
     # ------------------------------------------------------------------ set-up
+
+    def forget_outage(self) -> None:
+        """Try the server again even if this process gave up on it (a new run of a grid starts)."""
+        forget_outage(self.settings.tracking_uri)
 
     def ensure_store(self) -> str:
         """Create the store (schema) and the experiment once, before any fan-out."""
