@@ -37,3 +37,17 @@ def test_unknown_target_option_is_reported_with_its_path():
     spec = load_grid("smoke", ["targets=[{source: ett, options: {file: ETTh1, colum: OT}}]"])
     problems = grid_problems(spec)
     assert any(p.startswith("grid.targets[0]") and "colum" in p for p in problems)
+
+
+def test_a_size_is_checked_against_the_lookbacks_of_its_own_sub_grids():
+    """ett-standard runs its transfer curve from 240 points at lookback 96 and scratch at lookback
+    336 only at 720 and 8640: each size is held to the longest lookback it is paired with."""
+    apart = ["target_sizes=[240, 720]", "lookbacks=[96, 336]",
+             "subgrids=[{lookbacks: [96]}, {lookbacks: [336], target_sizes: [720]}]"]
+    assert not [p for p in grid_problems(load_grid("ett-standard", apart)) if "training points" in p]
+    together = ["target_sizes=[240, 720]", "lookbacks=[96, 336]",
+                "subgrids=[{lookbacks: [96], target_sizes: [720]}, {lookbacks: [336]}]"]
+    problems = [p for p in grid_problems(load_grid("ett-standard", together)) if "training points" in p]
+    assert problems == ["grid.target_sizes[0]: size 240 leaves 240 training points under protocol "
+                        "'ett_standard', fewer than lookback 336 + horizon 24 + 1; raise the size or "
+                        "lower split.lookback"]

@@ -259,3 +259,21 @@ def test_min_steps_is_validated_and_keys_change_only_when_it_is_set():
     # the default (0: max_epochs alone, the behaviour before the field) leaves every key as it was
     assert cell_key(zero, "fp") == cell_key(plain, "fp")
     assert cell_key(set_, "fp") != cell_key(plain, "fp")  # another budget, another result
+
+
+@pytest.mark.parametrize("architecture", ["nlinear", "dlinear"])
+def test_a_linear_body_of_a_longer_horizon_starts_ft_from_head_with_its_first_outputs(architecture):
+    """A linear reference pretrained for M4 Hourly's 48 steps starts a 24-step ft_from_head cell:
+    its lookback -> horizon maps are cut to their first 24 columns, so before training the cell
+    forecasts exactly the body's first 24 steps (the same network as scratch's, 24 outputs)."""
+    spec = ModelSpec(architecture=architecture, normalisation="last_value")
+    body = build_model(spec, 16, 1, 48, name="body48")
+    rng = np.random.default_rng(0)
+    for layer in body.layers:
+        if layer.weights:
+            layer.set_weights([rng.normal(size=w.shape).astype("float32") for w in layer.weights])
+    cell = prepare_for_mode("ft_from_head", spec, 16, 1, 24, body)
+    assert cell.output_shape[-1] == 24
+    assert len(cell.get_weights()) == len(build_model(spec, 16, 1, 24).get_weights())
+    x = rng.normal(size=(5, 16, 1)).astype("float32")
+    np.testing.assert_allclose(predict(cell, x), predict(body, x)[:, :24], rtol=1e-5, atol=1e-5)

@@ -158,6 +158,12 @@ def test_grid_validation_refuses_them_before_anything_trains():
     assert grid_problems(fine) == []
     longer = load_grid("smoke", ["architectures=[nlinear]", "modes=[finetune]", "pretrain.horizon=48"])
     assert [p.split(":")[0] for p in grid_problems(longer)] == ["grid.pretrain.horizon"]
+    # ft_from_head starts from the body's first H outputs: a longer body horizon is fine, a shorter one not
+    from_head = load_grid("smoke", ["architectures=[nlinear]", "modes=[ft_from_head]", "pretrain.horizon=48"])
+    assert grid_problems(from_head) == []
+    shorter = load_grid("smoke", ["architectures=[nlinear]", "modes=[ft_from_head]", "pretrain.horizon=48",
+                                  "split.horizon=96"])
+    assert [p.split(":")[0] for p in grid_problems(shorter)] == ["grid.pretrain.horizon"]
 
 
 def test_a_tiny_real_grid_cell_of_each_runs_through_run_grid(settings):

@@ -217,9 +217,10 @@ def load_pretrained_weights(model: keras.Model, pretrained: keras.Model,
     target is never copied (the pretrained body has none; it starts as "take the target"), and
     the ``stateful`` flag of the recurrent layers does not change their weights, so a stateless
     pretrained body loads into a stateful model and back. ``first_outputs``: ``model``'s horizon
-    ``H`` when ``pretrained``'s head forecasts more steps; a head weight whose last axis is longer
-    than the target's ``H`` (the output layer's kernel ``[U, H_body]`` and bias ``[H_body]``) is
-    cut to its first ``H`` entries, so ``model``'s outputs are ``pretrained``'s first ``H``.
+    ``H`` when ``pretrained`` forecasts more steps; a weight whose last axis is longer than the
+    target's ``H`` and that differs in nothing else (a head's output kernel ``[U, H_body]`` and bias
+    ``[H_body]``, or a linear window map's ``[L, H_body]``) is cut to its first ``H`` entries, so
+    ``model``'s outputs are ``pretrained``'s first ``H``.
     """
     how = ("The pretrained and target model specs must match (architecture, units, layers, "
            "conv_filters, kernel_size, head); a multi-feature target reaches a single-feature body "
@@ -240,7 +241,7 @@ def load_pretrained_weights(model: keras.Model, pretrained: keras.Model,
             raise TlbenchError(f"layer {name!r}: pretrained is {type(source).__name__}, target is "
                                f"{type(target).__name__}. {how}")
         values = source.get_weights()  # numpy copies
-        if first_outputs is not None and name.startswith("head_"):
+        if first_outputs is not None:  # a head's output layer, or a window map's lookback -> horizon map
             values = [_first_outputs(v, tuple(w.shape), first_outputs) for v, w in zip(values, target.weights)]
         source_shapes = [tuple(v.shape) for v in values]
         target_shapes = [tuple(w.shape) for w in target.weights]

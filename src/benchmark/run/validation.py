@@ -103,19 +103,16 @@ def grid_problems(spec: GridSpec) -> list[str]:
     problems.extend(_axis_problems(spec))
     problems.extend(protocol_problems(spec))
     problems.extend(subgrid_problems(spec))
-    lookback = max(axis_values(spec, "lookbacks"))
-    protocols = [PROTOCOLS.get(p) for p in axis_values(spec, "protocols") if p in PROTOCOLS]
-    for size_index, size in enumerate(spec.target_sizes):
-        for protocol in (protocols if size is not None and size > 0 else []):
-            train_part = protocol.training_points(size, split.val_fraction)
-            need(train_part > lookback + split.horizon,
-                 f"grid.target_sizes[{size_index}]: size {size} leaves {train_part} training points "
-                 f"under protocol {protocol.name!r}, fewer than lookback {lookback} + horizon "
-                 f"{split.horizon} + 1; raise the size or lower split.lookback")
-            need(protocol.max_target_size is None or size <= protocol.max_target_size,
-                 f"grid.target_sizes[{size_index}]: size {size} is larger than protocol "
-                 f"{protocol.name!r} allows ({protocol.max_target_size}: its fixed training part); "
-                 f"choose a size <= {protocol.max_target_size}")
+    for size_index, size, lookback, protocol in _sized_protocols(spec):
+        train_part = protocol.training_points(size, split.val_fraction)
+        need(train_part > lookback + split.horizon,
+             f"grid.target_sizes[{size_index}]: size {size} leaves {train_part} training points "
+             f"under protocol {protocol.name!r}, fewer than lookback {lookback} + horizon "
+             f"{split.horizon} + 1; raise the size or lower split.lookback")
+        need(protocol.max_target_size is None or size <= protocol.max_target_size,
+             f"grid.target_sizes[{size_index}]: size {size} is larger than protocol "
+             f"{protocol.name!r} allows ({protocol.max_target_size}: its fixed training part); "
+             f"choose a size <= {protocol.max_target_size}")
     transfer = spec.transfer
     need(transfer.partial_frozen_layers >= 0,
          f"grid.transfer.partial_frozen_layers: must be >= 0, got {transfer.partial_frozen_layers}")
@@ -124,6 +121,28 @@ def grid_problems(spec: GridSpec) -> list[str]:
     need(transfer.body_lr_factor >= 0,
          f"grid.transfer.body_lr_factor: must be >= 0 (0: the body stays as loaded), got {transfer.body_lr_factor}")
     return problems
+
+
+def _sized_protocols(spec: GridSpec) -> list[tuple[int, int, int, object]]:
+    """``(index in grid.target_sizes, size, longest lookback, protocol)`` for every size and
+    protocol a (sub-)grid pairs: a sub-grid's sizes are checked against its own lookbacks only, so
+    a short size in one sub-grid and a long lookback in another are not a problem. Each pair once."""
+    try:
+        subs = subgrid_specs(spec)
+    except SpecError:  # a broken sub-grid is reported by subgrid_problems; check the grid as declared
+        subs = [spec]
+    found: dict[tuple[int, str], tuple[int, int, int, object]] = {}
+    for sub in subs:
+        lookback = max(axis_values(sub, "lookbacks"))
+        protocols = [PROTOCOLS.get(p) for p in axis_values(sub, "protocols") if p in PROTOCOLS]
+        for size in sub.target_sizes:
+            if size is None or size <= 0 or size not in spec.target_sizes:
+                continue
+            for protocol in protocols:
+                key = (size, protocol.name)
+                if key not in found or found[key][2] < lookback:
+                    found[key] = (spec.target_sizes.index(size), size, lookback, protocol)
+    return sorted(found.values(), key=lambda item: (item[0], item[3].name))
 
 
 #: The largest seed NumPy and TensorFlow accept (``seed_everything`` seeds both): seeds are 0..2**32-1.
@@ -227,9 +246,12 @@ def _architecture_mode_problems(spec: GridSpec) -> list[str]:
         problems.append(f"grid.pretrain.lookback: {pretrain.lookback}, but {sized_names} weigh each "
                         f"of the cells' lookback steps ({', '.join(map(str, lookbacks))}), so {', '.join(loading)} "
                         "cannot load a body pretrained on another lookback; set pretrain.lookback to null")
-    trained = [m for _, m, facts in modes if m in loading and not facts.load_head]
     horizons = sorted({FORECASTS.get(f).model_horizon(spec.split.horizon)
                        for f in axis_values(spec, "forecasts") if f in FORECASTS})
+    # a mode that starts from the head takes the body's first H outputs where they fit
+    fits = pretrain.horizon is not None and all(h <= pretrain.horizon for h in horizons)
+    trained = [m for _, m, facts in modes
+               if m in loading and not facts.load_head and not (facts.start_from_head and fits)]
     if trained and pretrain.horizon is not None and horizons != [pretrain.horizon]:
         problems.append(f"grid.pretrain.horizon: {pretrain.horizon}, but {sized_names} have one weight "
                         f"column per forecast step ({', '.join(map(str, horizons))} here), so "
