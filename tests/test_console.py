@@ -130,3 +130,24 @@ def test_the_terminal_comes_back_after_ctrl_c(tmp_path):
             raise KeyboardInterrupt
     assert [os.fstat(fd).st_ino for fd in (1, 2)] == before
     assert "port.cc:153" in console.log_path.read_text()
+
+
+def test_while_the_body_pretrains_the_progress_line_says_how_long_is_left(tmp_path):
+    """Issue 34: a pretraining's progress line said ``left ~?`` for its whole length. The epoch
+    hook a pretraining writes its progress file with records its pace, and the console turns it
+    into the time left: 3 of 12 epochs after 90 s (30 s each) leaves 270 s."""
+    from benchmark.run.progress import epoch_writer, pretrain_left_s
+
+    assert pretrain_left_s(1000.0, 1090.0, 3, 12) == 270.0
+    assert pretrain_left_s(1000.0, 1000.0, 0, 12) is None  # before the first epoch: unknown
+    settings = Settings(results=str(tmp_path / "results"))
+    console = RunConsole(settings, "grid")
+    console.started = time.time() - 5
+    writer = epoch_writer(settings, "k" * 16, max_epochs=12)
+    writer(-1, {})  # the pretraining starts
+    writer(0, {"loss": 0.5, "val_loss": 0.4})
+    console.progress.total, console.progress.active = 4, {"pretrain": 1}
+    console.progress.pretrain = console._pretrain_progress()
+    state = console._state()
+    assert re.search(r"pretraining epoch 1/12, ~\d+ s left in it", state), state
+    assert "of pretraining, then the cells" in console._eta(10.0)

@@ -318,9 +318,14 @@ class RunConsole:
     def _state(self) -> str:
         """The counts and, while the body trains, its epoch: what a ``progress:`` line reports."""
         p = self.progress
-        epoch = (f"; pretraining epoch {p.pretrain['epoch']}/{p.pretrain['max_epochs']}"
-                 if p.pretrain and "pretraining" in p.stage() else "")
-        return self._counts() + epoch
+        return self._counts() + (f"; {self._pretraining()}" if p.pretrain and "pretraining" in p.stage() else "")
+
+    def _pretraining(self) -> str:
+        """``pretraining epoch 8/12, ~3 min 10 s left in it`` (at its epochs' mean pace so far)."""
+        record = self.progress.pretrain
+        left = record.get("left_s")
+        pace = f", ~{_duration(left)} left in it" if left is not None and not record.get("finished") else ""
+        return f"pretraining epoch {record['epoch']}/{record['max_epochs']}{pace}"
 
     def _say_progress(self) -> None:
         """Through a pipe: a ``progress:`` line when something moved and the last line is at least
@@ -372,6 +377,9 @@ class RunConsole:
 
     def _eta(self, elapsed: float) -> str:
         p = self.progress
+        if not p.done and p.to_go and p.pretrain and p.pretrain.get("left_s") is not None \
+                and "pretraining" in p.stage():
+            return f"{_duration(p.pretrain['left_s'])} of pretraining, then the cells"
         if not p.done or not p.to_go:
             return "?" if p.to_go else "0 s"
         return _duration(elapsed / p.done * p.to_go)
@@ -386,8 +394,7 @@ class RunConsole:
         grid.add_row("", self._counts(), f"elapsed {_duration(elapsed)}, left ~{self._eta(elapsed)}")
         if p.pretrain and "pretraining" in p.stage():
             loss = p.pretrain.get("val_loss")
-            grid.add_row("", f"pretraining: epoch {p.pretrain['epoch']}/{p.pretrain['max_epochs']} done",
-                         f"val_loss {loss:.4f}" if loss is not None else "")
+            grid.add_row("", self._pretraining(), f"val_loss {loss:.4f}" if loss is not None else "")
         return grid
 
     def _say(self, line: str) -> None:

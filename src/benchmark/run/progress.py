@@ -33,9 +33,15 @@ def epoch_writer(settings: Settings, key: str, max_epochs: int) -> Callable[[int
     """An ``on_epoch_end(epoch, logs)`` hook that writes the pretraining's progress file; called
     with epoch -1 when it starts and with ``logs["finished"]`` when it ends."""
     path = pretrain_progress_path(settings, key)
+    started: list[float] = []
 
     def on_epoch_end(epoch: int, logs: dict) -> None:
-        record = {"key": key, "epoch": epoch + 1, "max_epochs": max_epochs, "updated": time.time(),
+        now = time.time()
+        if not started:
+            started.append(now)
+        done = epoch + 1
+        record = {"key": key, "epoch": done, "max_epochs": max_epochs, "updated": now,
+                  "started": started[0], "left_s": pretrain_left_s(started[0], now, done, max_epochs),
                   "loss": _number(logs.get("loss")), "val_loss": _number(logs.get("val_loss")),
                   "finished": bool(logs.get("finished"))}
         try:
@@ -44,6 +50,14 @@ def epoch_writer(settings: Settings, key: str, max_epochs: int) -> Callable[[int
             log.debug("could not write %s", path, exc_info=True)
 
     return on_epoch_end
+
+
+def pretrain_left_s(started: float, now: float, epochs_done: int, max_epochs: int) -> float | None:
+    """Seconds a pretraining has left at its epochs' mean pace so far (an upper bound: early
+    stopping may end it sooner); None before its first epoch has ended."""
+    if epochs_done <= 0:
+        return None
+    return max(0.0, (now - started) / epochs_done * (max_epochs - epochs_done))
 
 
 def _number(value: Any) -> float | None:
