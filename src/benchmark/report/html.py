@@ -16,8 +16,9 @@ its own rows in every table, and is compared with the scratch mode of the same v
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,7 @@ from benchmark.report.verdicts import (
     verdict_figures,
 )
 from benchmark.results.ranking import aggregate, fold_variants, ranking_metric, transfer_horizon, winners
+from benchmark.results.transfer import transfer_sentences
 from benchmark.spec.errors import TlbenchError
 from benchmark.spec.files import atomic_write
 
@@ -178,7 +180,9 @@ def _render(title: str, rows: pd.DataFrame, agg: pd.DataFrame, best: pd.DataFram
                               "improvement_vs_scratch_pct", "p_value_vs_scratch", "significant",
                               "best_baseline", "best_baseline_mean", "beats_baselines", "n_seeds"])]
 
+    curve = transfer_sentences(comparisons, rows.loc[rows["kind"] == "source"] if "kind" in rows.columns else None)
     sections += ["<h2>Transfer horizon</h2>",
+                 *(f"<p class='verdict'>{esc(line)}</p>" for line in curve),
                  "<p class='note'>Up to which target size each transfer mode still beats scratch "
                  f"({esc(horizon['rule'].iloc[0]) if len(horizon) else 'no transfer modes to compare'}); "
                  "<em>sizes_above_baselines</em>: the helping sizes where it also beats every baseline.</p>",
