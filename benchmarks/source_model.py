@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--setting", action="append", required=True,
                         help="NORMALISATION-LOOKBACK-HORIZON, e.g. window-168-48")
-    parser.add_argument("--windows-per-series", type=int, default=150)
+    parser.add_argument("--windows-per-series", type=int, default=150, help="0: every window")
     parser.add_argument("--sampling", default="spread")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--patience", type=int, default=3)
@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loss", default="mae")
     parser.add_argument("--lr-schedule", default="constant")
     parser.add_argument("--architecture", default="lstm")
+    parser.add_argument("--units", type=int, default=64)
+    parser.add_argument("--head-units", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -65,9 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         training = TrainingSpec(batch_size=args.batch_size, learning_rate=args.learning_rate,
                                 max_epochs=args.epochs, patience=args.patience, loss=args.loss,
                                 lr_schedule=args.lr_schedule, deterministic=False)
-        pretrain = PretrainSpec(source=source, windows_per_series=args.windows_per_series,
+        pretrain = PretrainSpec(source=source, windows_per_series=args.windows_per_series or None,
                                 sampling=args.sampling, val_fraction=0.1, training=training)
-        spec = ModelSpec(architecture=args.architecture, normalisation=normalisation)
+        spec = ModelSpec(architecture=args.architecture, normalisation=normalisation, units=args.units,
+                         head_units=args.head_units)
         started = time.perf_counter()
         arrays = source_arrays(frame, pretrain, lookback, horizon, normalisation)
         model, fit = pretrain_model(spec, training, (arrays.x_train, arrays.y_train),
@@ -76,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         forecaster = ModelForecaster(model, normalisation=normalisation)
         scores = evaluate_source(source, setting, data_dir, forecaster=forecaster, allow_download=False)
         row = {"setting": setting, "architecture": args.architecture, "normalisation": normalisation,
-               "lookback": lookback, "horizon": horizon, "loss": args.loss,
+               "lookback": lookback, "horizon": horizon, "loss": args.loss, "units": args.units,
+               "head_units": args.head_units,
                "windows_per_series": args.windows_per_series, "sampling": args.sampling,
                "n_train_windows": int(len(arrays.x_train)), "epochs_run": fit.epochs_run,
                "best_epoch": fit.best_epoch, "batch_size": args.batch_size,

@@ -286,14 +286,21 @@ def test_shipped_protocol_profiles_validate(settings):
         assert {c.model.normalisation for c in plan.cells} == {"last_value", "window", "global"}
         assert {c.split.lookback for c in plan.cells} == {96, 336}
         assert all(c.training.min_steps > 0 for c in plan.cells)
-        scratch = [c for c in plan.cells if c.mode == "scratch" and c.architecture == "lstm"]
+        sizes = (720, 8640)
+        scratch = [c for c in plan.cells if c.mode == "scratch" and c.architecture == "lstm"
+                   and c.target_size in sizes]
         assert len(scratch) == 2 * 2 * 3 * 3 + 2 * 2 * 3  # targets x sizes x (3 normalisations + L336) x seeds
-        # the linear references: scratch only, last_value, both lookbacks
+        # the linear references: scratch at both lookbacks under last_value; at H=24 also from their bodies
         linear = [c for c in plan.cells if c.architecture in ("nlinear", "dlinear")]
-        assert len(linear) == 2 * 2 * 2 * 2 * 3  # architectures x targets x sizes x lookbacks x seeds
-        assert {(c.mode, c.model.normalisation) for c in linear} == {("scratch", "last_value")}
-        assert {(c.split.lookback, c.model.normalisation) for c in plan.cells if c.mode != "scratch"} == \
-            {(96, "last_value")}
+        assert {c.model.normalisation for c in linear} == {"last_value"}
+        assert len([c for c in linear if c.mode == "scratch"]) == 2 * 2 * 2 * 2 * 3
+        # the lstm's transfer cells and their body under `window`, at lookback 96
+        assert {(c.split.lookback, c.model.normalisation) for c in plan.cells
+                if c.mode != "scratch" and c.architecture == "lstm"} == {(96, "window")}
+    curve = plan_grid(load_grid("ett-standard"), settings)
+    transfer = {(c.target_size, c.mode) for c in curve.cells if c.architecture == "lstm" and c.model.normalisation == "window"}
+    assert {size for size, _ in transfer} == {240, 720, 2160, 8640}  # the transfer curve's four sizes
+    assert {mode for _, mode in transfer} == {"scratch", "ft_from_head", "lp_ft", "zeroshot", "finetune"}
 
 
 # --------------------------------------------------------------------------- the metric scale is the protocol's
