@@ -50,7 +50,7 @@ def test_a_mode_significantly_worse_than_scratch_is_named_with_its_bodys_weaknes
     source = pd.DataFrame([dict(target="m4/Hourly", architecture="lstm", mode="pretrained", owa=0.70),
                            dict(target="m4/Hourly", architecture="baseline", mode="seasonal_naive", owa=0.628)])
     lines = transfer_sentences(comparisons, source)
-    assert lines[1].startswith("On ETTh2, fine-tuning hurt: significantly worse than scratch: "
+    assert lines[1].startswith("On ETTh2, the pretrained start hurt: significantly worse than scratch: "
                                "lstm/finetune at 240 points")
     assert "OWA 0.700 on m4/Hourly, worse than seasonal naive there (0.628)" in lines[1]
     # a body that beats seasonal naive on its source gives no excuse; an unscored one is said so

@@ -76,7 +76,7 @@ def transfer_sentences(comparisons: pd.DataFrame, source: pd.DataFrame | None = 
                          f"in a family of {row.holm_family}){beyond}.")
         if row.worse:
             named = "; ".join(f"{mode} at {size} points (Holm p {p:.2g})" for size, mode, p in row.worse)
-            lines.append(f"On {row.target}, fine-tuning hurt: significantly worse than scratch: {named}.{why}")
+            lines.append(f"On {row.target}, the pretrained start hurt: significantly worse than scratch: {named}.{why}")
     return lines
 
 
