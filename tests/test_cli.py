@@ -121,3 +121,25 @@ def test_help_opens_with_whole_sentences(capsys):
     assert description.startswith("tlbench benchmarks transfer learning") and description.endswith(".")
     assert description.count("(") == description.count(")")
     assert not description.endswith((",", ":", "the", "a", "and"))
+
+
+def test_help_profiles_and_protocols_load_neither_pandas_nor_the_library():
+    """``tlbench --help`` took half a second once cli.py imported every command's modules at its
+    top (pandas and pyarrow alone); the commands that use the library are loaded when one runs."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, contextlib, io\n"
+             "from benchmark.cli import main\n"
+             "for argv in (['profiles'], ['protocols']):\n"
+             "    with contextlib.redirect_stdout(io.StringIO()):\n"
+             "        assert main(argv) == 0\n"
+             "try:\n"
+             "    with contextlib.redirect_stdout(io.StringIO()):\n"
+             "        main(['--help'])\n"
+             "except SystemExit:\n"
+             "    pass\n"
+             "print(sorted(m for m in ('pandas', 'pyarrow', 'benchmark.commands', 'tensorflow') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
