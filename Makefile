@@ -27,7 +27,7 @@ run: $(STAMP)
 	$(VENV)/bin/tlbench run --profile smoke --concurrency $(CONCURRENCY)
 
 ## What CI runs: every test but the `slow` ones. Everything the docs cite as evidence is in here
-## (real MLflow and Prefect servers, killed workers, the nightly flow, the 40-cell pool load test);
+## (real MLflow and Prefect servers, killed workers, the nightly flow, the 16-cell pool load test (8 batches));
 ## `slow` is only extra depth that no doc cites. About 45 minutes on 2 cores at most.
 ## Exit 5 (no tests collected) is an error: a suite that ran nothing proves nothing.
 PYTEST := $(PY) -m pytest
