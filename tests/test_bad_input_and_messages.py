@@ -165,7 +165,12 @@ def test_ctrl_c_mid_run_is_one_line_exit_130_and_leaves_nothing_half_written(tmp
             break
     time.sleep(1.0)  # the cell is starting (TensorFlow's import) or training: mid-run
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:  # an interrupt that was lost must not leave the run training after the test
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     said = "".join(seen) + out + err
     assert proc.returncode == 130, said
     assert "Traceback" not in said and "KeyboardInterrupt" not in said, said
