@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from benchmark.results.verdicts import SCRATCH
+from benchmark.results.verdicts import SCRATCH, deciding_mask
 
 #: Modes that train nothing on the target: "significantly worse than scratch" says nothing about
 #: fine-tuning for them, and the curve names them apart.
@@ -22,11 +22,8 @@ def deciding_tests(comparisons: pd.DataFrame) -> pd.DataFrame:
     if comparisons is None or comparisons.empty:
         return pd.DataFrame(columns=["target", "target_size", "architecture", "mode", "p_holm",
                                      "holm_family", "mean_loss_difference", "significant", "seed"])
-    tests = comparisons.loc[comparisons["against"] == SCRATCH]
-    pooled = tests["seed"].astype(str) == "pooled"
-    keys = ["target", "target_size", "architecture", "mode"]
-    has_pool = tests.set_index(keys).index.isin(tests.loc[pooled].set_index(keys).index)
-    return tests.loc[pooled | ~has_pool].sort_values([*keys], kind="stable")
+    deciding = comparisons.loc[deciding_mask(comparisons) & (comparisons["against"] == SCRATCH).to_numpy()]
+    return deciding.sort_values(["target", "target_size", "architecture", "mode"], kind="stable")
 
 
 def transfer_curve(comparisons: pd.DataFrame) -> pd.DataFrame:

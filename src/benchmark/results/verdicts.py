@@ -301,10 +301,8 @@ def forecast_comparisons(rows: pd.DataFrame, errors: Mapping[str, np.ndarray], a
                                     statistic=result.statistic, p_value=result.p_value, note=result.note))
     frame = pd.DataFrame(out, columns=[c for c in columns if c not in ("p_holm", "holm_family", "significant")])
     frame["p_holm"], frame["holm_family"], frame["significant"] = np.nan, 0, False
-    comparison = ["target", "target_size", "architecture", "mode", "against"]
-    pooled = (frame["seed"].astype(str) == "pooled").to_numpy()
-    has_pool = frame.set_index(comparison).index.isin(frame.loc[pooled].set_index(comparison).index)
-    for family in (pooled | ~has_pool, ~pooled & has_pool):  # the deciding tests; the seeds behind a pool
+    deciding = deciding_mask(frame)
+    for family in (deciding, ~deciding):  # the deciding tests; the seeds behind a pool
         if family.any():
             p_values = frame.loc[family, "p_value"].to_numpy(float)
             corrected = stats.holm(p_values, alpha)
@@ -313,6 +311,15 @@ def forecast_comparisons(rows: pd.DataFrame, errors: Mapping[str, np.ndarray], a
     frame["significant"] = frame["significant"].astype(bool)
     frame["seed"] = frame["seed"].astype(object)
     return frame[columns]
+
+
+def deciding_mask(comparisons: pd.DataFrame) -> np.ndarray:
+    """Which rows of :func:`forecast_comparisons` decide their comparison: the pooled test where
+    the seeds were pooled, else the one seed's (the Holm family the verdicts quote)."""
+    comparison = ["target", "target_size", "architecture", "mode", "against"]
+    pooled = (comparisons["seed"].astype(str) == "pooled").to_numpy()
+    has_pool = comparisons.set_index(comparison).index.isin(comparisons.loc[pooled].set_index(comparison).index)
+    return pooled | ~has_pool
 
 
 def _tests(ours: Mapping[int, np.ndarray], reference):
