@@ -15,7 +15,7 @@ from benchmark.spec.axes import AXES, VARIANT_DEFAULTS
 from benchmark.spec.convert import from_dict
 from benchmark.spec.errors import SpecError, TlbenchError
 from benchmark.spec.identity import KEY_NEUTRAL_DEFAULT, canonical_json, key_plain, spec_hash, to_plain
-from benchmark.spec.profiles import apply_overrides, load_grid, profile_names
+from benchmark.spec.profiles import apply_overrides, load_grid, profile_names, subgrid_override
 from benchmark.spec.sections import DataSpec
 from benchmark.spec.tree import CellSpec, GridSpec, subgrid_specs
 
@@ -168,6 +168,30 @@ def test_the_shipped_profiles_keep_their_grid_ids_and_cell_keys(settings):
             (pinned["grid_id"], pinned["n_cells"], pinned["cells_sha256"]), name
         lost = set(kept.get(name, ())) - set(keys)
         assert not lost, f"{name}: {len(lost)} cells of existing ledgers would retrain: {sorted(lost)[:3]}"
+
+
+def test_a_profile_split_by_subgrid_runs_the_same_cells_with_the_same_keys(settings):
+    """ett-standard as the two commands of docs/protocols.md (``--subgrid 3``, then the others):
+    together exactly the whole profile's cells, each with the key it has in the whole run, so the
+    second command and a later whole run are answered from the same ledger and the same body."""
+    def keys(overrides):
+        plan = plan_grid(load_grid("ett-standard", overrides), settings, "ett-standard")
+        return {cell_key(c, plan.fingerprints[source_label(c.target)]) for c in plan.cells}
+
+    whole = keys([])
+    curve = keys([subgrid_override("ett-standard", [], [3])])
+    rest = keys([subgrid_override("ett-standard", [], [1, 2, 4, 5, 6])])
+    assert (len(whole), len(curve), len(rest)) == (208, 80, 140)
+    assert curve | rest == whole and len(curve & rest) == 12  # sub-grid 1's window cells are in the curve
+
+
+@pytest.mark.parametrize("profile, picks, message", [
+    ("ett-standard", [0, 7], r"--subgrid 0, 7: profile 'ett-standard' has sub-grids 1 to 6: 1 = \{"),
+    ("smoke", [1], r"profile 'smoke' has no `subgrids` to pick from; leave --subgrid out"),
+])
+def test_a_subgrid_pick_outside_the_grid_is_refused_listing_them(profile, picks, message):
+    with pytest.raises(TlbenchError, match=message):
+        subgrid_override(profile, [], picks)
 
 
 def test_a_new_option_at_its_default_keeps_every_key():

@@ -71,6 +71,9 @@ def _add_grid(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--grid", help="a grid spec YAML file")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a spec value, e.g. --set training.max_epochs=3 (repeatable)")
+    parser.add_argument("--subgrid", type=int, action="append", default=[], metavar="N",
+                        help="only sub-grid N of the grid's `subgrids` (1-based, repeatable): a long "
+                             "profile run as several commands on one results folder, sharing its body")
 
 
 #: ``tlbench --help``'s opening: whole sentences (the module docstring's first line stops mid-sentence).

@@ -27,7 +27,7 @@ from benchmark.run.plan import load_and_plan
 from benchmark.run.repair import repair, to_retrain
 from benchmark.run.resume import finished_result
 from benchmark.spec.errors import TlbenchError
-from benchmark.spec.profiles import load_grid
+from benchmark.spec.profiles import load_grid, subgrid_override
 from benchmark.spec.registry import Registry
 from benchmark.spec.sections import DataSpec
 from benchmark.spec.settings import Settings, apply_mlflow_http_policy
@@ -174,6 +174,15 @@ def _launchers() -> Registry:
     return launchers
 
 
+def grid_overrides(args: argparse.Namespace) -> list[str]:
+    """The grid's ``--set`` overrides, and the one that ``--subgrid`` makes (the grid's chosen
+    sub-grids only), in the form every engine takes (a Prefect deployment's ``overrides`` too)."""
+    picks = getattr(args, "subgrid", None) or []
+    if not picks:
+        return list(args.set)
+    return [*args.set, subgrid_override(args.grid or args.profile, args.set, picks)]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     grid_source = args.grid or args.profile
@@ -181,7 +190,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise TlbenchError(f"--concurrency {args.concurrency}: must be at least 1 (jobs at once; "
                            "one per core or GPU is fastest)")
     launcher = _launchers().get(args.engine)
-    plan = load_and_plan(grid_source, args.set, settings)  # every problem, before anything starts
+    overrides = grid_overrides(args)
+    plan = load_and_plan(grid_source, overrides, settings)  # every problem, before anything starts
     spec = plan.spec
     console = getattr(args, "console", None) or RunConsole(settings, grid_source, verbose=True)
     console.watch(plan, args.concurrency)
@@ -203,7 +213,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         # default 20 s start-up timeout fails on a loaded 2-core machine.
         os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-        result = launcher.load()(grid_source, list(args.set), settings, args.concurrency)
+        result = launcher.load()(grid_source, overrides, settings, args.concurrency)
     print(f"grid {result.grid} run {result.run_id}: {result.counts()} in {result.wall_seconds:.1f} s")
     for outcome in result.failed:
         print(f"FAILED {outcome.label}: {outcome.error}", file=sys.stderr)
@@ -290,7 +300,7 @@ def _source_table(source: str, rows: list[dict]) -> str:
 def cmd_validate(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     source = args.grid or args.profile
-    plan = load_and_plan(source, args.set, settings)
+    plan = load_and_plan(source, grid_overrides(args), settings)
     print(f"{source}: ok, {len(plan.cells)} cells")
     return 0
 

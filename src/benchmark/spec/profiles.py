@@ -64,6 +64,25 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...] = ()) -> 
     return data
 
 
+def subgrid_override(profile_or_path: str, overrides: list[str] | tuple[str, ...],
+                     picks: list[int] | tuple[int, ...]) -> str:
+    """The ``--set`` override that keeps only sub-grids ``picks`` (1-based, in the grid's order) of
+    a grid with ``subgrids``: a profile too long for one sitting then runs as several commands
+    sharing one results folder, so one body and one ledger (cell keys do not depend on the
+    sub-grids). Bad picks are refused with the grid's sub-grids listed."""
+    data, label = read_grid_yaml(profile_or_path)
+    subgrids = apply_overrides(data, overrides).get("subgrids") or []
+    known = "; ".join(f"{k} = {json.dumps(sub, separators=(', ', ': '))}" for k, sub in enumerate(subgrids, 1))
+    if not subgrids:
+        raise TlbenchError(f"--subgrid {' '.join(map(str, picks))}: {label} has no `subgrids` to pick "
+                           "from; leave --subgrid out to run the whole grid.")
+    wrong = [k for k in picks if not 1 <= k <= len(subgrids)]
+    if wrong:
+        raise TlbenchError(f"--subgrid {', '.join(map(str, wrong))}: {label} has sub-grids 1 to "
+                           f"{len(subgrids)}: {known}.")
+    return "subgrids=" + json.dumps([subgrids[k - 1] for k in sorted(set(picks))])
+
+
 def load_grid(profile_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> GridSpec:
     """The grid spec of a profile name or YAML path plus overrides, checked for types and keys.
 
