@@ -5,7 +5,7 @@
 # (create_pools.sh), the deployments (prefect --no-prompt deploy --all) and the workers
 # (start_workers.sh). Everything binds to 127.0.0.1.
 #
-# Usage: deployments/stack.sh up|down|status [--dir DIR] [--pg-port N] [--prefect-port N]
+# Usage: deployments/stack.sh up|down|status|restart [--dir DIR] [--pg-port N] [--prefect-port N]
 #          [--mlflow-port N] [--workers N] [--parents N] [--password-file FILE]
 # Settings (a flag wins over its variable):
 #   --dir            TLBENCH_STACK_DIR            the stack's folder (default: <checkout>/.stack)
@@ -20,10 +20,13 @@
 #   TLBENCH_DATA_DIR (passed on to the workers), GPU_SLOTS / CPU_SLOTS (create_pools.sh).
 # As root the cluster runs as the `postgres` user (PostgreSQL refuses root): DIR must be
 # reachable by that user. `down` stops what `up` started, by the pid files in DIR/run and
-# DIR/workers; `status` says what runs where. `source DIR/stack.env` points a shell at the stack.
+# DIR/workers; `status` says what runs where; `restart` starts again what has stopped (a server
+# killed, a worker lost: the runs it left RUNNING are closed first), with the settings `up` used
+# (DIR/stack.env: only --dir is read), and leaves what runs alone. `source DIR/stack.env` points a
+# shell at the stack.
 set -euo pipefail
 
-help_lines=2,23
+help_lines=2,26
 source "$(dirname "${BASH_SOURCE[0]}")/workers_lib.sh"   # root, here, venv_or
 
 die() { echo "stack: $*" >&2; exit 2; }
@@ -31,9 +34,9 @@ die() { echo "stack: $*" >&2; exit 2; }
 action="${1:-}"
 [[ $# -gt 0 ]] && shift
 case "$action" in
-  up|down|status) ;;
+  up|down|status|restart) ;;
   -h|--help) sed -n "${help_lines}p" "$0"; exit 0 ;;
-  *) die "unknown command '${action}'. Known: up, down, status (deployments/stack.sh --help)." ;;
+  *) die "unknown command '${action}'. Known: up, down, status, restart (deployments/stack.sh --help)." ;;
 esac
 
 stack_dir="${TLBENCH_STACK_DIR:-$root/.stack}"
@@ -308,49 +311,52 @@ write_env() {  # DIR/stack.env: what a shell needs to use the stack (no password
     printf 'export MLFLOW_TRACKING_URI=%q\n' "http://127.0.0.1:$mlflow_port"
     printf 'export TLBENCH_RESULTS=%q\n' "$results"
     printf 'export PREFECT_SERVER_ANALYTICS_ENABLED=false\n'
+    # the settings `up` used, for `status` and `restart`
     printf 'TLBENCH_STACK_PG_PORT=%q\n' "$pg_port"
+    printf 'TLBENCH_STACK_PREFECT_PORT=%q\n' "$prefect_port"
+    printf 'TLBENCH_STACK_MLFLOW_PORT=%q\n' "$mlflow_port"
+    printf 'TLBENCH_STACK_WORKERS=%q\n' "$workers"
+    printf 'TLBENCH_STACK_PARENTS=%q\n' "$parents"
   } >"$env_file"
 }
 
-up() {
-  local t_up=$SECONDS t0 prefect_pid mlflow_pid
-  check_before_up
-  results="${TLBENCH_RESULTS:-$stack_dir/results}"
-  cleanup_on_fail=1
-  mkdir -p "$run_dir" "$workers_dir" "$log_dir" "$stack_dir/prefect" "$stack_dir/mlflow/artifacts"
-  [[ "$results" == *://* ]] || mkdir -p "$results"
-  write_password
-  start_postgres
+start_servers() {  # names...: prefect and/or mlflow, side by side (each about 10-25 s), then wait for them
+  local name t0=$SECONDS
+  for name in "$@"; do  # only the servers see PGPASSFILE
+    case "$name" in
+      prefect) start_server prefect env PGPASSFILE="$pgpass" PREFECT_HOME="$stack_dir/prefect" \
+        PREFECT_SERVER_ANALYTICS_ENABLED=false \
+        PREFECT_API_DATABASE_CONNECTION_URL="postgresql+asyncpg://$db_user@127.0.0.1:$pg_port/prefect" \
+        "$PREFECT" server start --host 127.0.0.1 --port "$prefect_port" ;;
+      # MLflow's job runner (GenAI scorers; 8 more processes, 13 s to stop) is off unless asked for.
+      mlflow) start_server mlflow env PGPASSFILE="$pgpass" \
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}" \
+        "$MLFLOW" server --host 127.0.0.1 --port "$mlflow_port" \
+        --workers 1 --backend-store-uri "postgresql://$db_user@127.0.0.1:$pg_port/mlflow" \
+        --artifacts-destination "file://$stack_dir/mlflow/artifacts" --serve-artifacts ;;
+    esac
+  done
+  for name in "$@"; do
+    case "$name" in
+      prefect) wait_http prefect "http://127.0.0.1:$prefect_port/api/health" "$(pid_of "$run_dir/prefect.pid")" \
+          "$log_dir/prefect.log" 240
+        echo "prefect: http://127.0.0.1:$prefect_port ($((SECONDS - t0)) s)" ;;
+      mlflow) wait_http mlflow "http://127.0.0.1:$mlflow_port/health" "$(pid_of "$run_dir/mlflow.pid")" \
+          "$log_dir/mlflow.log" 240
+        echo "mlflow: http://127.0.0.1:$mlflow_port, artifacts in $stack_dir/mlflow/artifacts ($((SECONDS - t0)) s)" ;;
+    esac
+  done
+}
 
-  # The two servers start side by side (each about 10-25 s); only they see PGPASSFILE.
-  t0=$SECONDS
-  start_server prefect env PGPASSFILE="$pgpass" PREFECT_HOME="$stack_dir/prefect" \
-    PREFECT_SERVER_ANALYTICS_ENABLED=false \
-    PREFECT_API_DATABASE_CONNECTION_URL="postgresql+asyncpg://$db_user@127.0.0.1:$pg_port/prefect" \
-    "$PREFECT" server start --host 127.0.0.1 --port "$prefect_port"
-  # MLflow's job runner (GenAI scorers; 8 more processes, 13 s to stop) is off unless asked for.
-  start_server mlflow env PGPASSFILE="$pgpass" \
-    MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}" "$MLFLOW" server --host 127.0.0.1 --port "$mlflow_port" \
-    --workers 1 --backend-store-uri "postgresql://$db_user@127.0.0.1:$pg_port/mlflow" \
-    --artifacts-destination "file://$stack_dir/mlflow/artifacts" --serve-artifacts
-  prefect_pid="$(pid_of "$run_dir/prefect.pid")" mlflow_pid="$(pid_of "$run_dir/mlflow.pid")"
-  wait_http prefect "http://127.0.0.1:$prefect_port/api/health" "$prefect_pid" "$log_dir/prefect.log" 240
-  echo "prefect: http://127.0.0.1:$prefect_port ($((SECONDS - t0)) s)"
-  wait_http mlflow "http://127.0.0.1:$mlflow_port/health" "$mlflow_pid" "$log_dir/mlflow.log" 240
-  echo "mlflow: http://127.0.0.1:$mlflow_port, artifacts in $stack_dir/mlflow/artifacts ($((SECONDS - t0)) s)"
-
-  # What every client, worker and flow run of the stack reads.
+client_env() {  # what every client, worker and flow run of the stack reads
   export PREFECT_API_URL="http://127.0.0.1:$prefect_port/api" MLFLOW_TRACKING_URI="http://127.0.0.1:$mlflow_port"
   export PREFECT_HOME="$stack_dir/prefect" PREFECT_SERVER_ANALYTICS_ENABLED=false TLBENCH_RESULTS="$results"
   export TLBENCH_HOME="${TLBENCH_HOME:-$root}"
   unset PREFECT_API_DATABASE_CONNECTION_URL TLBENCH_ARTIFACTS PGPASSFILE TLBENCH_STACK_PASSWORD
-  write_env
-  t0=$SECONDS
-  PREFECT="$PREFECT" "$here/create_pools.sh" >"$log_dir/pools.log" 2>&1 || die "create_pools.sh failed: see $log_dir/pools.log"
-  (cd "$root" && "$PREFECT" --no-prompt deploy --all) >"$log_dir/deploy.log" 2>&1 \
-    || die "prefect deploy --all failed: see $log_dir/deploy.log"
-  echo "pools gpu and cpu, deployments of prefect.yaml ($((SECONDS - t0)) s)"
-  t0=$SECONDS
+}
+
+start_workers() {  # the gpu-pool workers and the cpu-pool parents; a live one is left alone
+  local t0=$SECONDS
   : >"$log_dir/workers.log"
   if [[ "$workers" != 0 ]]; then
     PREFECT="$PREFECT" "$here/start_workers.sh" --pool gpu ${workers:+--count "$workers"} --run-dir "$workers_dir" \
@@ -361,8 +367,62 @@ up() {
       >>"$log_dir/workers.log" 2>&1 || die "start_workers.sh failed: see $log_dir/workers.log"
   fi
   sed 's/^/worker /' "$log_dir/workers.log"
+}
+
+up() {
+  local t_up=$SECONDS
+  check_before_up
+  results="${TLBENCH_RESULTS:-$stack_dir/results}"
+  cleanup_on_fail=1
+  mkdir -p "$run_dir" "$workers_dir" "$log_dir" "$stack_dir/prefect" "$stack_dir/mlflow/artifacts"
+  [[ "$results" == *://* ]] || mkdir -p "$results"
+  write_password
+  start_postgres
+
+  start_servers prefect mlflow
+  client_env
+  write_env
+  t0=$SECONDS
+  PREFECT="$PREFECT" "$here/create_pools.sh" >"$log_dir/pools.log" 2>&1 || die "create_pools.sh failed: see $log_dir/pools.log"
+  (cd "$root" && "$PREFECT" --no-prompt deploy --all) >"$log_dir/deploy.log" 2>&1 \
+    || die "prefect deploy --all failed: see $log_dir/deploy.log"
+  echo "pools gpu and cpu, deployments of prefect.yaml ($((SECONDS - t0)) s)"
+  start_workers
   cleanup_on_fail=0
   echo "stack up in $((SECONDS - t_up)) s: source $env_file; deployments/stack.sh down --dir $stack_dir"
+}
+
+restart() {  # start again what has stopped, with the settings of `up`; what runs is left alone
+  local name pid port pidfile servers started=""
+  [[ -f "$env_file" ]] || die "no stack in $stack_dir to restart: start one with deployments/stack.sh up --dir $stack_dir."
+  source "$env_file"
+  pg_port="$TLBENCH_STACK_PG_PORT" prefect_port="${TLBENCH_STACK_PREFECT_PORT:?}" mlflow_port="${TLBENCH_STACK_MLFLOW_PORT:?}"
+  workers="${TLBENCH_STACK_WORKERS:-}" parents="${TLBENCH_STACK_PARENTS:-1}" results="$TLBENCH_RESULTS"
+  [[ -s "$pgpass" ]] || die "$pgpass is missing: the stack in $stack_dir cannot log in to its database; bring it down and up again."
+  if ! { [[ -f "$pg_data/postmaster.pid" ]] && as_pg "$pg_bin/pg_ctl" status -D "$pg_data" >/dev/null 2>&1; }; then
+    port_free "$pg_port" || die "port $pg_port (postgres) is taken by another program: free it, then restart."
+    start_postgres
+    started+=" postgres"
+  fi
+  for name in prefect mlflow; do
+    pid="$(pid_of "$run_dir/$name.pid")"
+    if alive "$pid"; then continue; fi
+    [[ -z "$pid" ]] || kill -KILL -- "-$pid" 2>/dev/null || true  # what a killed server left in its group
+    case "$name" in prefect) port="$prefect_port" ;; mlflow) port="$mlflow_port" ;; esac
+    port_free "$port" || die "port $port ($name) is taken by another program: free it, then restart."
+    started+=" $name"
+  done
+  servers="${started# postgres}"
+  # shellcheck disable=SC2086
+  [[ -z "${servers// }" ]] || start_servers $servers
+  client_env
+  for pidfile in "$workers_dir"/*.pid; do
+    [[ -e "$pidfile" ]] || continue
+    if ! alive "$(pid_of "$pidfile")"; then started+=" $(basename "$pidfile" .pid)"; fi
+  done
+  if [[ "$started" == *-gpu-* || "$started" == *-cpu-* ]]; then start_workers; fi
+  if [[ -n "$started" ]]; then echo "stack in $stack_dir: restarted$started"
+  else echo "stack in $stack_dir: everything runs, nothing restarted"; fi
 }
 
 cleanup_on_fail=0
@@ -380,4 +440,5 @@ case "$action" in
   up) up ;;
   down) stop_all; echo "stack in $stack_dir: down" ;;
   status) status ;;
+  restart) restart ;;
 esac
