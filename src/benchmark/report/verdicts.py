@@ -82,13 +82,9 @@ def source_verdicts(source: pd.DataFrame) -> list[str]:
     does not (by OWA), in words, e.g. ``The pretrained body lstm/pretrained (OWA 0.626) beats Naive2
     (1.000) but not MSTL (0.604) on m4/Hourly.``"""
     lines = []
-    for target, part in source.loc[source["owa"].notna()].groupby("target", sort=True):
-        bodies = part.loc[part["architecture"] != "baseline"].sort_values("owa", kind="stable")
-        baselines = part.loc[part["architecture"] == "baseline"].sort_values("owa", kind="stable")
-        baselines = baselines.drop_duplicates("mode")
-        if bodies.empty or baselines.empty:
+    for target, (body, baselines) in verdicts.source_standings(source).items():
+        if baselines.empty:
             continue
-        body = bodies.iloc[0]
         beaten = baselines.loc[baselines["owa"] > body["owa"]]
         unbeaten = baselines.loc[baselines["owa"] <= body["owa"]]
         if unbeaten.empty:

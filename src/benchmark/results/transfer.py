@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from benchmark.results.verdicts import SCRATCH, deciding_mask
+from benchmark.results.verdicts import SCRATCH, deciding_mask, source_standings
 
 #: Modes that train nothing on the target: "significantly worse than scratch" says nothing about
 #: fine-tuning for them, and the curve names them apart.
@@ -80,16 +80,15 @@ def transfer_sentences(comparisons: pd.DataFrame, source: pd.DataFrame | None = 
 def _why_weak(source: pd.DataFrame | None) -> str:
     """Why fine-tuning may hurt, from the body's own score on its source: the sentence when the
     grid's best body loses to seasonal naive there or was not scored; empty when it beats it."""
-    scored = source.loc[source["owa"].notna()] if source is not None and "owa" in source.columns else None
-    if scored is None or scored.empty:
+    standings = source_standings(source)
+    if not standings:
         return (" Its body was not scored on its source (pretrained on part of it, or pinned), so "
                 "whether it forecasts its own source well is unknown; a body that does not has little "
                 "to transfer (docs/models.md, \"Pretraining settings tried\").")
-    bodies = scored.loc[scored["architecture"] != "baseline"].sort_values("owa", kind="stable")
-    naive = scored.loc[(scored["architecture"] == "baseline") & (scored["mode"] == SEASONAL_NAIVE)]
-    if bodies.empty or naive.empty or bodies.iloc[0]["owa"] <= naive["owa"].min():
+    best, baselines = min(standings.values(), key=lambda standing: standing[0]["owa"])
+    naive = baselines.loc[baselines["mode"] == SEASONAL_NAIVE]
+    if naive.empty or best["owa"] <= naive["owa"].min():
         return ""
-    best = bodies.iloc[0]
     return (f" Its body scores OWA {best['owa']:.3f} on {best['target']}, worse than seasonal naive there "
             f"({naive['owa'].min():.3f}): a body that does not forecast its own source well has little to "
             "transfer, so this says more about the body than about transfer.")

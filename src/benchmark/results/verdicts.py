@@ -313,6 +313,21 @@ def forecast_comparisons(rows: pd.DataFrame, errors: Mapping[str, np.ndarray], a
     return frame[columns]
 
 
+def source_standings(source: pd.DataFrame | None) -> dict[str, tuple[pd.Series, pd.DataFrame]]:
+    """Per source target whose pretrained bodies were scored there (OWA on the source's own
+    protocol): its best body, and its baselines best first, one row per method. Empty when no body
+    was scored (pretrained on part of its source, or pinned)."""
+    if source is None or "owa" not in source.columns:
+        return {}
+    out = {}
+    for target, part in source.loc[source["owa"].notna()].groupby("target", sort=True):
+        bodies = part.loc[part["architecture"] != "baseline"].sort_values("owa", kind="stable")
+        baselines = part.loc[part["architecture"] == "baseline"].sort_values("owa", kind="stable")
+        if not bodies.empty:
+            out[target] = (bodies.iloc[0], baselines.drop_duplicates("mode"))
+    return out
+
+
 def deciding_mask(comparisons: pd.DataFrame) -> np.ndarray:
     """Which rows of :func:`forecast_comparisons` decide their comparison: the pooled test where
     the seeds were pooled, else the one seed's (the Holm family the verdicts quote)."""
