@@ -84,3 +84,36 @@ def test_a_grid_with_one_cell_left_is_not_answered_from_the_ledger(data_dir, tmp
     assert len(pending_keys(plan, settings)) == 3  # 2 cells + 1 baseline, none finished
     assert finished_result(plan, settings) is None
     assert not Leaderboard(settings.results).finished_keys()
+
+
+def counts(out: str) -> str:
+    """The ``grid NAME run ID: <counts> in N s`` line of a run's output."""
+    return next(line for line in out.splitlines() if line.startswith("grid "))
+
+
+def test_a_grid_run_in_subgrid_parts_is_answered_whole_and_reported_whole(data_dir, tmp_path, capsys):
+    """A profile run as ``--subgrid`` commands (docs/protocols.md): the whole grid afterwards trains
+    nothing, and its report and result hold every part's cells (rows are the grid's by key, not by
+    the grid id of the command that wrote them); the report a part left is not taken for the whole
+    grid's, so the first whole run draws it, and the next one is answered from the ledger."""
+    from benchmark.results.leaderboard import Leaderboard
+
+    parts = [*_args(data_dir, tmp_path), "--engine", "local",
+             "--set", "subgrids=[{modes: [scratch]}, {modes: [frozen]}]"]
+    for part in ("1", "2"):
+        assert main([*parts, "--subgrid", part]) == 0
+    capsys.readouterr()
+    trained = Leaderboard(str(tmp_path / "results")).read(kind="model")
+    assert sorted(trained["mode"]) == ["frozen", "scratch"] and trained["grid_id"].nunique() == 2
+
+    assert main(parts) == 0  # the whole grid: a report to draw, nothing to train
+    whole = capsys.readouterr().out
+    assert "skipped" in counts(whole) and "finished" not in counts(whole)
+    assert "frozen" in whole and "scratch" in whole
+    report = Path(whole.split("report: ", 1)[1].split()[0]).read_text()
+    assert "frozen" in report and "scratch" in report
+    assert main(parts) == 0  # now answered from the ledger, with both parts' cells
+    again = capsys.readouterr().out
+    assert "skipped" in counts(again) and "finished" not in counts(again)
+    assert "frozen" in again and "scratch" in again
+    assert len(Leaderboard(str(tmp_path / "results")).read(kind="model")) == 2

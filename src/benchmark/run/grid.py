@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from benchmark import __version__
+from benchmark.report.paths import mark_report
 from benchmark.results.leaderboard import Leaderboard
 from benchmark.results.ranking import aggregate
 from benchmark.run import baselines
@@ -255,8 +256,7 @@ def _aggregate(plan: GridPlan, context: RunContext, leaderboard, tracker, settin
         leaderboard.compact(run_date=context.run_date, grid=name)
     except Exception:  # noqa: BLE001 - compaction is an optimisation; the files stay valid
         log.warning("could not compact the leaderboard partition", exc_info=True)
-    rows = leaderboard.read(grid=name)
-    rows = rows[rows["grid_id"] == plan.grid_id] if len(rows) else rows
+    rows = plan.rows_of(leaderboard.read(grid=name), context)
     if not len(rows):
         return rows, None, None, None
     agg = aggregate(rows)
@@ -265,6 +265,7 @@ def _aggregate(plan: GridPlan, context: RunContext, leaderboard, tracker, settin
     report_path = None
     try:
         report_path = str(write_grid_report(rows, settings, name, tracker, parent, agg=agg))
+        mark_report(settings, name, plan.grid_id)
     except Exception:  # noqa: BLE001 - the results are safe; a report can be redrawn (tlbench report)
         log.warning("could not write the grid report", exc_info=True)
     return rows, agg, aggregate_uri, report_path

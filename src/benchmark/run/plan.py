@@ -76,6 +76,24 @@ class GridPlan:
         return [BaselineJob(job.cell, tuple(self.spec.baselines), job.data_fingerprint, context)
                 for job in first.values()]
 
+    def row_keys(self, context: RunContext) -> list[str]:
+        """The leaderboard keys of the grid's cells and baselines, cells first."""
+        jobs = self.cell_jobs(context)
+        return [job.cell_key for job in jobs] + [job.key(name) for job in self.baseline_jobs(jobs, context)
+                                                 for name in job.baselines]
+
+    def rows_of(self, rows, context: RunContext):
+        """The grid's rows among ``rows`` (a frame of its grid's leaderboard partition): its cells'
+        and baselines' by key, and its bodies' on their source, whichever run wrote them. Not by
+        grid id: a cell keeps its key when the grid around it changes (a baseline added, a profile
+        run as several ``--subgrid`` commands), and its row is answered from the ledger then."""
+        if not len(rows):
+            return rows
+        bodies = {self.pretrain_key_of(job.cell) for job in self.cell_jobs(context) if needs_pretrained(job.cell)}
+        mine = rows["cell_key"].isin(set(self.row_keys(context)))
+        mine |= (rows["kind"] == "source") & rows["pretrained_key"].isin(bodies)
+        return rows.loc[mine]
+
 
 def pretrain_shape(cell: CellSpec) -> tuple[int, int]:
     """``(lookback, horizon)`` of the body a cell starts from: ``pretrain.lookback`` and

@@ -10,8 +10,10 @@ usual, whenever the full path has work to do: a cell or baseline without a row, 
 ledger file (the full path repairs it), or a last run that did not get through to its report.
 
 Why the report: ``run_grid`` writes it after every cell's row and MLflow run is closed, and
-closes the grid's MLflow run right after. A report newer than the grid's newest row therefore
-says that the run which wrote that row ended cleanly; if a run crashed after a row but before its
+closes the grid's MLflow run right after. A report of this grid spec (its id recorded beside it,
+:func:`benchmark.report.paths.mark_report`) newer than the grid's newest row therefore says that
+the run which wrote that row ended cleanly, and that the report covers this grid's rows (not only
+one ``--subgrid`` part's); if a run crashed after a row but before its
 report (MLflow runs possibly left RUNNING), the full path runs and closes them. Asking MLflow
 itself would cost 5-10 s here (its import and store), more than everything else together.
 """
@@ -22,7 +24,7 @@ import logging
 import time
 from pathlib import Path
 
-from benchmark.report.paths import REPORT_FILE, report_dir
+from benchmark.report.paths import REPORT_FILE, report_dir, report_grid_id
 from benchmark.results.leaderboard import Leaderboard
 from benchmark.results.ranking import aggregate
 from benchmark.run.jobs import CellOutcome, GridResult, RunContext, now
@@ -38,11 +40,7 @@ def pending_keys(plan, settings: Settings) -> list[str] | None:
     finished = board.finished_keys()
     if board.skipped:
         return None
-    context = _context(plan, settings)
-    jobs = plan.cell_jobs(context)
-    keys = [job.cell_key for job in jobs]
-    keys += [job.key(name) for job in plan.baseline_jobs(jobs, context) for name in job.baselines]
-    return [key for key in keys if key not in finished]
+    return [key for key in plan.row_keys(_context(plan, settings)) if key not in finished]
 
 
 def finished_result(plan, settings: Settings) -> GridResult | None:
@@ -52,30 +50,25 @@ def finished_result(plan, settings: Settings) -> GridResult | None:
     if pending is None or pending:
         return None
     spec = plan.spec
-    rows = Leaderboard(settings.results).read(grid=spec.name)
-    rows = rows[rows["grid_id"] == plan.grid_id] if len(rows) else rows
-    report = _report_path(settings, spec.name)
-    if not len(rows) or report is None or Path(report).stat().st_mtime < rows["finished_at"].max().timestamp():
-        log.info("grid %s: every cell has a row but the last run wrote no report after them; running "
-                 "the grid to reconcile", spec.name)
+    context = _context(plan, settings)
+    rows = plan.rows_of(Leaderboard(settings.results).read(grid=spec.name), context)
+    report = Path(report_dir(settings, spec.name)) / REPORT_FILE
+    if (not len(rows) or report_grid_id(settings, spec.name) != plan.grid_id
+            or report.stat().st_mtime < rows["finished_at"].max().timestamp()):
+        log.info("grid %s: every cell has a row but no report of this grid was written after them; "
+                 "running the grid to reconcile", spec.name)
         return None
     from benchmark.results.verdicts import headline  # scipy: loaded only when there is a result to show
 
     agg = aggregate(rows)
-    context = _context(plan, settings)
     outcomes = [CellOutcome(job.cell_key, "skipped", job.names.label) for job in plan.cell_jobs(context)]
     log.info("grid %s: every one of %d cells already has a leaderboard row; nothing to run", spec.name,
              len(outcomes))
     return GridResult(spec.name, plan.grid_id, "nothing-to-run", None, outcomes, rows, None,
-                      time.perf_counter() - t0, report, agg, headline(agg))
+                      time.perf_counter() - t0, str(report), agg, headline(agg))
 
 
 def _context(plan, settings: Settings) -> RunContext:
     experiment = settings.experiment or f"tlbench-{plan.spec.name}"
     return RunContext(plan.spec.name, plan.grid_id, "ledger-check", f"{now():%Y-%m-%d}", experiment,
                       None, None)
-
-
-def _report_path(settings: Settings, grid: str) -> str | None:
-    path = Path(report_dir(settings, grid)) / REPORT_FILE
-    return str(path) if path.is_file() else None
