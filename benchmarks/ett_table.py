@@ -6,7 +6,8 @@ prints, per target and target size, every (architecture, mode) and baseline unde
 scale) as the mean over seeds with the standard deviation and the seed count, plus the epochs
 trained. ``--wide`` prints instead one table per target size with a column per (target, horizon):
 ``mse_z ± sd / mae_z``, the layout of docs/protocols.md; ``--dm`` the reports' Diebold-Mariano
-tests (pooled over seeds, Holm per grid). Not a test.
+tests (pooled over seeds, Holm per grid); ``--versus`` one test the reports do not make (raw p).
+Not a test.
 
     python benchmarks/ett_table.py --results results-h24 --results results-h96 --wide
 """
@@ -111,17 +112,50 @@ def dm_table(rows, board) -> str:
     return "\n".join(out)
 
 
+def versus(rows, board, target: str, size: int, method: str, other: str) -> str:
+    """One Diebold-Mariano test outside the reports' families (so its raw p, no Holm): ``method``
+    against ``other`` (names as in the tables, e.g. ``lstm · window · L96 ft_from_head`` and
+    ``lstm · window · L96 zeroshot``) on ``target`` (ETTh1, ETTh2) at ``size`` points, squared
+    errors, per seed and pooled over seeds as the reports pool them."""
+    from benchmark.results.verdicts import _tests
+
+    rows = _methods(rows)
+    part = rows[rows["target"].str.contains(f"/{target}:", regex=False) & (rows["target_size"] == size)]
+    sides = []
+    for name in (method, other):
+        cells = part[part["method"] == name]
+        if cells.empty:
+            known = ", ".join(sorted(part["method"].unique()))
+            raise SystemExit(f"no rows of {name!r} on {target} at {size} points; known: {known}")
+        errors = board.read_errors(cells["cell_key"].tolist())
+        sides.append({int(r.seed): errors[r.cell_key] for r in cells.itertuples()})
+    ours, theirs = sides
+    reference = next(iter(theirs.values())) if len(theirs) == 1 else theirs
+    lines = [f"{method} against {other}, {target} at {size} points (negative: {method} better):"]
+    for seed, result in _tests(ours, reference):
+        lines.append(f"  seed {seed}: mean squared-error difference {result.mean_difference:+.5f}, "
+                     f"DM statistic {result.statistic:.3f}, raw p {result.p_value:.3g}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", action="append", help="results location (repeatable; default results)")
     parser.add_argument("--wide", action="store_true", help="one table per size, a column per target and horizon")
     parser.add_argument("--dm", action="store_true", help="the reports' Diebold-Mariano tests, pooled over seeds")
+    parser.add_argument("--versus", nargs=4, metavar=("TARGET", "SIZE", "METHOD", "OTHER"),
+                        help="one test outside the reports' families, raw p: e.g. ETTh2 720 "
+                             "'lstm · window · L96 ft_from_head' 'lstm · window · L96 zeroshot'")
     args = parser.parse_args()
     import pandas as pd
 
     from benchmark.results.leaderboard import Leaderboard
 
     boards = [Leaderboard(r) for r in args.results or ["results"]]
+    if args.versus:
+        target, size, method, other = args.versus
+        print(versus(boards[0].read(), boards[0], target, int(size), method, other))
+        return
     if args.dm:
         print("\n\n".join(dm_table(board.read(), board) for board in boards))
         return
