@@ -117,3 +117,8 @@ def test_a_grid_run_in_subgrid_parts_is_answered_whole_and_reported_whole(data_d
     assert "skipped" in counts(again) and "finished" not in counts(again)
     assert "frozen" in again and "scratch" in again
     assert len(Leaderboard(str(tmp_path / "results")).read(kind="model")) == 2
+    # `tlbench report` redraws the grid as last reported: both parts, though each row has its part's grid id
+    out = tmp_path / "redrawn"
+    assert main(["report", "--results", str(tmp_path / "results"), "--no-forecasts", "--out", str(out)]) == 0
+    redrawn = (out / "report.html").read_text()
+    assert "lstm/frozen" in redrawn and "lstm/scratch" in redrawn

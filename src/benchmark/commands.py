@@ -18,7 +18,7 @@ from benchmark.forecasters.source import evaluate_source
 from benchmark.forecasters.statistical import METHODS as STATISTICAL_METHODS
 from benchmark.forecasters.statistical import StatisticalForecaster
 from benchmark.forecasters.trained import ModelForecaster
-from benchmark.report.paths import report_dir
+from benchmark.report.paths import report_dir, reported_grid
 from benchmark.results.leaderboard import Leaderboard
 from benchmark.results.ranking import DEFAULT_METRIC, aggregate, format_table
 from benchmark.run.engines import LocalEngine, ProcessEngine
@@ -78,8 +78,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Write the HTML report of one grid's leaderboard rows (default: the rows of its current
-    spec, i.e. the grid_id of its newest row, as ``run_grid`` reports it)."""
+    """Write the HTML report of one grid's leaderboard rows (default: the rows of the grid as its
+    last run reported it, by key, whichever commands wrote them; without that record, the rows of
+    its newest row's grid_id)."""
     from benchmark.report.grid import write_grid_report  # matplotlib: loaded only to draw a report
 
     settings = settings_of(args)
@@ -96,8 +97,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise TlbenchError(f"The rows come from {len(grids)} grids ({', '.join(grids)}); a report covers one: "
                            "choose it with --grid NAME")
     if not args.run_id:
-        newest = rows.sort_values("finished_at", kind="stable")["grid_id"].iloc[-1]
-        rows = rows[rows["grid_id"] == newest]
+        reported = reported_grid(settings, grids[0])
+        mine = rows["cell_key"].isin(set(reported["keys"])) if reported else None
+        if mine is not None and mine.any():
+            rows = rows[mine]
+        else:
+            newest = rows.sort_values("finished_at", kind="stable")["grid_id"].iloc[-1]
+            rows = rows[rows["grid_id"] == newest]
     tracker = None
     if not args.no_forecasts:
         from benchmark.tracking.tracker import Tracker  # MLflow: only to fetch the best cells' forecasts

@@ -6,16 +6,18 @@ grid it was drawn for, without drawing one; :mod:`benchmark.report.grid` writes 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 from benchmark.spec.settings import Settings
 
 REPORT_FILE = "report.html"
-#: Beside the report: the id of the grid spec it was drawn for. A grid name's report may have been
-#: drawn for another spec of that name (one ``--subgrid`` part of a profile, the profile before a
-#: baseline was added): the whole grid's report is then still to be drawn.
-REPORT_GRID_FILE = "report.grid_id"
+#: Beside the report: the id of the grid spec it was drawn for and its rows' keys. A grid name's
+#: report may have been drawn for another spec of that name (one ``--subgrid`` part of a profile,
+#: the profile before a baseline was added): the whole grid's report is then still to be drawn, and
+#: ``tlbench report`` redraws the grid as it was last reported.
+REPORT_GRID_FILE = "report.grid.json"
 TRANSFER_BENEFIT_FILE = "transfer_benefit.png"
 TRAINING_TIME_FILE = "training_time.png"
 
@@ -29,15 +31,21 @@ def report_dir(settings: Settings, grid: str) -> Path:
 
 
 
-def mark_report(settings: Settings, grid: str, grid_id: str) -> None:
-    """Record that the report of ``grid`` now in its folder was drawn for the spec ``grid_id``."""
-    (report_dir(settings, grid) / REPORT_GRID_FILE).write_text(grid_id + "\n")
+def mark_report(settings: Settings, grid: str, grid_id: str, keys: list[str]) -> None:
+    """Record that the report of ``grid`` now in its folder was drawn for the spec ``grid_id``
+    from the rows of ``keys``."""
+    record = {"grid_id": grid_id, "keys": sorted(set(keys))}
+    (report_dir(settings, grid) / REPORT_GRID_FILE).write_text(json.dumps(record) + "\n")
 
 
-def report_grid_id(settings: Settings, grid: str) -> str | None:
-    """The id of the grid spec the report of ``grid`` was drawn for; None when there is no report
-    or it predates the record."""
-    report, marker = report_dir(settings, grid) / REPORT_FILE, report_dir(settings, grid) / REPORT_GRID_FILE
-    if not (report.is_file() and marker.is_file()):
+def reported_grid(settings: Settings, grid: str) -> dict | None:
+    """``{"grid_id": ..., "keys": [...]}`` of the report of ``grid`` now in its folder; None when
+    there is none, or it predates the record, or the record cannot be read."""
+    folder = report_dir(settings, grid)
+    if not (folder / REPORT_FILE).is_file():
         return None
-    return marker.read_text().strip() or None
+    try:
+        record = json.loads((folder / REPORT_GRID_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and {"grid_id", "keys"} <= set(record) else None

@@ -265,7 +265,7 @@ def _aggregate(plan: GridPlan, context: RunContext, leaderboard, tracker, settin
     report_path = None
     try:
         report_path = str(write_grid_report(rows, settings, name, tracker, parent, agg=agg))
-        mark_report(settings, name, plan.grid_id)
+        mark_report(settings, name, plan.grid_id, rows["cell_key"].tolist())
     except Exception:  # noqa: BLE001 - the results are safe; a report can be redrawn (tlbench report)
         log.warning("could not write the grid report", exc_info=True)
     return rows, agg, aggregate_uri, report_path

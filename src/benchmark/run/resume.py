@@ -24,7 +24,7 @@ import logging
 import time
 from pathlib import Path
 
-from benchmark.report.paths import REPORT_FILE, report_dir, report_grid_id
+from benchmark.report.paths import REPORT_FILE, report_dir, reported_grid
 from benchmark.results.leaderboard import Leaderboard
 from benchmark.results.ranking import aggregate
 from benchmark.run.jobs import CellOutcome, GridResult, RunContext, now
@@ -53,7 +53,7 @@ def finished_result(plan, settings: Settings) -> GridResult | None:
     context = _context(plan, settings)
     rows = plan.rows_of(Leaderboard(settings.results).read(grid=spec.name), context)
     report = Path(report_dir(settings, spec.name)) / REPORT_FILE
-    if (not len(rows) or report_grid_id(settings, spec.name) != plan.grid_id
+    if (not len(rows) or (reported_grid(settings, spec.name) or {}).get("grid_id") != plan.grid_id
             or report.stat().st_mtime < rows["finished_at"].max().timestamp()):
         log.info("grid %s: every cell has a row but no report of this grid was written after them; "
                  "running the grid to reconcile", spec.name)
