@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 
 from benchmark.data.protocols import PROTOCOLS
 from benchmark.spec.errors import TlbenchError
@@ -164,8 +166,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def keep_ctrl_c() -> None:
+    """Make a Ctrl-C that Python drops stop the run after all. Python raises ``KeyboardInterrupt``
+    in whatever Python code runs when the signal is handled; when that is a weakref callback or a
+    finalizer run by the garbage collector (SQLAlchemy's, under MLflow's SQLite store, was caught
+    doing it), the exception is printed as "Exception ignored in ..." and dropped, and the grid
+    trained on to the end (exit 0). Such dropped exceptions go through ``sys.unraisablehook``: for
+    a ``KeyboardInterrupt`` this one has SIGINT sent to this process again 50 ms later, from a
+    thread (sent from the hook itself, it would be raised inside the hook, and dropped again), so it
+    is raised once more in the code that was interrupted. Only in the main thread, where Python
+    handles signals, and only while SIGINT has Python's default handler (``tlbench`` installs no
+    other)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) \
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            again = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT))
+            again.daemon = True
+            again.start()
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_ctrl_c()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
     handler = logging.StreamHandler()
     handler.setFormatter(_RunNameFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
