@@ -262,7 +262,8 @@ def test_two_grids_at_once_one_from_the_cli_one_through_the_deployment(team_stac
         stored = folder / "mlflow" / "artifacts" / experiment.experiment_id / run.info.run_id / "artifacts"
         assert (stored / "predictions.parquet").is_file(), sorted(p.name for p in stored.parent.rglob("*"))
     assert psql(folder, pg_port, "mlflow", "SELECT count(*) FROM runs WHERE status = 'FINISHED'") == str(len(runs))
-    assert int(psql(folder, pg_port, "prefect", "SELECT count(*) FROM flow_run WHERE state_type = 'COMPLETED'")) >= 3
+    # the grids that ran, each a Completed flow run in PostgreSQL (which of the twins ran varies)
+    assert int(psql(folder, pg_port, "prefect", "SELECT count(*) FROM flow_run WHERE state_type = 'COMPLETED'")) >= 2
 
     # the registry on PostgreSQL: the body's model, its moving alias, its files in the served store
     (registered,) = client.search_registered_models()
