@@ -393,7 +393,7 @@ up() {
 }
 
 restart() {  # start again what has stopped, with the settings of `up`; what runs is left alone
-  local name pid port pidfile servers started=""
+  local name pid port pidfile servers="" workers_dead=0 started=""
   [[ -f "$env_file" ]] || die "no stack in $stack_dir to restart: start one with deployments/stack.sh up --dir $stack_dir."
   source "$env_file"
   pg_port="$TLBENCH_STACK_PG_PORT" prefect_port="${TLBENCH_STACK_PREFECT_PORT:?}" mlflow_port="${TLBENCH_STACK_MLFLOW_PORT:?}"
@@ -410,17 +410,17 @@ restart() {  # start again what has stopped, with the settings of `up`; what run
     [[ -z "$pid" ]] || kill -KILL -- "-$pid" 2>/dev/null || true  # what a killed server left in its group
     case "$name" in prefect) port="$prefect_port" ;; mlflow) port="$mlflow_port" ;; esac
     port_free "$port" || die "port $port ($name) is taken by another program: free it, then restart."
-    started+=" $name"
+    servers+=" $name"
   done
-  servers="${started# postgres}"
+  started+="$servers"
   # shellcheck disable=SC2086
-  [[ -z "${servers// }" ]] || start_servers $servers
+  [[ -z "$servers" ]] || start_servers $servers
   client_env
   for pidfile in "$workers_dir"/*.pid; do
     [[ -e "$pidfile" ]] || continue
-    if ! alive "$(pid_of "$pidfile")"; then started+=" $(basename "$pidfile" .pid)"; fi
+    if ! alive "$(pid_of "$pidfile")"; then started+=" $(basename "$pidfile" .pid)" workers_dead=1; fi
   done
-  if [[ "$started" == *-gpu-* || "$started" == *-cpu-* ]]; then start_workers; fi
+  if [[ $workers_dead -eq 1 ]]; then start_workers; fi
   if [[ -n "$started" ]]; then echo "stack in $stack_dir: restarted$started"
   else echo "stack in $stack_dir: everything runs, nothing restarted"; fi
 }

@@ -76,9 +76,10 @@ class GridPlan:
         return [BaselineJob(job.cell, tuple(self.spec.baselines), job.data_fingerprint, context)
                 for job in first.values()]
 
-    def row_keys(self, context: RunContext) -> list[str]:
-        """The leaderboard keys of the grid's cells and baselines, cells first."""
-        jobs = self.cell_jobs(context)
+    def row_keys(self, context: RunContext, jobs: Sequence[CellJob] | None = None) -> list[str]:
+        """The leaderboard keys of the grid's cells and baselines, cells first (``jobs``: its
+        cell jobs, where the caller has them already)."""
+        jobs = self.cell_jobs(context) if jobs is None else jobs
         return [job.cell_key for job in jobs] + [job.key(name) for job in self.baseline_jobs(jobs, context)
                                                  for name in job.baselines]
 
@@ -89,8 +90,9 @@ class GridPlan:
         run as several ``--subgrid`` commands), and its row is answered from the ledger then."""
         if not len(rows):
             return rows
-        bodies = {self.pretrain_key_of(job.cell) for job in self.cell_jobs(context) if needs_pretrained(job.cell)}
-        mine = rows["cell_key"].isin(set(self.row_keys(context)))
+        jobs = self.cell_jobs(context)
+        bodies = {self.pretrain_key_of(job.cell) for job in jobs if needs_pretrained(job.cell)}
+        mine = rows["cell_key"].isin(set(self.row_keys(context, jobs)))
         mine |= (rows["kind"] == "source") & rows["pretrained_key"].isin(bodies)
         return rows.loc[mine]
 
