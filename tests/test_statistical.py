@@ -269,6 +269,39 @@ def test_evaluate_source_theta_reproduces_m4_published_theta(data_dir, tmp_path)
     assert rows.loc[rows["mode"] == "naive", "smape"].iloc[0] == pytest.approx(43.0, rel=0.1)
 
 
+def _ensure_naive_on_m4(data_dir, results, barrier, answers):
+    from benchmark.run.source import ensure_source_references
+    from benchmark.spec.sections import DataSpec
+    from benchmark.spec.settings import Settings
+
+    settings = Settings(data_dir=data_dir, results=results, allow_download=False).resolved()
+    barrier.wait()
+    answers.put(ensure_source_references(settings, DataSpec("m4", {"group": "Hourly"}), (48, 24),
+                                         methods=("naive",)))
+
+
+def test_two_bodies_scored_at_once_score_the_references_once(data_dir, tmp_path):
+    """Two bodies pretrained side by side (``--concurrency 2``) both ask for the source's reference
+    rows at the same moment: one scores them, the other finds its rows (before the lock both
+    scored MSTL, and the leaderboard held a duplicate row)."""
+    import multiprocessing
+
+    from benchmark.results.leaderboard import Leaderboard
+
+    spawn = multiprocessing.get_context("spawn")
+    barrier, answers = spawn.Barrier(2), spawn.Queue()
+    workers = [spawn.Process(target=_ensure_naive_on_m4, args=(data_dir, str(tmp_path / "r"), barrier, answers))
+               for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    got = sorted([answers.get(timeout=300), answers.get(timeout=300)])
+    for worker in workers:
+        worker.join(timeout=60)
+    assert got == [[], ["naive"]]
+    rows = Leaderboard(str(tmp_path / "r")).read(grid="evaluate-source", kind="source")
+    assert list(rows["mode"]) == ["naive"] and len(rows) == 1
+
+
 def test_the_fit_time_limit_is_a_setting():
     from benchmark.spec.errors import TlbenchError
     from benchmark.spec.settings import Settings

@@ -12,6 +12,7 @@ reference, MLflow and the leaderboard.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import re
@@ -250,19 +251,28 @@ def ensure_source_references(settings: Settings, source: DataSpec, protocol: tup
     results location: MSTL takes about a minute on M4 Hourly with 2 processes). Called after a
     body is scored on its source, so the report can say whether the body beats them without
     anyone running ``evaluate-source --method`` first. Never raises (the body is scored and
-    recorded already): a failure is logged. Returns the methods scored now."""
+    recorded already): a failure is logged. Returns the methods scored now.
+
+    Two bodies pretrained at once (``--concurrency 2``) both get here: the check and the scoring
+    hold ``<results>/leases/source-references.lock`` (an exclusive ``flock``, given back when the
+    file closes, also if the process dies), so the second finds the first's rows instead of
+    scoring MSTL again beside it."""
     scored = []
     try:
-        have = Leaderboard(settings.results).read(grid="evaluate-source", kind="source",
-                                                  architecture="baseline", target=[source_label(source)])
-        for method in (m for m in methods if have.empty or m not in set(have["mode"])):
-            fitted = (StatisticalForecaster(method, protocol[1], workers=2,
-                                            fit_seconds=settings.baseline_fit_seconds)
-                      if method in STATISTICAL_METHODS else None)  # the grid's fit limit, not a default
-            result = evaluate_source(source, method, settings.data_dir, fitted, protocol=protocol,
-                                     allow_download=settings.allow_download)
-            record_baseline_on_source(settings, source, result)
-            scored.append(method)
+        lock_path = settings.local_dir("leases", "source-references.lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            have = Leaderboard(settings.results).read(grid="evaluate-source", kind="source",
+                                                      architecture="baseline", target=[source_label(source)])
+            for method in (m for m in methods if have.empty or m not in set(have["mode"])):
+                fitted = (StatisticalForecaster(method, protocol[1], workers=2,
+                                                fit_seconds=settings.baseline_fit_seconds)
+                          if method in STATISTICAL_METHODS else None)  # the grid's fit limit, not a default
+                result = evaluate_source(source, method, settings.data_dir, fitted, protocol=protocol,
+                                         allow_download=settings.allow_download)
+                record_baseline_on_source(settings, source, result)
+                scored.append(method)
     except Exception:  # noqa: BLE001 - a missing reference row costs a sentence, not the body
         log.warning("could not score the reference methods %s on %s", list(methods), source, exc_info=True)
     return scored
