@@ -112,15 +112,23 @@ def dm_table(rows, board) -> str:
     return "\n".join(out)
 
 
-def versus(rows, board, target: str, size: int, method: str, other: str) -> str:
+def versus(rows, board, target: str, size: int, method: str, other: str, horizon: int | None = None) -> str:
     """One Diebold-Mariano test outside the reports' families (so its raw p, no Holm): ``method``
     against ``other`` (names as in the tables, e.g. ``lstm · window · L96 ft_from_head`` and
-    ``lstm · window · L96 zeroshot``) on ``target`` (ETTh1, ETTh2) at ``size`` points, squared
-    errors, per seed and pooled over seeds as the reports pool them."""
+    ``lstm · window · L96 zeroshot``) on ``target`` (ETTh1, ETTh2) at ``size`` points and
+    ``horizon`` (needed where the results hold several), squared errors, per seed and pooled over
+    seeds as the reports pool them."""
     from benchmark.results.verdicts import _tests
 
     rows = _methods(rows)
     part = rows[rows["target"].str.contains(f"/{target}:", regex=False) & (rows["target_size"] == size)]
+    horizons = sorted(part["horizon"].unique())
+    if horizon is None and len(horizons) > 1:
+        raise SystemExit(f"{target} at {size} points has horizons {horizons}: name one with --horizon")
+    if horizon is not None:
+        if horizon not in horizons:
+            raise SystemExit(f"no rows of {target} at {size} points and H={horizon}; horizons: {horizons}")
+        part = part[part["horizon"] == horizon]
     sides = []
     for name in (method, other):
         cells = part[part["method"] == name]
@@ -131,7 +139,8 @@ def versus(rows, board, target: str, size: int, method: str, other: str) -> str:
         sides.append({int(r.seed): errors[r.cell_key] for r in cells.itertuples()})
     ours, theirs = sides
     reference = next(iter(theirs.values())) if len(theirs) == 1 else theirs
-    lines = [f"{method} against {other}, {target} at {size} points (negative: {method} better):"]
+    at = f"{target} at {size} points, H={part['horizon'].iloc[0]}"
+    lines = [f"{method} against {other}, {at} (negative: {method} better):"]
     for seed, result in _tests(ours, reference):
         lines.append(f"  seed {seed}: mean squared-error difference {result.mean_difference:+.5f}, "
                      f"DM statistic {result.statistic:.3f}, raw p {result.p_value:.3g}")
@@ -146,6 +155,7 @@ def main() -> None:
     parser.add_argument("--versus", nargs=4, metavar=("TARGET", "SIZE", "METHOD", "OTHER"),
                         help="one test outside the reports' families, raw p: e.g. ETTh2 720 "
                              "'lstm · window · L96 ft_from_head' 'lstm · window · L96 zeroshot'")
+    parser.add_argument("--horizon", type=int, help="with --versus: the horizon, where the results hold several")
     args = parser.parse_args()
     import pandas as pd
 
@@ -154,7 +164,7 @@ def main() -> None:
     boards = [Leaderboard(r) for r in args.results or ["results"]]
     if args.versus:
         target, size, method, other = args.versus
-        print(versus(boards[0].read(), boards[0], target, int(size), method, other))
+        print(versus(boards[0].read(), boards[0], target, int(size), method, other, args.horizon))
         return
     if args.dm:
         print("\n\n".join(dm_table(board.read(), board) for board in boards))
