@@ -59,7 +59,7 @@ def test_subgrid_picks_part_of_a_profile_and_a_bad_pick_says_which_exist(capsys,
     code, out, _ = run(capsys, "validate", "--profile", "ett-standard", "--subgrid", "3", "--data-dir", str(data_dir))
     assert code == 0 and "80 cells" in out
     code, _, err = run(capsys, "validate", "--profile", "ett-standard", "--subgrid", "9", "--data-dir", str(data_dir))
-    assert code == 2 and "--subgrid 9: profile 'ett-standard' has sub-grids 1 to 6" in err and "Traceback" not in err
+    assert code == 2 and "--subgrid 9: profile 'ett-standard' has sub-grids 1 to 7" in err and "Traceback" not in err
 
 
 def test_profiles_and_evaluate_source(capsys, data_dir):

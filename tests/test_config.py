@@ -171,22 +171,29 @@ def test_the_shipped_profiles_keep_their_grid_ids_and_cell_keys(settings):
 
 
 def test_a_profile_split_by_subgrid_runs_the_same_cells_with_the_same_keys(settings):
-    """ett-standard as the two commands of docs/protocols.md (``--subgrid 3``, then the others):
-    together exactly the whole profile's cells, each with the key it has in the whole run, so the
-    second command and a later whole run are answered from the same ledger and the same body."""
+    """ett-standard as the three commands of docs/protocols.md (``--subgrid 3``; ``1 2``; ``4 5 6
+    7``): together exactly the whole profile's cells, each with the key it has in the whole run, so
+    the later commands and a whole run are answered from the same ledger and the same body. Sub-grid
+    7, added after the profile was run whole, leaves sub-grids 1 to 6 as they were: the same grid id
+    and the 208 keys pinned before it (so a results folder of the whole profile trains only it)."""
     def keys(overrides):
         plan = plan_grid(load_grid("ett-standard", overrides), settings, "ett-standard")
-        return {cell_key(c, plan.fingerprints[source_label(c.target)]) for c in plan.cells}
+        return plan.grid_id, {cell_key(c, plan.fingerprints[source_label(c.target)]) for c in plan.cells}
 
-    whole = keys([])
-    curve = keys([subgrid_override("ett-standard", [], [3])])
-    rest = keys([subgrid_override("ett-standard", [], [1, 2, 4, 5, 6])])
-    assert (len(whole), len(curve), len(rest)) == (208, 80, 140)
-    assert curve | rest == whole and len(curve & rest) == 12  # sub-grid 1's window cells are in the curve
+    _, whole = keys([])
+    _, curve = keys([subgrid_override("ett-standard", [], [3])])
+    _, scratch = keys([subgrid_override("ett-standard", [], [1, 2])])
+    _, rest = keys([subgrid_override("ett-standard", [], [4, 5, 6, 7])])
+    assert (len(whole), len(curve), len(scratch), len(rest)) == (240, 80, 48, 124)
+    assert curve | scratch | rest == whole and len(curve & scratch) == 12  # sub-grid 1's window cells
+    assert not rest & (curve | scratch)
+    grid_id, before = keys([subgrid_override("ett-standard", [], [1, 2, 3, 4, 5, 6])])
+    assert (grid_id, len(before), hashlib.sha256("\n".join(sorted(before)).encode()).hexdigest()) == \
+        ("764b72f20b2cb596", 208, "9910dc595563716763477d0ec52f309d3dfcdef46c33f6ce6f9bdd40d42572ee")
 
 
 @pytest.mark.parametrize("profile, picks, message", [
-    ("ett-standard", [0, 7], r"--subgrid 0, 7: profile 'ett-standard' has sub-grids 1 to 6: 1 = \{"),
+    ("ett-standard", [0, 8], r"--subgrid 0, 8: profile 'ett-standard' has sub-grids 1 to 7: 1 = \{"),
     ("smoke", [1], r"profile 'smoke' has no `subgrids` to pick from; leave --subgrid out"),
 ])
 def test_a_subgrid_pick_outside_the_grid_is_refused_listing_them(profile, picks, message):
